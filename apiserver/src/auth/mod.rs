@@ -1,0 +1,5 @@
+//! Authentication (client certificates, bearer tokens), authorization, and the node's PKI.
+
+pub mod authn;
+pub mod authz;
+pub mod pki;

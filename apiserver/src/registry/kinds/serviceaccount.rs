@@ -1,0 +1,57 @@
+//! ServiceAccounts; every namespace gets a `default` one.
+
+use k8s_openapi::api::core::v1::ServiceAccount;
+use serde_json::{json, Value};
+
+use crate::error::FieldErrors;
+use crate::registry::table::{age, Column};
+use crate::registry::validation::NameRule;
+use crate::registry::{Kind, ResourceInfo};
+
+pub static INFO: ResourceInfo = ResourceInfo {
+    group: "",
+    version: "v1",
+    resource: "serviceaccounts",
+    singular: "serviceaccount",
+    kind: "ServiceAccount",
+    list_kind: "ServiceAccountList",
+    namespaced: true,
+    short_names: &["sa"],
+    categories: &[],
+    subresources: &[],
+    name_rule: NameRule::Subdomain,
+};
+
+pub struct ServiceAccountKind;
+
+impl Kind for ServiceAccountKind {
+    type Obj = ServiceAccount;
+
+    fn info(&self) -> &'static ResourceInfo {
+        &INFO
+    }
+
+    fn validate(&self, _sa: &ServiceAccount) -> FieldErrors {
+        Vec::new()
+    }
+
+    fn columns(&self) -> Vec<Column> {
+        vec![
+            Column::name(),
+            Column::new("Secrets", "string", "Secrets is a list of the secrets in the same namespace that pods running using this ServiceAccount are allowed to use."),
+            Column::age(),
+        ]
+    }
+
+    fn row(&self, sa: &ServiceAccount, now: i64) -> Vec<Value> {
+        vec![
+            json!(sa.metadata.name.clone().unwrap_or_default()),
+            json!(sa.secrets.as_ref().map_or(0, |s| s.len())),
+            age(sa.metadata.creation_timestamp.as_ref(), now),
+        ]
+    }
+
+    fn allow_create_on_update(&self) -> bool {
+        true
+    }
+}

@@ -1,0 +1,220 @@
+//! The registry: what each kind of object is (its [`Kind`]: defaults, validation, status rules,
+//! table columns) and the one generic store logic ([`generic::Registry`]) that every kind shares,
+//! the way Kubernetes' `genericregistry.Store` plus a per-kind strategy works.
+
+pub mod alloc;
+pub mod catalog;
+pub mod generic;
+pub mod kinds;
+pub mod quantity;
+pub mod resource;
+pub mod selector;
+pub mod table;
+pub mod validation;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::{ApiResult, FieldErrors, Target};
+use table::Column;
+use validation::NameRule;
+
+/// How a resource is named and served: its discovery entry and its place in the store.
+#[derive(Debug)]
+pub struct ResourceInfo {
+    pub group: &'static str,
+    pub version: &'static str,
+    /// The plural name used in URLs: `pods`.
+    pub resource: &'static str,
+    pub singular: &'static str,
+    pub kind: &'static str,
+    pub list_kind: &'static str,
+    pub namespaced: bool,
+    pub short_names: &'static [&'static str],
+    pub categories: &'static [&'static str],
+    /// Subresources served besides the object itself: `status`, `scale`, `binding`.
+    pub subresources: &'static [&'static str],
+    pub name_rule: NameRule,
+}
+
+impl ResourceInfo {
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.to_string()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+
+    pub fn target<'a>(&'a self, name: &'a str) -> Target<'a> {
+        Target {
+            group: self.group,
+            resource: self.resource,
+            kind: self.kind,
+            name,
+        }
+    }
+
+    fn group_dir(&self) -> &'static str {
+        if self.group.is_empty() {
+            "core"
+        } else {
+            self.group
+        }
+    }
+
+    /// Where objects live in the store; with no namespace, every namespace.
+    pub fn prefix(&self, namespace: Option<&str>) -> String {
+        match namespace {
+            Some(ns) if self.namespaced => {
+                format!("/registry/{}/{}/{}/", self.group_dir(), self.resource, ns)
+            }
+            _ => format!("/registry/{}/{}/", self.group_dir(), self.resource),
+        }
+    }
+
+    pub fn key(&self, namespace: Option<&str>, name: &str) -> String {
+        format!("{}{}", self.prefix(namespace), name)
+    }
+
+    pub fn has_subresource(&self, sub: &str) -> bool {
+        self.subresources.contains(&sub)
+    }
+}
+
+/// Which part of an object a write addresses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    /// The object; its status is kept as it was (for kinds with a status subresource).
+    Main,
+    /// The status subresource: only status changes.
+    Status,
+    /// A change the server makes itself through a subresource (binding, scale): no field is
+    /// reset, and the object is validated as on create.
+    Internal,
+}
+
+/// Per-kind behaviour, Kubernetes' "strategy".
+pub trait Kind: Send + Sync + 'static {
+    type Obj: k8s_openapi::Resource
+        + k8s_openapi::Metadata<Ty = ObjectMeta>
+        + Serialize
+        + DeserializeOwned
+        + Clone
+        + PartialEq
+        + Default
+        + Send
+        + Sync
+        + 'static;
+
+    fn info(&self) -> &'static ResourceInfo;
+
+    /// Resets what clients may not set on create (status, mostly).
+    fn prepare_for_create(&self, _obj: &mut Self::Obj) {}
+    /// Fills in defaults, as Kubernetes' SetDefaults_* and defaulting admission do.
+    fn default(&self, _obj: &mut Self::Obj) {}
+    fn validate(&self, obj: &Self::Obj) -> FieldErrors;
+    /// Main-resource update: keep what only the status subresource may change.
+    fn prepare_for_update(&self, _new: &mut Self::Obj, _old: &Self::Obj) {}
+    fn validate_update(&self, new: &Self::Obj, _old: &Self::Obj) -> FieldErrors {
+        self.validate(new)
+    }
+    /// Status update: keep everything but the status.
+    fn prepare_for_status_update(&self, _new: &mut Self::Obj, _old: &Self::Obj) {}
+    fn validate_status_update(&self, new: &Self::Obj, _old: &Self::Obj) -> FieldErrors {
+        self.validate(new)
+    }
+    /// Kinds whose metadata.generation counts spec changes.
+    fn tracks_generation(&self) -> bool {
+        false
+    }
+    /// Field selector values; None for fields the kind does not support.
+    fn field(&self, _obj: &Self::Obj, _field: &str) -> Option<String> {
+        None
+    }
+    fn supports_field(&self, field: &str) -> bool {
+        matches!(field, "metadata.name" | "metadata.namespace")
+    }
+    /// The server-side table for `kubectl get`.
+    fn columns(&self) -> Vec<Column>;
+    fn row(&self, obj: &Self::Obj, now: i64) -> Vec<serde_json::Value>;
+
+    fn allow_create_on_update(&self) -> bool {
+        false
+    }
+    fn allow_unconditional_update(&self) -> bool {
+        true
+    }
+    /// Graceful deletion: how long the object stays (with deletionTimestamp) before it is gone,
+    /// given the grace period the client asked for; None deletes at once.
+    fn grace_period(&self, _obj: &Self::Obj, _requested: Option<i64>) -> Option<i64> {
+        None
+    }
+    /// Whether a finished delete answers with the object (pods) or a Status.
+    fn returns_deleted_object(&self) -> bool {
+        false
+    }
+
+    /// Reserves what a new object needs outside itself (service IPs and ports).
+    fn reserve(&self, _obj: &mut Self::Obj, _old: Option<&Self::Obj>) -> ApiResult<()> {
+        Ok(())
+    }
+    /// Gives back what `drop` holds and `keep` does not: after a failed write (drop the new
+    /// object, keep the old), a committed update (drop the old, keep the new) or a delete.
+    fn release(&self, _drop: &Self::Obj, _keep: Option<&Self::Obj>) {}
+
+    /// Refuses deletes the kind never allows (the system namespaces).
+    fn check_delete(&self, _obj: &Self::Obj) -> ApiResult<()> {
+        Ok(())
+    }
+    /// Whether something besides metadata.finalizers still holds a deleted object
+    /// (a namespace's spec.finalizers).
+    fn deletion_blocked(&self, _obj: &Self::Obj) -> bool {
+        false
+    }
+    /// Changes an object gets when it is marked for deletion (namespaces turn Terminating).
+    fn mark_deleting(&self, _obj: &mut Self::Obj) {}
+
+    /// The scale subresource, for kinds that have one: (spec replicas, status replicas, selector).
+    fn scale(&self, _obj: &Self::Obj) -> Option<(i32, i32, String)> {
+        None
+    }
+    fn set_replicas(&self, _obj: &mut Self::Obj, _replicas: i32) {}
+
+    /// Other subresources that change the object from a posted body (pods/binding).
+    fn apply_subresource(&self, _sub: &str, _obj: &mut Self::Obj, _body: &[u8]) -> ApiResult<()> {
+        Err(crate::error::ApiError::no_route())
+    }
+}
+
+/// The current time, as object timestamps carry it (whole seconds).
+pub fn now() -> Time {
+    let ts = k8s_openapi::jiff::Timestamp::now();
+    let secs = ts.as_second();
+    Time(k8s_openapi::jiff::Timestamp::from_second(secs).unwrap_or(ts))
+}
+
+pub fn now_secs() -> i64 {
+    k8s_openapi::jiff::Timestamp::now().as_second()
+}
+
+pub fn time_secs(t: &Time) -> i64 {
+    t.0.as_second()
+}
+
+/// Options common to writes.
+#[derive(Clone, Debug, Default)]
+pub struct WriteOptions {
+    pub dry_run: bool,
+    pub field_manager: Option<String>,
+    pub field_validation: FieldValidation,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FieldValidation {
+    #[default]
+    Ignore,
+    Warn,
+    Strict,
+}

@@ -1,0 +1,12 @@
+//! Integration tests: the real tinykube-apiserver binary on a free port with a temporary data
+//! dir, driven by kube-rs, raw HTTP and the installed kubectl.
+
+mod alloc;
+mod auth;
+mod crud;
+mod errors;
+mod harness;
+mod kubectl;
+mod python;
+mod tables;
+mod watch;
