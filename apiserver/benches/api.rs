@@ -59,7 +59,9 @@ fn start() -> Server {
 
 async fn client(kubeconfig: &Path) -> Client {
     let kc = Kubeconfig::read_from(kubeconfig).unwrap();
-    let cfg = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await.unwrap();
+    let cfg = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .unwrap();
     Client::try_from(cfg).unwrap()
 }
 
@@ -99,7 +101,9 @@ fn ms(d: Duration) -> String {
 
 async fn ensure_namespace(c: &Client, name: &str) {
     let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
-    let _ = Api::<Namespace>::all(c.clone()).create(&PostParams::default(), &ns).await;
+    let _ = Api::<Namespace>::all(c.clone())
+        .create(&PostParams::default(), &ns)
+        .await;
 }
 
 /// Runs `per_client` operations on each of `clients`, timing each.
@@ -148,7 +152,9 @@ async fn main() {
             let api = list_api.clone();
             tokio::spawn(async move {
                 for i in (w..LIST_SIZE).step_by(8) {
-                    api.create(&PostParams::default(), &pod(&format!("p{i:04}"))).await.unwrap();
+                    api.create(&PostParams::default(), &pod(&format!("p{i:04}")))
+                        .await
+                        .unwrap();
                 }
             })
         })
@@ -157,9 +163,15 @@ async fn main() {
         f.await.unwrap();
     }
 
-    println!("tinykube-apiserver: API latency over HTTPS with kube-rs clients ({} CPUs)", std::thread::available_parallelism().map_or(0, |n| n.get()));
+    println!(
+        "tinykube-apiserver: API latency over HTTPS with kube-rs clients ({} CPUs)",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
     println!();
-    println!("{:>7}  {:<26} {:>6} {:>10} {:>10} {:>10}   anchor", "clients", "operation", "count", "p50", "p99", "ops/s");
+    println!(
+        "{:>7}  {:<26} {:>6} {:>10} {:>10} {:>10}   anchor",
+        "clients", "operation", "count", "p50", "p99", "ops/s"
+    );
     let mut results: HashMap<(usize, &str), Sample> = HashMap::new();
     for &n in &CONCURRENCY {
         let mut clients = Vec::new();
@@ -174,7 +186,10 @@ async fn main() {
         let create = run(&clients, creates_per_client, move |c, w, i| {
             let ns = nsc.clone();
             async move {
-                Api::<Pod>::namespaced(c, &ns).create(&PostParams::default(), &pod(&format!("c{w}-{i}"))).await.unwrap();
+                Api::<Pod>::namespaced(c, &ns)
+                    .create(&PostParams::default(), &pod(&format!("c{w}-{i}")))
+                    .await
+                    .unwrap();
             }
         })
         .await;
@@ -190,7 +205,10 @@ async fn main() {
         .await;
 
         let list = run(&clients, (64 / n).max(2), |c, _, _| async move {
-            let pods = Api::<Pod>::namespaced(c, "bench-list").list(&ListParams::default()).await.unwrap();
+            let pods = Api::<Pod>::namespaced(c, "bench-list")
+                .list(&ListParams::default())
+                .await
+                .unwrap();
             assert_eq!(pods.items.len(), LIST_SIZE);
         })
         .await;
@@ -199,7 +217,13 @@ async fn main() {
         let wns = format!("{ns}-watch");
         ensure_namespace(&admin, &wns).await;
         let wapi: Api<Pod> = Api::namespaced(admin.clone(), &wns);
-        let rv = wapi.list(&ListParams::default()).await.unwrap().metadata.resource_version.unwrap();
+        let rv = wapi
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .metadata
+            .resource_version
+            .unwrap();
         let sent: Arc<Mutex<HashMap<String, Instant>>> = Default::default();
         let events = (200 / n).max(20) * n;
         let watcher = {
@@ -226,20 +250,38 @@ async fn main() {
             async move {
                 let name = format!("w{w}-{i}");
                 sent.lock().unwrap().insert(name.clone(), Instant::now());
-                Api::<Pod>::namespaced(c, &ns).create(&PostParams::default(), &pod(&name)).await.unwrap();
+                Api::<Pod>::namespaced(c, &ns)
+                    .create(&PostParams::default(), &pod(&name))
+                    .await
+                    .unwrap();
             }
         })
         .await;
         let watch = Sample {
-            latencies: tokio::time::timeout(Duration::from_secs(60), watcher).await.unwrap().unwrap(),
+            latencies: tokio::time::timeout(Duration::from_secs(60), watcher)
+                .await
+                .unwrap()
+                .unwrap(),
             elapsed: start.elapsed(),
         };
 
         for (label, s, anchor) in [
-            ("create pod", &create, "SLO: mutating p99 <= 1 s; etcd: 583 writes/s (1 client), 44k/s (1000 clients)"),
+            (
+                "create pod",
+                &create,
+                "SLO: mutating p99 <= 1 s; etcd: 583 writes/s (1 client), 44k/s (1000 clients)",
+            ),
             ("get pod", &get, "SLO: get p99 <= 1 s"),
-            ("list 1000 pods (1 ns)", &list, "SLO: namespace list p99 <= 5 s"),
-            ("watch event latency", &watch, "(create start -> event at watcher)"),
+            (
+                "list 1000 pods (1 ns)",
+                &list,
+                "SLO: namespace list p99 <= 5 s",
+            ),
+            (
+                "watch event latency",
+                &watch,
+                "(create start -> event at watcher)",
+            ),
         ] {
             println!(
                 "{:>7}  {:<26} {:>6} {:>10} {:>10} {:>10.0}   {anchor}",
@@ -259,7 +301,18 @@ async fn main() {
     let get1 = results[&(1, "get")].pct(0.99);
     let rate32 = results[&(32, "create")].rate();
     let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
-    println!("goal: 1-client create p99 <= 5 ms: {} ({})", ms(create1), verdict(create1 <= Duration::from_millis(5)));
-    println!("goal: 1-client get p99 <= 1 ms: {} ({})", ms(get1), verdict(get1 <= Duration::from_millis(1)));
-    println!("goal: >= 2000 creates/s with 32 clients: {rate32:.0}/s ({})", verdict(rate32 >= 2000.0));
+    println!(
+        "goal: 1-client create p99 <= 5 ms: {} ({})",
+        ms(create1),
+        verdict(create1 <= Duration::from_millis(5))
+    );
+    println!(
+        "goal: 1-client get p99 <= 1 ms: {} ({})",
+        ms(get1),
+        verdict(get1 <= Duration::from_millis(1))
+    );
+    println!(
+        "goal: >= 2000 creates/s with 32 clients: {rate32:.0}/s ({})",
+        verdict(rate32 >= 2000.0)
+    );
 }

@@ -33,9 +33,36 @@ pub enum Route {
     NotFound,
 }
 
+/// Percent-decodes one path segment; None for segments that cannot name anything.
+fn segment(raw: &str) -> Option<String> {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = raw.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    let s = String::from_utf8(out).ok()?;
+    (!s.contains('/') && s != "." && s != "..").then_some(s)
+}
+
 pub fn parse(path: &str) -> Route {
     let trimmed = path.trim_end_matches('/');
-    let parts: Vec<&str> = trimmed.split('/').skip(1).collect();
+    let Some(decoded) = trimmed
+        .split('/')
+        .skip(1)
+        .map(segment)
+        .collect::<Option<Vec<String>>>()
+    else {
+        return Route::NotFound;
+    };
+    let parts: Vec<&str> = decoded.iter().map(String::as_str).collect();
     match parts.as_slice() {
         ["version"] => Route::Version,
         ["healthz" | "livez" | "readyz", ..] => Route::Health,
@@ -150,5 +177,16 @@ mod tests {
         assert!(r.watch_path);
         assert_eq!(parse("/api/v1/namespaces/a/pods/b/c/d"), Route::NotFound);
         assert_eq!(parse("/foo"), Route::NotFound);
+        assert_eq!(
+            res("/api/v1/namespaces/default/pods/web%2Dx")
+                .name
+                .as_deref(),
+            Some("web-x")
+        );
+        assert_eq!(
+            parse("/api/v1/namespaces/default/pods/a%2Fb"),
+            Route::NotFound
+        );
+        assert_eq!(parse("/api/v1/namespaces/../pods"), Route::NotFound);
     }
 }

@@ -4,6 +4,7 @@
 mod alloc;
 mod auth;
 mod crud;
+mod durability;
 mod errors;
 mod harness;
 mod kubectl;

@@ -237,3 +237,48 @@ async fn watch_from_zero_starts_with_the_current_state_and_bookmarks_flow() {
     .expect("the server ends the watch at timeoutSeconds");
     assert!(all.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kube_runtime_watchers_list_then_follow() {
+    use kube::runtime::watcher::{self, Event};
+    let s = Server::start().await;
+    let api: Api<ConfigMap> = Api::namespaced(s.client().await, "default");
+    api.create(&PostParams::default(), &cm("before", json!({})))
+        .await
+        .unwrap();
+    for config in [
+        watcher::Config::default(),
+        watcher::Config::default().streaming_lists(),
+    ] {
+        let mut stream = watcher::watcher(api.clone(), config).boxed();
+        let mut initial = Vec::new();
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), stream.try_next())
+                .await
+                .unwrap()
+                .unwrap()
+            {
+                Some(Event::InitApply(o)) => initial.push(o.metadata.name.unwrap()),
+                Some(Event::InitDone) => break,
+                Some(_) => {}
+                None => panic!("watcher ended"),
+            }
+        }
+        assert!(initial.contains(&"before".to_string()), "{initial:?}");
+        let name = format!("after-{}", initial.len());
+        api.create(&PostParams::default(), &cm(&name, json!({})))
+            .await
+            .unwrap();
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), stream.try_next())
+                .await
+                .unwrap()
+                .unwrap()
+            {
+                Some(Event::Apply(o)) if o.metadata.name.as_deref() == Some(name.as_str()) => break,
+                Some(_) => {}
+                None => panic!("watcher ended"),
+            }
+        }
+    }
+}
