@@ -559,8 +559,18 @@ impl Inner {
     }
 }
 
+/// Runs a disk read off the async threads.
+async fn blocking<T: Send + 'static>(
+    inner: Arc<Inner>,
+    f: impl FnOnce(&Inner) -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(move || f(&inner))
+        .await
+        .map_err(backend)?
+}
+
 impl WatchSource for Inner {
-    fn resume<'a>(&'a self, prefix: &'a str, after: i64) -> BoxFuture<'a, Result<Resumed>> {
+    fn resume(self: Arc<Self>, prefix: String, after: i64) -> BoxFuture<'static, Result<Resumed>> {
         Box::pin(async move {
             self.check_compacted(after)?;
             let (mut backlog, live, ring_base) = {
@@ -574,7 +584,7 @@ impl WatchSource for Inner {
                 let backlog: VecDeque<Arc<Event>> = state
                     .ring
                     .iter()
-                    .filter(|e| e.rev > after && e.kv.key.starts_with(prefix))
+                    .filter(|e| e.rev > after && e.kv.key.starts_with(&prefix))
                     .cloned()
                     .collect();
                 (backlog, self.feed.subscribe(), state.ring_base)
@@ -582,7 +592,7 @@ impl WatchSource for Inner {
             if after < ring_base {
                 // Older than memory holds: read the gap from disk. Those rows are immutable.
                 let mut older =
-                    tokio::task::block_in_place(|| self.history(prefix, after, ring_base))?;
+                    blocking(self.clone(), move |s| s.history(&prefix, after, ring_base)).await?;
                 self.check_compacted(after)?;
                 older.extend(backlog);
                 backlog = older;
@@ -634,7 +644,17 @@ impl Store for SqliteStore {
             }
             // A past revision: rebuild the snapshot from the log.
             self.inner.check_compacted(req.rev - 1)?;
-            let result = tokio::task::block_in_place(|| self.inner.range_at(&req))?;
+            let (prefix, start) = (req.prefix.to_string(), req.start_after.map(str::to_string));
+            let (limit, rev) = (req.limit, req.rev);
+            let result = blocking(self.inner.clone(), move |s| {
+                s.range_at(&RangeRequest {
+                    prefix: &prefix,
+                    start_after: start.as_deref(),
+                    limit,
+                    rev,
+                })
+            })
+            .await?;
             self.inner.check_compacted(req.rev - 1)?;
             Ok(result)
         })
@@ -673,7 +693,7 @@ impl Store for SqliteStore {
 
     fn watch<'a>(&'a self, prefix: &'a str, after: i64) -> BoxFuture<'a, Result<WatchStream>> {
         Box::pin(async move {
-            let (backlog, live) = self.inner.resume(prefix, after).await?;
+            let (backlog, live) = self.inner.clone().resume(prefix.to_string(), after).await?;
             Ok(WatchStream::new(
                 prefix.to_string(),
                 after,
@@ -737,7 +757,7 @@ mod tests {
         assert_eq!(s.current_revision(), 3);
     }
 
-    #[tokio::test(flavor = "multi_thread")]
+    #[tokio::test]
     async fn state_and_history_survive_reopen() {
         let dir = tempfile::tempdir().unwrap();
         {

@@ -15,7 +15,7 @@ pub type Resumed = (VecDeque<Arc<Event>>, broadcast::Receiver<Arc<Event>>);
 pub trait WatchSource: Send + Sync {
     /// Events under `prefix` after revision `after` that are already committed, plus a receiver
     /// positioned so that no later event is missed.
-    fn resume<'a>(&'a self, prefix: &'a str, after: i64) -> BoxFuture<'a, Result<Resumed>>;
+    fn resume(self: Arc<Self>, prefix: String, after: i64) -> BoxFuture<'static, Result<Resumed>>;
 }
 
 pub struct WatchStream {
@@ -57,7 +57,12 @@ impl WatchStream {
                 None => match self.live.recv().await {
                     Ok(e) => e,
                     Err(broadcast::error::RecvError::Lagged(_)) => {
-                        match self.source.resume(&self.prefix, self.progress).await {
+                        match self
+                            .source
+                            .clone()
+                            .resume(self.prefix.clone(), self.progress)
+                            .await
+                        {
                             Ok((backlog, live)) => {
                                 self.backlog = backlog;
                                 self.live = live;
