@@ -58,6 +58,18 @@ pub struct Flags {
     /// SQLite durability: `normal` survives a crash of the process, `full` also a power loss.
     #[arg(long, default_value = "normal", value_parser = parse_sync)]
     pub sqlite_synchronous: Synchronous,
+    /// How long a node may go without renewing its Lease before it is marked Unknown.
+    #[arg(long, default_value = "40s", value_parser = parse_duration)]
+    pub node_monitor_grace_period: Duration,
+    /// How often the node lifecycle controller looks at nodes.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub node_monitor_period: Duration,
+    /// tolerationSeconds given to pods for the not-ready NoExecute taint when they set none.
+    #[arg(long, default_value_t = 300)]
+    pub default_not_ready_toleration_seconds: i64,
+    /// tolerationSeconds given to pods for the unreachable NoExecute taint when they set none.
+    #[arg(long, default_value_t = 300)]
+    pub default_unreachable_toleration_seconds: i64,
     /// Log format: text or json.
     #[arg(long, default_value = "text")]
     pub log_format: String,

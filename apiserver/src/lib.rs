@@ -18,6 +18,7 @@ use tokio::net::TcpListener;
 use auth::pki::{ClientIdentity, Pki};
 use config::Flags;
 use registry::catalog::Catalog;
+use registry::kinds::pod::PodKind;
 use store::sqlite::SqliteStore;
 
 /// Names and addresses the serving certificate must cover.
@@ -81,6 +82,10 @@ pub async fn run(flags: Flags) -> Result<()> {
             store,
             &flags.service_cluster_ip_range,
             &flags.service_node_port_range,
+            PodKind {
+                not_ready_toleration_seconds: flags.default_not_ready_toleration_seconds,
+                unreachable_toleration_seconds: flags.default_unreachable_toleration_seconds,
+            },
         )
         .await?,
     );
@@ -123,6 +128,13 @@ pub async fn run(flags: Flags) -> Result<()> {
     }
     controllers::bootstrap::run(&catalog, advertise, port).await?;
     tokio::spawn(controllers::namespace::run(catalog.clone()));
+    tokio::spawn(controllers::start(
+        catalog.clone(),
+        controllers::nodelifecycle::Config {
+            grace: flags.node_monitor_grace_period,
+            period: flags.node_monitor_period,
+        },
+    ));
     tokio::spawn(controllers::compaction(
         catalog.clone(),
         flags.compaction_interval,

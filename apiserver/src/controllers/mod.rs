@@ -1,8 +1,23 @@
-//! Control loops that run inside the apiserver process (as k3s runs them): namespace lifecycle,
-//! history compaction and event expiry. The workload controllers land here too.
+//! Control loops that run inside the apiserver process, as k3s runs them: deployments,
+//! replicasets, the scheduler, endpoints and endpoint slices, garbage collection, node lifecycle,
+//! namespace lifecycle, history compaction and event expiry.
+//!
+//! Each controller is level-triggered: shared informers (one list-and-watch per kind, decoded
+//! once) feed caches and enqueue keys; a sync recomputes the desired state from the objects and
+//! writes the difference through the same registry code the HTTP API uses.
 
 pub mod bootstrap;
+pub mod deployment;
+pub mod endpoints;
+pub mod events;
+pub mod gc;
+pub mod informer;
 pub mod namespace;
+pub mod nodelifecycle;
+pub mod podutil;
+pub mod queue;
+pub mod replicaset;
+pub mod scheduler;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +27,82 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::DeleteOptions;
 use crate::registry::catalog::Catalog;
 use crate::registry::generic::ListOptions;
 use crate::registry::now_secs;
+use informer::Informer;
+
+/// Starts the workload controllers; they begin work once every informer has listed.
+pub async fn start(c: Arc<Catalog>, node: nodelifecycle::Config) {
+    let pods = Informer::new(c.pods.clone());
+    let replicasets = Informer::new(c.replicasets.clone());
+    let deployments = Informer::new(c.deployments.clone());
+    let nodes = Informer::new(c.nodes.clone());
+    let leases = Informer::new(c.leases.clone());
+    let services = Informer::new(c.services.clone());
+    let endpoints = Informer::new(c.endpoints.clone());
+    let slices = Informer::new(c.endpointslices.clone());
+    let configmaps = Informer::new(c.configmaps.clone());
+    let secrets = Informer::new(c.secrets.clone());
+    let serviceaccounts = Informer::new(c.serviceaccounts.clone());
+
+    let recorder = events::start(c.events.clone());
+    let rs = replicaset::Controller::new(replicasets.clone(), pods.clone(), recorder.clone());
+    let deploy = deployment::Controller::new(
+        deployments.clone(),
+        replicasets.clone(),
+        pods.clone(),
+        recorder.clone(),
+    );
+    let sched = scheduler::Scheduler::new(pods.clone(), nodes.clone(), recorder.clone());
+    let eps = endpoints::Controller::new(
+        services.clone(),
+        pods.clone(),
+        endpoints.clone(),
+        slices.clone(),
+    );
+    let sources: Vec<Arc<dyn gc::Source>> = vec![
+        pods.clone(),
+        replicasets.clone(),
+        deployments.clone(),
+        services.clone(),
+        endpoints.clone(),
+        slices.clone(),
+        configmaps.clone(),
+        secrets.clone(),
+        serviceaccounts.clone(),
+        nodes.clone(),
+        leases.clone(),
+    ];
+
+    tokio::spawn(pods.clone().run());
+    tokio::spawn(replicasets.clone().run());
+    tokio::spawn(deployments.clone().run());
+    tokio::spawn(nodes.clone().run());
+    tokio::spawn(leases.clone().run());
+    tokio::spawn(services.clone().run());
+    tokio::spawn(endpoints.clone().run());
+    tokio::spawn(slices.clone().run());
+    tokio::spawn(configmaps.clone().run());
+    tokio::spawn(secrets.clone().run());
+    tokio::spawn(serviceaccounts.clone().run());
+    pods.wait_synced().await;
+    replicasets.wait_synced().await;
+    deployments.wait_synced().await;
+    nodes.wait_synced().await;
+    leases.wait_synced().await;
+    services.wait_synced().await;
+    endpoints.wait_synced().await;
+    slices.wait_synced().await;
+    configmaps.wait_synced().await;
+    secrets.wait_synced().await;
+    serviceaccounts.wait_synced().await;
+
+    rs.run();
+    deploy.run();
+    sched.run();
+    eps.run();
+    gc::Collector::start(sources);
+    nodelifecycle::Controller::start(nodes, leases, pods, recorder, node);
+    tracing::info!("controllers started");
+}
 
 /// Compacts the store every `interval` up to the revision seen one interval earlier, so watchers
 /// can always resume from anything newer than `interval` (as kube-apiserver compacts etcd).

@@ -41,6 +41,7 @@ impl Catalog {
         store: Arc<dyn Store>,
         service_cidr: &str,
         node_ports: &str,
+        pods: PodKind,
     ) -> Result<Catalog> {
         let ips = Arc::new(IpAllocator::new(service_cidr).map_err(anyhow::Error::msg)?);
         let ports = Arc::new(PortAllocator::new(node_ports).map_err(anyhow::Error::msg)?);
@@ -67,7 +68,7 @@ impl Catalog {
         let mut c = Catalog {
             namespaces: Arc::new(Registry::new(NamespaceKind, s())),
             nodes: Arc::new(Registry::new(NodeKind, s())),
-            pods: Arc::new(Registry::new(PodKind, s())),
+            pods: Arc::new(Registry::new(pods, s())),
             services,
             endpoints: Arc::new(Registry::new(EndpointsKind, s())),
             events: Arc::new(Registry::new(EventKind, s())),

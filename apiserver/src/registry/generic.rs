@@ -401,7 +401,7 @@ impl<K: Kind> Registry<K> {
             meta.managed_fields = None;
         }
         self.kind.prepare_for_create(&mut obj);
-        self.kind.default(&mut obj);
+        self.kind.apply_defaults(&mut obj);
         for attempt in 0.. {
             if generated {
                 let meta = obj.metadata_mut();
@@ -621,7 +621,7 @@ impl<K: Kind> Registry<K> {
             }
             Part::Internal => {}
         }
-        self.kind.default(&mut new);
+        self.kind.apply_defaults(&mut new);
         let mut errs = Vec::new();
         self.validate_meta(&new, &mut errs);
         validation::object_meta_update(new.metadata(), old.metadata(), &mut errs);

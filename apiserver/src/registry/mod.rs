@@ -113,7 +113,7 @@ pub trait Kind: Send + Sync + 'static {
     /// Resets what clients may not set on create (status, mostly).
     fn prepare_for_create(&self, _obj: &mut Self::Obj) {}
     /// Fills in defaults, as Kubernetes' SetDefaults_* and defaulting admission do.
-    fn default(&self, _obj: &mut Self::Obj) {}
+    fn apply_defaults(&self, _obj: &mut Self::Obj) {}
     fn validate(&self, obj: &Self::Obj) -> FieldErrors;
     /// Main-resource update: keep what only the status subresource may change.
     fn prepare_for_update(&self, _new: &mut Self::Obj, _old: &Self::Obj) {}

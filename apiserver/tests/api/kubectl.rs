@@ -167,29 +167,67 @@ async fn kubectl_works_unchanged() {
         "{all}"
     );
 
-    // `get -w` streams a change made while it watches.
+    // The scheduler places the pod on the Ready node.
+    let mut node = String::new();
+    for _ in 0..100 {
+        node = k.ok(&["get", "pod", "web", "-o", "jsonpath={.spec.nodeName}"]);
+        if !node.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(node, "node-1");
+
+    // `get -w` streams the changes made while it watches.
     let mut watch = k
-        .command(&["get", "pods", "-w", "--output-watch-events"])
+        .command(&[
+            "get",
+            "pods",
+            "-w",
+            "--output-watch-events",
+            "--show-labels",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     k.ok(&["label", "pod", "web", "tier=front"]);
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // A pod on a node is deleted gracefully: it turns Terminating until its node confirms...
     assert!(k
         .ok(&["delete", "pod", "web", "--wait=false"])
         .contains("pod \"web\" deleted"));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // ...or until it is forced.
+    let forced = k.run(&["delete", "pod", "web", "--grace-period=0", "--force"]);
+    assert!(
+        forced.status.success(),
+        "{}",
+        String::from_utf8_lossy(&forced.stderr)
+    );
     tokio::time::sleep(Duration::from_millis(800)).await;
     let _ = watch.kill();
     let streamed = String::from_utf8(watch.wait_with_output().unwrap().stdout).unwrap();
-    let events: Vec<&str> = streamed
-        .lines()
-        .filter_map(|l| l.split_whitespace().next())
-        .collect();
-    assert_eq!(
-        events,
-        ["EVENT", "ADDED", "MODIFIED", "DELETED"],
+    let lines: Vec<&str> = streamed.lines().skip(1).collect();
+    assert!(
+        lines.first().is_some_and(|l| l.starts_with("ADDED")),
+        "{streamed}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("MODIFIED") && l.contains("tier=front")),
+        "{streamed}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("MODIFIED") && l.contains("Terminating")),
+        "{streamed}"
+    );
+    assert!(
+        lines.last().is_some_and(|l| l.starts_with("DELETED")),
         "{streamed}"
     );
 

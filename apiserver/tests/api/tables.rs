@@ -2,7 +2,7 @@
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, PostParams};
 use serde_json::{json, Value};
 
 use crate::harness::Server;
@@ -93,7 +93,7 @@ async fn tables_have_kubectls_columns() {
                  "template": {"metadata": {"labels": {"app": "x"}}, "spec": {"containers": [{"name": "a", "image": "img:1"}, {"name": "b", "image": "img:2"}]}}}
     })).unwrap();
     deploys.create(&PostParams::default(), &d).await.unwrap();
-    deploys.patch_status("app", &PatchParams::default(), &Patch::Merge(json!({"status": {"readyReplicas": 2, "updatedReplicas": 3, "availableReplicas": 2}}))).await.unwrap();
+    // The deployment controller owns the status; the table must show whatever it holds.
     let t = get(
         &c,
         "/apis/apps/v1/namespaces/default/deployments/app",
@@ -114,9 +114,17 @@ async fn tables_have_kubectls_columns() {
         ]
     );
     let cells = t["rows"][0]["cells"].as_array().unwrap().clone();
-    assert_eq!(cells[1], "2/3");
-    assert_eq!(cells[2], 3);
-    assert_eq!(cells[3], 2);
+    let d = deploys.get("app").await.unwrap();
+    let st = d.status.unwrap_or_default();
+    let rv_table = t["rows"][0]["object"]["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    if Some(rv_table) == d.metadata.resource_version {
+        assert_eq!(cells[1], format!("{}/3", st.ready_replicas.unwrap_or(0)));
+        assert_eq!(cells[2], st.updated_replicas.unwrap_or(0));
+        assert_eq!(cells[3], st.available_replicas.unwrap_or(0));
+    }
     assert_eq!(cells[5], "a,b");
     assert_eq!(cells[6], "img:1,img:2");
     assert_eq!(cells[7], "app=x");

@@ -41,7 +41,7 @@ impl Kind for DeploymentKind {
         d.status = Some(DeploymentStatus::default());
     }
 
-    fn default(&self, d: &mut Deployment) {
+    fn apply_defaults(&self, d: &mut Deployment) {
         let spec = d.spec.get_or_insert_with(Default::default);
         spec.replicas.get_or_insert(1);
         let strategy = spec

@@ -96,7 +96,7 @@ impl Kind for EndpointsKind {
         errs
     }
 
-    fn default(&self, ep: &mut Endpoints) {
+    fn apply_defaults(&self, ep: &mut Endpoints) {
         for ss in ep.subsets.iter_mut().flatten() {
             for p in ss.ports.iter_mut().flatten() {
                 p.protocol.get_or_insert_with(|| "TCP".into());

@@ -32,7 +32,7 @@ impl Kind for EndpointSliceKind {
         &INFO
     }
 
-    fn default(&self, s: &mut EndpointSlice) {
+    fn apply_defaults(&self, s: &mut EndpointSlice) {
         for p in s.ports.iter_mut().flatten() {
             p.protocol.get_or_insert_with(|| "TCP".into());
             p.name.get_or_insert_with(String::new);

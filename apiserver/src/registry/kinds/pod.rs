@@ -104,12 +104,12 @@ pub fn default_template(t: &mut PodTemplateSpec) {
     }
 }
 
-fn toleration(key: &str) -> Toleration {
+fn toleration(key: &str, seconds: i64) -> Toleration {
     Toleration {
         key: Some(key.into()),
         operator: Some("Exists".into()),
         effect: Some("NoExecute".into()),
-        toleration_seconds: Some(300),
+        toleration_seconds: Some(seconds),
         ..Default::default()
     }
 }
@@ -469,7 +469,21 @@ pub fn qos_class(spec: &PodSpec) -> &'static str {
 
 const MUTABLE_SPEC: &str = "pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)";
 
-pub struct PodKind;
+pub struct PodKind {
+    /// tolerationSeconds for the not-ready and unreachable NoExecute taints when a pod sets none
+    /// (Kubernetes' DefaultTolerationSeconds admission plugin).
+    pub not_ready_toleration_seconds: i64,
+    pub unreachable_toleration_seconds: i64,
+}
+
+impl Default for PodKind {
+    fn default() -> Self {
+        PodKind {
+            not_ready_toleration_seconds: 300,
+            unreachable_toleration_seconds: 300,
+        }
+    }
+}
 
 impl Kind for PodKind {
     type Obj = Pod;
@@ -485,7 +499,7 @@ impl Kind for PodKind {
         });
     }
 
-    fn default(&self, pod: &mut Pod) {
+    fn apply_defaults(&self, pod: &mut Pod) {
         let spec = pod.spec.get_or_insert_with(Default::default);
         default_pod_spec(spec);
         spec.enable_service_links.get_or_insert(true);
@@ -506,9 +520,15 @@ impl Kind for PodKind {
         spec.preemption_policy
             .get_or_insert_with(|| "PreemptLowerPriority".into());
         let tolerations = spec.tolerations.get_or_insert_with(Vec::new);
-        for key in [
-            "node.kubernetes.io/not-ready",
-            "node.kubernetes.io/unreachable",
+        for (key, seconds) in [
+            (
+                "node.kubernetes.io/not-ready",
+                self.not_ready_toleration_seconds,
+            ),
+            (
+                "node.kubernetes.io/unreachable",
+                self.unreachable_toleration_seconds,
+            ),
         ] {
             if !tolerations.iter().any(|t| {
                 t.key.as_deref() == Some(key)
@@ -516,7 +536,7 @@ impl Kind for PodKind {
                         .as_deref()
                         .is_none_or(|e| e == "NoExecute" || e.is_empty())
             }) {
-                tolerations.push(toleration(key));
+                tolerations.push(toleration(key, seconds));
             }
         }
         let qos = qos_class(spec);
@@ -721,37 +741,45 @@ impl Kind for PodKind {
                 )],
             ));
         }
-        if pod.metadata.deletion_timestamp.is_some() {
-            return Err(ApiError::conflict(
-                &target,
-                &format!("pod {name} is being deleted, cannot be assigned to a host"),
-            ));
-        }
-        let spec = pod.spec.get_or_insert_with(Default::default);
-        if let Some(current) = spec.node_name.as_deref().filter(|n| !n.is_empty()) {
-            return Err(ApiError::conflict(
-                &target,
-                &format!("pod {name} is already assigned to node {current:?}"),
-            ));
-        }
-        spec.node_name = Some(node);
         for (k, v) in binding.metadata.annotations.into_iter().flatten() {
             pod.metadata
                 .annotations
                 .get_or_insert_with(BTreeMap::new)
                 .insert(k, v);
         }
-        let status = pod.status.get_or_insert_with(Default::default);
-        let conditions = status.conditions.get_or_insert_with(Vec::new);
-        conditions.retain(|c| c.type_ != "PodScheduled");
-        conditions.push(PodCondition {
-            type_: "PodScheduled".into(),
-            status: "True".into(),
-            last_transition_time: Some(now()),
-            ..Default::default()
-        });
-        Ok(())
+        bind(pod, &node)
     }
+}
+
+/// Assigns a pod to a node (the binding subresource, and the scheduler): once, never while it is
+/// being deleted, with the PodScheduled condition.
+pub fn bind(pod: &mut Pod, node: &str) -> ApiResult<()> {
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let target = INFO.target(&name);
+    if pod.metadata.deletion_timestamp.is_some() {
+        return Err(ApiError::conflict(
+            &target,
+            &format!("pod {name} is being deleted, cannot be assigned to a host"),
+        ));
+    }
+    let spec = pod.spec.get_or_insert_with(Default::default);
+    if let Some(current) = spec.node_name.as_deref().filter(|n| !n.is_empty()) {
+        return Err(ApiError::conflict(
+            &target,
+            &format!("pod {name} is already assigned to node {current:?}"),
+        ));
+    }
+    spec.node_name = Some(node.to_string());
+    let status = pod.status.get_or_insert_with(Default::default);
+    let conditions = status.conditions.get_or_insert_with(Vec::new);
+    conditions.retain(|c| c.type_ != "PodScheduled");
+    conditions.push(PodCondition {
+        type_: "PodScheduled".into(),
+        status: "True".into(),
+        last_transition_time: Some(now()),
+        ..Default::default()
+    });
+    Ok(())
 }
 
 /// The READY, STATUS and RESTARTS columns, following kubectl's printPod.
@@ -980,8 +1008,8 @@ mod tests {
     #[test]
     fn defaults_like_kubernetes() {
         let mut p = pod(&[("c", "busybox")]);
-        PodKind.prepare_for_create(&mut p);
-        PodKind.default(&mut p);
+        PodKind::default().prepare_for_create(&mut p);
+        PodKind::default().apply_defaults(&mut p);
         let spec = p.spec.as_ref().unwrap();
         assert_eq!(spec.restart_policy.as_deref(), Some("Always"));
         assert_eq!(spec.termination_grace_period_seconds, Some(30));
@@ -1001,7 +1029,7 @@ mod tests {
     fn validation_reports_each_field() {
         let mut p = pod(&[("c", ""), ("c", "x"), ("Bad_Name", "y")]);
         p.spec.as_mut().unwrap().restart_policy = Some("Sometimes".into());
-        let errs = PodKind.validate(&p);
+        let errs = PodKind::default().validate(&p);
         let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
         assert!(fields.contains(&"spec.containers[0].image"), "{fields:?}");
         assert!(fields.contains(&"spec.containers[1].name"), "{fields:?}");
@@ -1014,9 +1042,9 @@ mod tests {
         let old = pod(&[("c", "a:1")]);
         let mut new = old.clone();
         new.spec.as_mut().unwrap().containers[0].image = Some("a:2".into());
-        assert!(PodKind.validate_update(&new, &old).is_empty());
+        assert!(PodKind::default().validate_update(&new, &old).is_empty());
         new.spec.as_mut().unwrap().containers[0].command = Some(vec!["sh".into()]);
-        let errs = PodKind.validate_update(&new, &old);
+        let errs = PodKind::default().validate_update(&new, &old);
         assert_eq!(errs.len(), 1);
         assert_eq!(errs[0].field, "spec");
     }

@@ -37,7 +37,7 @@ impl Kind for ReplicaSetKind {
         rs.status = Some(ReplicaSetStatus::default());
     }
 
-    fn default(&self, rs: &mut ReplicaSet) {
+    fn apply_defaults(&self, rs: &mut ReplicaSet) {
         let spec = rs.spec.get_or_insert_with(Default::default);
         spec.replicas.get_or_insert(1);
         if let Some(t) = spec.template.as_mut() {

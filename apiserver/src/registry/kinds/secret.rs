@@ -37,7 +37,7 @@ impl Kind for SecretKind {
         &INFO
     }
 
-    fn default(&self, s: &mut Secret) {
+    fn apply_defaults(&self, s: &mut Secret) {
         if s.type_.as_deref().is_none_or(str::is_empty) {
             s.type_ = Some("Opaque".into());
         }

@@ -263,7 +263,7 @@ impl Kind for ServiceKind {
         });
     }
 
-    fn default(&self, svc: &mut Service) {
+    fn apply_defaults(&self, svc: &mut Service) {
         let spec = svc.spec.get_or_insert_with(Default::default);
         spec.type_.get_or_insert_with(|| "ClusterIP".into());
         spec.session_affinity.get_or_insert_with(|| "None".into());
@@ -684,7 +684,7 @@ mod tests {
     fn defaults_and_allocation() {
         let k = kind();
         let mut s = svc("NodePort", &[(8080, None)]);
-        k.default(&mut s);
+        k.apply_defaults(&mut s);
         assert!(k.validate(&s).is_empty());
         k.reserve(&mut s, None).unwrap();
         let spec = s.spec.as_ref().unwrap();
@@ -702,7 +702,7 @@ mod tests {
         assert_eq!(spec.external_traffic_policy.as_deref(), Some("Cluster"));
         // The same node port cannot be had twice; releasing gives it back.
         let mut t = svc("NodePort", &[(80, Some(np))]);
-        k.default(&mut t);
+        k.apply_defaults(&mut t);
         let err = k.reserve(&mut t, None).unwrap_err();
         assert_eq!(err.code, 422);
         assert!(
@@ -718,7 +718,7 @@ mod tests {
     fn node_ports_forbidden_for_cluster_ip() {
         let k = kind();
         let mut s = svc("ClusterIP", &[(80, Some(30080))]);
-        k.default(&mut s);
+        k.apply_defaults(&mut s);
         let errs = k.validate(&s);
         assert_eq!(errs[0].field, "spec.ports[0].nodePort");
     }
@@ -727,10 +727,10 @@ mod tests {
     fn update_keeps_allocations_and_cluster_ip_is_immutable() {
         let k = kind();
         let mut old = svc("NodePort", &[(80, None)]);
-        k.default(&mut old);
+        k.apply_defaults(&mut old);
         k.reserve(&mut old, None).unwrap();
         let mut new = svc("NodePort", &[(80, None)]);
-        k.default(&mut new);
+        k.apply_defaults(&mut new);
         k.reserve(&mut new, Some(&old)).unwrap();
         assert_eq!(new.spec, old.spec);
         let mut changed = old.clone();
