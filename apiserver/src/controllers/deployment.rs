@@ -830,6 +830,34 @@ fn progress(
     }
 }
 
+/// A ReplicaSet whose availableReplicas is counted from its pods as they are now: its own
+/// status may lag a sync behind, and a rollout must never trust more available pods than exist.
+fn with_current_availability(rs: Arc<ReplicaSet>, pods: &[Arc<Pod>], now: i64) -> Arc<ReplicaSet> {
+    let uid = rs.metadata.uid.clone().unwrap_or_default();
+    let min_ready = rs
+        .spec
+        .as_ref()
+        .and_then(|s| s.min_ready_seconds)
+        .unwrap_or(0);
+    let available = pods
+        .iter()
+        .filter(|p| {
+            podutil::is_controlled_by(&p.metadata, &uid)
+                && podutil::is_active(p)
+                && podutil::is_available(p, min_ready, now)
+        })
+        .count() as i32;
+    if rs_available(&rs) == available {
+        return rs;
+    }
+    let mut fresh = (*rs).clone();
+    fresh
+        .status
+        .get_or_insert_with(Default::default)
+        .available_replicas = Some(available);
+    Arc::new(fresh)
+}
+
 pub struct Controller {
     pub deployments: Arc<Informer<DeploymentKind>>,
     pub replicasets: Arc<Informer<ReplicaSetKind>>,
@@ -925,9 +953,15 @@ impl Controller {
         let (ns, name) = split_key(key);
         let span = tracing::debug_span!("deployment", key);
         let _enter = span.enter();
-        let rss = self.replicasets.list(ns);
         let pods = self.pods.list(ns);
-        let p = plan(&d, &rss, &pods, now_secs());
+        let now_s = now_secs();
+        let rss: Vec<Arc<ReplicaSet>> = self
+            .replicasets
+            .list(ns)
+            .into_iter()
+            .map(|rs| with_current_availability(rs, &pods, now_s))
+            .collect();
+        let p = plan(&d, &rss, &pods, now_s);
         let opts = WriteOptions::default();
         let registry = &self.replicasets.registry;
         let uid = d.metadata.uid.clone().unwrap_or_default();

@@ -336,10 +336,12 @@ impl Controller {
                 }
             }
         }
-        if newest > 0 {
-            self.pods.wait_for(newest).await;
-        }
         let mut status = p.status.clone();
+        if newest > 0 {
+            // The status counts the pods as they are after this sync's own changes.
+            self.pods.wait_for(newest).await;
+            status = plan(&rs, &self.pods.list(ns), now_secs()).status;
+        }
         set_failure_condition(&mut status, failure.as_ref());
         if Some(&status) != rs.status.as_ref() {
             let (_, name) = split_key(key);

@@ -3,9 +3,11 @@
 
 mod alloc;
 mod auth;
+mod controllers;
 mod crud;
 mod durability;
 mod errors;
+mod fake_kubelet;
 mod harness;
 mod kubectl;
 mod python;
