@@ -199,7 +199,19 @@ impl<K: Kind> Source for Informer<K> {
     }
 
     fn on_change(&self, notify: Arc<Notify>) {
-        Informer::on_change(self, move |_, _| notify.notify_one());
+        // Only changes that can matter to the collector wake it: objects with owners, deletions
+        // (their dependents may be orphaned now), and owners marked for deletion.
+        Informer::on_change(self, move |old, new| {
+            let relevant = |o: &Arc<K::Obj>| {
+                let m = o.metadata();
+                m.owner_references.as_ref().is_some_and(|r| !r.is_empty())
+                    || (m.deletion_timestamp.is_some()
+                        && m.finalizers.as_ref().is_some_and(|f| !f.is_empty()))
+            };
+            if new.is_none() || old.is_some_and(relevant) || new.is_some_and(relevant) {
+                notify.notify_one();
+            }
+        });
     }
 }
 
@@ -328,7 +340,7 @@ impl Collector {
         loop {
             // Batch bursts of changes into one pass; look every 30 s regardless.
             let _ = tokio::time::timeout(Duration::from_secs(30), self.notify.notified()).await;
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
             if let Err(e) = self.pass().await {
                 tracing::warn!(error = %e, "garbage collection pass failed");
             }

@@ -183,6 +183,20 @@ impl SqliteStore {
                 }
             }
         }
+        // Checkpoints (copying the WAL into the database, with an fsync) run on a thread of their
+        // own, so a commit never waits for one; the writer's automatic checkpoints are off.
+        conn.execute_batch("PRAGMA wal_autocheckpoint=0;")
+            .map_err(backend)?;
+        let checkpointer = open(path, sync)?;
+        std::thread::Builder::new()
+            .name("store-checkpoint".into())
+            .spawn(move || loop {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+                if let Err(e) = checkpointer.execute_batch("PRAGMA wal_checkpoint(PASSIVE);") {
+                    tracing::warn!(error = %e, "WAL checkpoint failed");
+                }
+            })
+            .map_err(backend)?;
         let reader = open(path, sync)?;
         let (feed, _) = broadcast::channel(FEED_CAPACITY);
         let (tx, rx) = std::sync::mpsc::channel();

@@ -38,16 +38,16 @@ fn now_micro() -> String {
 }
 
 impl FakeKubelet {
-    /// Registers `node` (Ready, 4 cpu, 8 GiB, 110 pods) and starts serving it. Pod IPs come from
-    /// 10.244.`subnet`.0/24.
+    /// Registers `node` (Ready, 4 cpu, 8 GiB, 250 pods) and starts serving it. Pod IPs come from
+    /// 10.(200+`subnet`).0.0/16.
     pub async fn start(client: Client, node: &str, subnet: u8) -> FakeKubelet {
         let nodes: Api<Node> = Api::all(client.clone());
         let n: Node = serde_json::from_value(json!({
             "metadata": {"name": node, "labels": {"kubernetes.io/hostname": node}},
             "status": {
                 "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "lastHeartbeatTime": now(), "lastTransitionTime": now()}],
-                "allocatable": {"cpu": "4", "memory": "8Gi", "pods": "110"},
-                "capacity": {"cpu": "4", "memory": "8Gi", "pods": "110"},
+                "allocatable": {"cpu": "4", "memory": "8Gi", "pods": "250"},
+                "capacity": {"cpu": "4", "memory": "8Gi", "pods": "250"},
                 "addresses": [{"type": "InternalIP", "address": format!("192.0.2.{subnet}")}]
             }
         }))
@@ -111,7 +111,7 @@ async fn run(
 ) {
     let pods: Api<Pod> = Api::all(client.clone());
     let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
-    let next_ip = AtomicU32::new(2);
+    let next_ip = AtomicU32::new(0);
     let mut known: BTreeMap<String, Pod> = BTreeMap::new();
     let mut stream = watcher::watcher(
         pods.clone(),
@@ -181,7 +181,8 @@ async fn run(
                 continue;
             }
             let ip = status.pod_ip.clone().unwrap_or_else(|| {
-                format!("10.244.{subnet}.{}", next_ip.fetch_add(1, Ordering::SeqCst))
+                let n = next_ip.fetch_add(1, Ordering::SeqCst);
+                format!("10.{}.{}.{}", 200 + subnet as u32, n / 250, n % 250 + 1)
             });
             let r = if want_ready { "True" } else { "False" };
             let containers: Vec<serde_json::Value> = p
