@@ -711,3 +711,47 @@ async fn a_crash_during_a_rolling_update_converges_without_duplicates() {
         "{ceiling} live pods at once, above replicas + maxSurge = 7"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pod_that_fits_nowhere_says_why() {
+    let s = Server::start().await;
+    let c = s.client().await;
+    let _kubelet = FakeKubelet::start(c.clone(), "node-1", 1).await;
+    let pods: Api<Pod> = Api::namespaced(c.clone(), "default");
+    let greedy: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "greedy"},
+        "spec": {"containers": [{"name": "c", "image": "busybox", "resources": {"requests": {"cpu": "64"}}}]}
+    }))
+    .unwrap();
+    pods.create(&PostParams::default(), &greedy).await.unwrap();
+    let cond = eventually(10, "PodScheduled=False", || async {
+        let p = pods.get("greedy").await.ok()?;
+        p.status?.conditions?.into_iter().find(|c| c.type_ == "PodScheduled" && c.status == "False")
+    })
+    .await;
+    assert_eq!(cond.reason.as_deref(), Some("Unschedulable"));
+    assert_eq!(cond.message.as_deref(), Some("0/1 nodes are available: 1 Insufficient cpu."));
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(c.clone(), "default");
+    let ev = eventually(10, "a FailedScheduling event", || async {
+        events
+            .list(&ListParams::default().fields("involvedObject.name=greedy,reason=FailedScheduling"))
+            .await
+            .ok()?
+            .items
+            .into_iter()
+            .next()
+    })
+    .await;
+    assert_eq!(ev.type_.as_deref(), Some("Warning"));
+    // Room appears (a bigger node): the pod is scheduled there.
+    let big: Node = serde_json::from_value(json!({
+        "metadata": {"name": "big"},
+        "status": {"conditions": [{"type": "Ready", "status": "True"}], "allocatable": {"cpu": "128", "memory": "64Gi", "pods": "110"}}
+    }))
+    .unwrap();
+    Api::<Node>::all(c).create(&PostParams::default(), &big).await.unwrap();
+    eventually(10, "greedy bound to big", || async {
+        (pods.get("greedy").await.ok()?.spec?.node_name.as_deref() == Some("big")).then_some(())
+    })
+    .await;
+}
