@@ -18,7 +18,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{DeleteOptions, ObjectMeta, 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::events::{reference, Recorder};
-use super::informer::{key_of, split_key, Informer};
+use super::informer::{revision as rev, split_key, Informer};
 use super::podutil::{self, controller_ref};
 use super::queue::{run_workers, Queue};
 use crate::error::ApiError;
@@ -866,13 +866,6 @@ pub struct Controller {
     pub queue: Arc<Queue>,
 }
 
-fn rev(meta: &ObjectMeta) -> i64 {
-    meta.resource_version
-        .as_deref()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 impl Controller {
     pub fn new(
         deployments: Arc<Informer<DeploymentKind>>,
@@ -887,32 +880,13 @@ impl Controller {
             recorder: recorder.for_component("deployment-controller"),
             queue: Queue::new("deployment"),
         });
-        let q = c.queue.clone();
-        c.deployments.on_change(move |old, new| {
-            if let Some(d) = new.or(old) {
-                q.add(key_of(d.as_ref()));
-            }
-        });
-        let q = c.queue.clone();
-        let ds = c.deployments.clone();
-        c.replicasets.on_change(move |old, new| {
-            for rs in [old, new].into_iter().flatten() {
-                let ns = rs.metadata.namespace.as_deref().unwrap_or_default();
-                match podutil::controller_of(&rs.metadata) {
-                    Some(r) if r.kind == "Deployment" => q.add(format!("{ns}/{}", r.name)),
-                    Some(_) => {}
-                    None => {
-                        for d in ds.list(Some(ns)) {
-                            if selector(&d)
-                                .is_some_and(|s| s.matches_opt(rs.metadata.labels.as_ref()))
-                            {
-                                q.add(key_of(d.as_ref()));
-                            }
-                        }
-                    }
-                }
-            }
-        });
+        c.deployments.enqueue_to(c.queue.clone());
+        c.replicasets.enqueue_owners(
+            c.deployments.clone(),
+            "Deployment",
+            selector,
+            c.queue.clone(),
+        );
         // Recreate waits for old pods to go: their deletion wakes the deployment.
         let q = c.queue.clone();
         let rss = c.replicasets.clone();

@@ -15,7 +15,7 @@ use k8s_openapi::api::discovery::v1::{self as discovery, EndpointSlice};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{DeleteOptions, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::informer::{key_of, split_key, Informer};
+use super::informer::{key_of, revision as rev, split_key, Informer};
 use super::podutil::{self, controller_ref};
 use super::queue::{run_workers, Queue};
 use crate::error::ApiError;
@@ -304,13 +304,6 @@ pub struct Controller {
     pub queue: Arc<Queue>,
 }
 
-fn rev(meta: &ObjectMeta) -> i64 {
-    meta.resource_version
-        .as_deref()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 impl Controller {
     pub fn new(
         services: Arc<Informer<ServiceKind>>,
@@ -325,12 +318,7 @@ impl Controller {
             slices,
             queue: Queue::new("endpoints"),
         });
-        let q = c.queue.clone();
-        c.services.on_change(move |old, new| {
-            if let Some(s) = new.or(old) {
-                q.add(key_of(s.as_ref()));
-            }
-        });
+        c.services.enqueue_to(c.queue.clone());
         let q = c.queue.clone();
         let svcs = c.services.clone();
         c.pods.on_change(move |old, new| {

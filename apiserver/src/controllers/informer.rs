@@ -6,9 +6,11 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::Metadata;
 use tokio::sync::watch;
 
+use super::queue::Queue;
 use crate::registry::generic::{Change, ListOptions, Registry};
 use crate::registry::selector::{FieldSelector, Selector};
 use crate::registry::Kind;
@@ -17,9 +19,7 @@ use crate::registry::Kind;
 pub type Handler<T> = Box<dyn Fn(Option<&Arc<T>>, Option<&Arc<T>>) + Send + Sync>;
 
 /// `namespace/name`, or `name` for cluster-scoped objects: the work-queue key.
-pub fn key_of<T: Metadata<Ty = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>>(
-    obj: &T,
-) -> String {
+pub fn key_of<T: Metadata<Ty = ObjectMeta>>(obj: &T) -> String {
     let m = obj.metadata();
     match m.namespace.as_deref() {
         Some(ns) if !ns.is_empty() => format!("{ns}/{}", m.name.as_deref().unwrap_or_default()),
@@ -35,14 +35,16 @@ pub fn split_key(key: &str) -> (Option<&str>, &str) {
     }
 }
 
-fn rev_of<T: Metadata<Ty = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>>(
-    obj: &T,
-) -> i64 {
-    obj.metadata()
-        .resource_version
+/// An object's resourceVersion as the store revision it is.
+pub fn revision(meta: &ObjectMeta) -> i64 {
+    meta.resource_version
         .as_deref()
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
+}
+
+fn rev_of<T: Metadata<Ty = ObjectMeta>>(obj: &T) -> i64 {
+    revision(obj.metadata())
 }
 
 pub struct Informer<K: Kind> {
@@ -162,6 +164,43 @@ impl<K: Kind> Informer<K> {
                 }
             }
         }
+    }
+
+    /// Every change to an object queues the object's own key.
+    pub fn enqueue_to(&self, queue: Arc<Queue>) {
+        self.on_change(move |old, new| {
+            if let Some(o) = new.or(old) {
+                queue.add(key_of(o.as_ref()));
+            }
+        });
+    }
+
+    /// Every change to one of these objects queues its controlling owner of `owner_kind` or,
+    /// for an orphan, each owner whose selector matches it (those that would adopt it).
+    pub fn enqueue_owners<O: Kind>(
+        &self,
+        owners: Arc<Informer<O>>,
+        owner_kind: &'static str,
+        selector: fn(&O::Obj) -> Option<Selector>,
+        queue: Arc<Queue>,
+    ) {
+        self.on_change(move |old, new| {
+            for o in [old, new].into_iter().flatten() {
+                let m = o.metadata();
+                let ns = m.namespace.as_deref().unwrap_or_default();
+                match super::podutil::controller_of(m) {
+                    Some(r) if r.kind == owner_kind => queue.add(format!("{ns}/{}", r.name)),
+                    Some(_) => {}
+                    None => {
+                        for owner in owners.list(Some(ns)) {
+                            if selector(&owner).is_some_and(|s| s.matches_opt(m.labels.as_ref())) {
+                                queue.add(key_of(owner.as_ref()));
+                            }
+                        }
+                    }
+                }
+            }
+        });
     }
 
     pub async fn wait_synced(&self) {

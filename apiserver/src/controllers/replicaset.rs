@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{DeleteOptions, ObjectMeta, Preconditions};
 
 use super::events::{reference, Recorder};
-use super::informer::{key_of, split_key, Informer};
+use super::informer::{revision as rev, split_key, Informer};
 use super::podutil::{self, controller_ref};
 use super::queue::{run_workers, Queue};
 use crate::error::ApiError;
@@ -165,13 +165,6 @@ pub struct Controller {
     pub queue: Arc<Queue>,
 }
 
-fn rev(meta: &ObjectMeta) -> i64 {
-    meta.resource_version
-        .as_deref()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 impl Controller {
     pub fn new(
         replicasets: Arc<Informer<ReplicaSetKind>>,
@@ -184,33 +177,13 @@ impl Controller {
             recorder: recorder.for_component("replicaset-controller"),
             queue: Queue::new("replicaset"),
         });
-        let q = c.queue.clone();
-        c.replicasets.on_change(move |old, new| {
-            if let Some(rs) = new.or(old) {
-                q.add(key_of(rs.as_ref()));
-            }
-        });
-        let q = c.queue.clone();
-        let rss = c.replicasets.clone();
-        c.pods.on_change(move |old, new| {
-            for pod in [old, new].into_iter().flatten() {
-                let ns = pod.metadata.namespace.as_deref().unwrap_or_default();
-                match podutil::controller_of(&pod.metadata) {
-                    Some(r) if r.kind == "ReplicaSet" => q.add(format!("{ns}/{}", r.name)),
-                    Some(_) => {}
-                    // An orphan: whoever would adopt it.
-                    None => {
-                        for rs in rss.list(Some(ns)) {
-                            if selector(&rs)
-                                .is_some_and(|s| s.matches_opt(pod.metadata.labels.as_ref()))
-                            {
-                                q.add(key_of(rs.as_ref()));
-                            }
-                        }
-                    }
-                }
-            }
-        });
+        c.replicasets.enqueue_to(c.queue.clone());
+        c.pods.enqueue_owners(
+            c.replicasets.clone(),
+            "ReplicaSet",
+            selector,
+            c.queue.clone(),
+        );
         c
     }
 

@@ -782,6 +782,15 @@ pub fn bind(pod: &mut Pod, node: &str) -> ApiResult<()> {
     Ok(())
 }
 
+/// When the container's previous run ended (what "restarted 5m ago" counts from).
+fn last_finished(c: &k8s_openapi::api::core::v1::ContainerStatus) -> Option<i64> {
+    c.last_state
+        .as_ref()
+        .and_then(|s| s.terminated.as_ref())
+        .and_then(|t| t.finished_at.as_ref())
+        .map(time_secs)
+}
+
 /// The READY, STATUS and RESTARTS columns, following kubectl's printPod.
 pub fn pod_row(pod: &Pod, now: i64) -> Vec<Value> {
     let spec = pod.spec.clone().unwrap_or_default();
@@ -824,20 +833,11 @@ pub fn pod_row(pod: &Pod, now: i64) -> Vec<Value> {
     let init_total = spec.init_containers.as_ref().map_or(0, Vec::len);
     for (i, c) in status.init_container_statuses.iter().flatten().enumerate() {
         restarts += c.restart_count as i64;
-        let finished = c
-            .last_state
-            .as_ref()
-            .and_then(|s| s.terminated.as_ref())
-            .and_then(|t| t.finished_at.as_ref())
-            .map(time_secs);
-        if finished > last_restart {
-            last_restart = finished;
-        }
+        let finished = last_finished(c);
+        last_restart = last_restart.max(finished);
         if restartable(&c.name) {
             sidecar_restarts += c.restart_count as i64;
-            if finished > sidecar_last_restart {
-                sidecar_last_restart = finished;
-            }
+            sidecar_last_restart = sidecar_last_restart.max(finished);
         }
         let state = c.state.clone().unwrap_or_default();
         match (&state.terminated, &state.waiting) {
@@ -878,15 +878,7 @@ pub fn pod_row(pod: &Pod, now: i64) -> Vec<Value> {
         let mut has_running = false;
         for c in status.container_statuses.iter().flatten().rev() {
             restarts += c.restart_count as i64;
-            let finished = c
-                .last_state
-                .as_ref()
-                .and_then(|s| s.terminated.as_ref())
-                .and_then(|t| t.finished_at.as_ref())
-                .map(time_secs);
-            if finished > last_restart {
-                last_restart = finished;
-            }
+            last_restart = last_restart.max(last_finished(c));
             let state = c.state.clone().unwrap_or_default();
             if let Some(r) = state
                 .waiting
