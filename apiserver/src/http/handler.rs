@@ -352,14 +352,17 @@ async fn resource_request(
             let body = read_body(req).await?;
             match (rp.name.as_deref(), sub) {
                 (None, None) => {
-                    let named = serde_json::from_slice::<Value>(&body)
-                        .ok()
-                        .and_then(|v| v["metadata"]["name"].as_str().map(str::to_string))
-                        .unwrap_or_default();
-                    if let Err(why) =
-                        authz::node_restriction(user, info.group, info.resource, &named)
-                    {
-                        return Err(ApiError::forbidden(&info.target(&named), &why));
+                    if user.node_name().is_some() {
+                        // A node may only create objects about itself (NodeRestriction).
+                        let named = serde_json::from_slice::<Value>(&body)
+                            .ok()
+                            .and_then(|v| v["metadata"]["name"].as_str().map(str::to_string))
+                            .unwrap_or_default();
+                        if let Err(why) =
+                            authz::node_restriction(user, info.group, info.resource, &named)
+                        {
+                            return Err(ApiError::forbidden(&info.target(&named), &why));
+                        }
                     }
                     let out = negotiate::output(accept.as_deref(), None)?;
                     Ok(json(201, r.create(ns, &body, &opts, out).await?))
