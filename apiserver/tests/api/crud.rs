@@ -57,10 +57,12 @@ async fn the_cluster_starts_with_its_namespaces_and_the_kubernetes_service() {
 async fn pods_status_and_binding() {
     let s = Server::start().await;
     let pods: Api<Pod> = Api::namespaced(s.client().await, "default");
-    let created = pods
-        .create(&PostParams::default(), &pod("web", json!({"app": "web"})))
-        .await
-        .unwrap();
+    // The pod names a scheduler that does not exist, so the built-in scheduler
+    // leaves it alone (it would otherwise record PodScheduled=False while this
+    // test edits the pod) and the test binds it by hand.
+    let mut web = pod("web", json!({"app": "web"}));
+    web.spec.as_mut().unwrap().scheduler_name = Some("by-hand".into());
+    let created = pods.create(&PostParams::default(), &web).await.unwrap();
     let meta = &created.metadata;
     assert!(
         meta.uid.is_some() && meta.creation_timestamp.is_some() && meta.resource_version.is_some()
