@@ -1,0 +1,39 @@
+# Shared by the hack/ scripts: `source "$(dirname "$0")/lib/common.sh"` (paths relative to the repo).
+
+# Installs Debian packages that are missing (apt-get update only when an install needs it).
+ensure_packages() { # package...
+    local missing=()
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return
+    echo "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1 ||
+        { apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null; }
+    # On a systemd machine the docker-registry package starts its own service with Debian's
+    # config (htpasswd, all interfaces, :5000): tinykube runs its own registry instead.
+    if [[ " ${missing[*]} " == *" docker-registry "* ]] && command -v systemctl >/dev/null &&
+        systemctl list-unit-files docker-registry.service >/dev/null 2>&1; then
+        echo "disabling the docker-registry system service the package started (Debian's config)"
+        systemctl disable --now docker-registry.service >/dev/null 2>&1 || true
+    fi
+}
+
+# Builds the bootcamp stand-in as a static binary (glibc's crt-static: no musl target here),
+# reproducibly: no build paths (remapped), no symbols or debug info, no build ID. Prints its path.
+build_bootcamp() {
+    local triple=x86_64-unknown-linux-gnu
+    local target="${CARGO_TARGET_DIR:-$PWD/target}"
+    local flags=(
+        -C target-feature=+crt-static
+        -C strip=symbols
+        -C link-arg=-Wl,--build-id=none
+        "--remap-path-prefix=$PWD=/tinykube"
+        "--remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo"
+    )
+    # Unit separators between flags, so paths with spaces survive.
+    CARGO_ENCODED_RUSTFLAGS="$(IFS=$'\x1f'; echo "${flags[*]}")" \
+        cargo build --quiet --release --target "$triple" -p bootcamp >&2
+    echo "$target/$triple/release/bootcamp"
+}
