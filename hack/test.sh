@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # The README's test command: builds the release profile once, then runs every unit and
 # integration test of the workspace (the apiserver's tests start the real binary and drive it
-# with kube-rs, the Python `kubernetes` client and the installed kubectl).
+# with kube-rs, the Python `kubernetes` client and the installed kubectl; the kubelet's image
+# tests pull from a real registry, Debian's docker-registry, and mount what they pulled).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source hack/lib/common.sh
+
+# A real registry and busybox-static (the sample images are made of it).
+ensure_packages docker-registry busybox-static
 
 target="${CARGO_TARGET_DIR:-$PWD/target}"
 venv="$target/python-client"
@@ -18,5 +23,8 @@ export TINYKUBE_PYTHON="$venv/bin/python"
 command -v kubectl >/dev/null || { echo "kubectl is not installed (the tests drive the real kubectl)" >&2; exit 1; }
 
 cargo fmt --all -- --check
+# The bootcamp stand-in, static, for the sample images the tests build.
+TINYKUBE_BOOTCAMP_BIN="$(build_bootcamp)"
+export TINYKUBE_BOOTCAMP_BIN
 cargo build --release --workspace --all-targets
 cargo test --release --workspace "$@"

@@ -1,0 +1,3 @@
+//! tinykube-kubelet: the node agent.
+
+pub mod image;
