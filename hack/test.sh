@@ -7,8 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source hack/lib/common.sh
 
-# A real registry and busybox-static (the sample images are made of it).
-ensure_packages docker-registry busybox-static
+# A real registry, busybox-static (the sample images are made of it), the CNI plugins.
+ensure_packages docker-registry busybox-static containernetworking-plugins iproute2 iptables
 
 target="${CARGO_TARGET_DIR:-$PWD/target}"
 venv="$target/python-client"

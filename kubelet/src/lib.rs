@@ -1,3 +1,4 @@
 //! tinykube-kubelet: the node agent.
 
 pub mod image;
+pub mod network;

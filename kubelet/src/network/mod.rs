@@ -1,0 +1,4 @@
+//! Pod networking: named network namespaces and the CNI runtime that wires them.
+
+pub mod cni;
+pub mod netns;

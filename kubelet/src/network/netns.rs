@@ -1,0 +1,123 @@
+//! Named network namespaces, as `ip netns` makes them: a bind mount of a namespace onto
+//! `/run/netns/<name>` keeps it alive without a process in it.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sched::{unshare, CloneFlags};
+
+/// Where named namespaces live (iproute2's directory, so `ip netns exec` works on them).
+pub const NETNS_DIR: &str = "/run/netns";
+
+pub fn path(name: &str) -> PathBuf {
+    Path::new(NETNS_DIR).join(name)
+}
+
+/// Makes /run/netns a shared mount point of its own (as iproute2 does), so namespaces mounted
+/// there later also appear in mount namespaces that were copied from this one.
+fn prepare_dir() -> io::Result<()> {
+    fs::create_dir_all(NETNS_DIR)?;
+    let shared = || {
+        mount(
+            None::<&str>,
+            NETNS_DIR,
+            None::<&str>,
+            MsFlags::MS_SHARED | MsFlags::MS_REC,
+            None::<&str>,
+        )
+    };
+    if shared().is_err() {
+        // Not a mount point yet: bind it onto itself first.
+        mount(
+            Some(NETNS_DIR),
+            NETNS_DIR,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )?;
+        shared()?;
+    }
+    Ok(())
+}
+
+/// Creates network namespace `name` (an existing one is kept) and returns its path.
+pub fn create(name: &str) -> io::Result<PathBuf> {
+    check_name(name)?;
+    let target = path(name);
+    if is_netns(&target) {
+        return Ok(target);
+    }
+    prepare_dir()?;
+    fs::File::create(&target)?;
+    let t = target.clone();
+    // unshare() changes only the calling thread's namespace: do it on a thread of its own,
+    // which ends right after, so no other code ever runs inside the new namespace.
+    let r = std::thread::spawn(move || -> io::Result<()> {
+        unshare(CloneFlags::CLONE_NEWNET)?;
+        mount(
+            Some("/proc/thread-self/ns/net"),
+            &t,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )?;
+        Ok(())
+    })
+    .join()
+    .map_err(|_| io::Error::other("netns thread panicked"))?;
+    if let Err(e) = r {
+        let _ = fs::remove_file(&target);
+        return Err(e);
+    }
+    Ok(target)
+}
+
+/// Removes network namespace `name` (missing is fine). The namespace itself goes when the
+/// last process in it is gone.
+pub fn delete(name: &str) -> io::Result<()> {
+    check_name(name)?;
+    let target = path(name);
+    match umount2(&target, MntFlags::MNT_DETACH) {
+        Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => {}
+        Err(e) => return Err(e.into()),
+    }
+    match fs::remove_file(&target) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Undoes [`prepare_dir`] once no namespace is left in /run/netns (as a clean uninstall
+/// should). With namespaces still mounted there the unmount fails with EBUSY and nothing changes.
+pub fn release_dir() {
+    let empty = fs::read_dir(NETNS_DIR).is_ok_and(|mut d| d.next().is_none());
+    if empty && umount2(NETNS_DIR, MntFlags::empty()).is_ok() {
+        let _ = fs::remove_dir(NETNS_DIR);
+    }
+}
+
+/// Whether `path` is a mounted network namespace.
+#[allow(clippy::unnecessary_cast)] // fs_type_t is not i64 on every architecture
+pub fn is_netns(path: &Path) -> bool {
+    const NSFS_MAGIC: i64 = 0x6e73_6673;
+    nix::sys::statfs::statfs(path).is_ok_and(|s| s.filesystem_type().0 as i64 == NSFS_MAGIC)
+}
+
+fn check_name(name: &str) -> io::Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+    if ok {
+        Ok(())
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("invalid network namespace name {name:?}"),
+        ))
+    }
+}
