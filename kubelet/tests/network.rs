@@ -189,31 +189,6 @@ fn a_failing_plugin_is_reported_with_its_message() {
 }
 
 fn a_failing_plugin(runtime: Cni, list: NetworkConfigList, name: &str) {
-    let err = runtime
-        .add(
-            &list,
-            &Attachment {
-                container_id: "x".into(),
-                netns: netns::path(name),
-                ifname: "eth0".into(),
-                pod_namespace: "default".into(),
-                pod_name: "p".into(),
-                port_mappings: vec![],
-            },
-        )
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("bridge") && err.contains("nonexistent-ipam"),
-        "{err}"
-    );
-    let missing = NetworkConfigList {
-        plugins: vec![serde_json::json!({"type": "no-such-plugin"})],
-        ..list
-    };
-    assert!(NetworkConfigList::load_dir(&runtime.cache_dir)
-        .unwrap()
-        .is_none());
     let att = Attachment {
         container_id: "x".into(),
         netns: netns::path(name),
@@ -221,6 +196,19 @@ fn a_failing_plugin(runtime: Cni, list: NetworkConfigList, name: &str) {
         pod_namespace: "default".into(),
         pod_name: "p".into(),
         port_mappings: vec![],
+    };
+    let err = runtime.add(&list, &att).unwrap_err().to_string();
+    assert!(
+        err.contains("bridge") && err.contains("nonexistent-ipam"),
+        "{err}"
+    );
+    // Nothing was cached for a failed ADD.
+    assert!(NetworkConfigList::load_dir(&runtime.cache_dir)
+        .unwrap()
+        .is_none());
+    let missing = NetworkConfigList {
+        plugins: vec![serde_json::json!({"type": "no-such-plugin"})],
+        ..list
     };
     let err = runtime.add(&missing, &att).unwrap_err().to_string();
     assert!(
