@@ -203,9 +203,7 @@ fn a_failing_plugin(runtime: Cni, list: NetworkConfigList, name: &str) {
         "{err}"
     );
     // Nothing was cached for a failed ADD.
-    assert!(NetworkConfigList::load_dir(&runtime.cache_dir)
-        .unwrap()
-        .is_none());
+    assert!(std::fs::read_dir(&runtime.cache_dir).map_or(true, |d| d.count() == 0));
     let missing = NetworkConfigList {
         plugins: vec![serde_json::json!({"type": "no-such-plugin"})],
         ..list
