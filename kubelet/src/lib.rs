@@ -2,3 +2,4 @@
 
 pub mod image;
 pub mod network;
+pub mod runtime;

@@ -21,6 +21,9 @@ enum Command {
     /// Work with the node's image store.
     #[command(subcommand)]
     Images(ImagesCommand),
+    /// Run one container (started by the kubelet, not by hand).
+    #[command(hide = true)]
+    Shim(tinykube_kubelet::runtime::shim::ShimArgs),
 }
 
 #[derive(Args, Clone)]
@@ -109,6 +112,10 @@ fn open(flags: &StoreFlags) -> Result<Arc<Store>, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The shim must stay single-threaded and silent: it runs before anything else.
+    if let Some(Command::Shim(args)) = cli.command {
+        return ExitCode::from(tinykube_kubelet::runtime::shim::run(args) as u8);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("TINYKUBE_LOG")
@@ -122,6 +129,7 @@ fn main() -> ExitCode {
     };
     let r = match command {
         Command::Images(c) => images(c),
+        Command::Shim(_) => unreachable!("handled above"),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

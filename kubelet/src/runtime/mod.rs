@@ -1,0 +1,4 @@
+//! The container runtime: per-container shims running youki's libcontainer, CRI log files.
+
+pub mod crilog;
+pub mod shim;

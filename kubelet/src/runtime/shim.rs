@@ -1,0 +1,354 @@
+//! The per-container shim: `tinykube-kubelet shim …`, a single-threaded process (no tokio)
+//! that owns one container for its whole life, as containerd-shim does.
+//!
+//! It creates and starts the container with libcontainer (whose init becomes the shim's
+//! child), reports `{"pid": N}` (or `{"error": "…"}`) as one line on stdout, then copies the
+//! container's stdout/stderr into the CRI log file until the container exits, records the
+//! exit in `exit.json` and deletes the container (its cgroup and state). Because it is its
+//! own session, the container keeps running when the kubelet dies.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::PathBuf;
+
+use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::syscall::syscall::SyscallType;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::wait::{waitpid, WaitStatus};
+use serde::{Deserialize, Serialize};
+
+use super::crilog::{now_rfc3339_nano, CriLog, Stream};
+
+/// What the shim is told (its command-line flags).
+#[derive(Clone, Debug, clap::Args)]
+pub struct ShimArgs {
+    /// Container ID (libcontainer's; also the name of its state dir).
+    #[arg(long)]
+    pub id: String,
+    /// The OCI bundle: config.json (whose root.path names the prepared rootfs).
+    #[arg(long)]
+    pub bundle: PathBuf,
+    /// libcontainer's state root.
+    #[arg(long)]
+    pub state_root: PathBuf,
+    /// The CRI log file.
+    #[arg(long)]
+    pub log: PathBuf,
+    /// Where the exit is recorded.
+    #[arg(long)]
+    pub exit_file: PathBuf,
+    #[arg(long, default_value_t = 10 << 20)]
+    pub log_max_size: u64,
+    #[arg(long, default_value_t = 5)]
+    pub log_max_files: usize,
+}
+
+/// The first line a shim prints.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Report {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+}
+
+/// How a container ended.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ExitRecord {
+    pub exit_code: i32,
+    /// The signal that killed it, if one did (then exit_code is 128 + signal).
+    #[serde(default)]
+    pub signal: Option<i32>,
+    pub started_at: String,
+    pub finished_at: String,
+    #[serde(default)]
+    pub oom_killed: bool,
+}
+
+fn report(r: &Report) {
+    let mut out = io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "{}",
+        serde_json::to_string(r).expect("report serialises")
+    );
+    let _ = out.flush();
+}
+
+/// Runs the shim; returns the process exit code.
+pub fn run(args: ShimArgs) -> i32 {
+    // Nothing of libcontainer's may reach the container's log or the kubelet: the shim has no
+    // tracing subscriber, and once started it lets go of the kubelet's stdout and stderr.
+    let _ = nix::unistd::setsid();
+    unsafe {
+        // SAFETY: setting a signal disposition to SIG_IGN in a single-threaded process.
+        let _ = nix::sys::signal::signal(
+            nix::sys::signal::SIGPIPE,
+            nix::sys::signal::SigHandler::SigIgn,
+        );
+        let _ = nix::sys::signal::signal(
+            nix::sys::signal::SIGHUP,
+            nix::sys::signal::SigHandler::SigIgn,
+        );
+    }
+    match start(&args) {
+        Ok(running) => {
+            report(&Report {
+                pid: Some(running.pid.as_raw()),
+                error: None,
+                started_at: Some(running.started_at.clone()),
+            });
+            detach_stdio();
+            supervise(&args, running)
+        }
+        Err(e) => {
+            report(&Report {
+                pid: None,
+                error: Some(e),
+                started_at: None,
+            });
+            1
+        }
+    }
+}
+
+struct Running {
+    container: libcontainer::container::Container,
+    pid: nix::unistd::Pid,
+    out: OwnedFd,
+    err: OwnedFd,
+    started_at: String,
+}
+
+fn start(args: &ShimArgs) -> Result<Running, String> {
+    let (out_r, out_w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
+    let (err_r, err_w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
+    let null = File::open("/dev/null").map_err(|e| format!("/dev/null: {e}"))?;
+    // A crashed earlier create leaves its state dir behind and blocks the ID.
+    let stale = args.state_root.join(&args.id);
+    if stale.exists() {
+        if let Ok(mut c) = libcontainer::container::Container::load(stale.clone()) {
+            let _ = c.delete(true);
+        }
+        let _ = std::fs::remove_dir_all(&stale);
+    }
+    let mut container = ContainerBuilder::new(args.id.clone(), SyscallType::default())
+        .with_root_path(&args.state_root)
+        .map_err(|e| format!("state root {}: {e}", args.state_root.display()))?
+        .with_stdin(OwnedFd::from(null))
+        .with_stdout(out_w)
+        .with_stderr(err_w)
+        .as_init(&args.bundle)
+        .with_systemd(false)
+        .with_detach(true)
+        .build()
+        .map_err(|e| format!("creating container {}: {e}", args.id))?;
+    let started_at = now_rfc3339_nano();
+    if let Err(e) = container.start() {
+        let _ = container.delete(true);
+        return Err(format!("starting container {}: {e}", args.id));
+    }
+    let pid = container
+        .pid()
+        .ok_or_else(|| format!("container {} has no pid", args.id))?;
+    Ok(Running {
+        container,
+        pid,
+        out: out_r,
+        err: err_r,
+        started_at,
+    })
+}
+
+/// Points stdin/stdout/stderr at /dev/null, so the kubelet's pipes close.
+fn detach_stdio() {
+    if let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
+        for fd in 0..=2 {
+            let _ = nix::unistd::dup2(null.as_raw_fd(), fd);
+        }
+    }
+}
+
+fn supervise(args: &ShimArgs, mut running: Running) -> i32 {
+    let mut log = CriLog::open(&args.log, args.log_max_size, args.log_max_files).ok();
+    for fd in [&running.out, &running.err] {
+        let flags = nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK);
+        let _ = nix::fcntl::fcntl(fd.as_raw_fd(), flags);
+    }
+    let mut open = [true, true];
+    let mut buf = vec![0u8; 64 * 1024];
+    // The init is our child: SIGCHLD would do, but a pidfd fits poll() directly.
+    let pidfd = pidfd_open(running.pid.as_raw());
+    let mut status = None;
+    loop {
+        let mut fds = Vec::with_capacity(3);
+        let streams = [
+            (&running.out, Stream::Stdout),
+            (&running.err, Stream::Stderr),
+        ];
+        for (i, (fd, _)) in streams.iter().enumerate() {
+            if open[i] {
+                fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
+            }
+        }
+        if status.is_none() {
+            if let Some(p) = &pidfd {
+                fds.push(PollFd::new(p.as_fd(), PollFlags::POLLIN));
+            }
+        }
+        if fds.is_empty() {
+            break;
+        }
+        // After the exit, give lingering writers (none, normally) a moment, then stop.
+        let timeout = if status.is_some() || pidfd.is_none() {
+            200u16
+        } else {
+            u16::MAX
+        };
+        let _ = poll(&mut fds, PollTimeout::from(timeout));
+        let mut progressed = false;
+        for (i, (fd, stream)) in streams.iter().enumerate() {
+            if !open[i] {
+                continue;
+            }
+            match nix::unistd::read(fd.as_raw_fd(), &mut buf) {
+                Ok(0) => open[i] = false,
+                Ok(n) => {
+                    progressed = true;
+                    if let Some(l) = log.as_mut() {
+                        let _ = l.write(*stream, &buf[..n]);
+                    }
+                }
+                Err(nix::errno::Errno::EAGAIN) | Err(nix::errno::Errno::EINTR) => {}
+                Err(_) => open[i] = false,
+            }
+        }
+        if status.is_none() {
+            match waitpid(running.pid, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) => {}
+                Ok(s) => status = Some(s),
+                Err(_) => status = Some(WaitStatus::Exited(running.pid, 255)),
+            }
+        } else if !progressed {
+            break;
+        }
+    }
+    if let Some(l) = log.as_mut() {
+        let _ = l.finish();
+    }
+    let (exit_code, signal) = match status {
+        Some(WaitStatus::Exited(_, c)) => (c, None),
+        Some(WaitStatus::Signaled(_, s, _)) => (128 + s as i32, Some(s as i32)),
+        _ => (255, None),
+    };
+    let oom_killed = signal == Some(libc::SIGKILL) && oom_killed(&running.container);
+    let _ = running.container.delete(true);
+    let record = ExitRecord {
+        exit_code,
+        signal,
+        started_at: running.started_at.clone(),
+        finished_at: now_rfc3339_nano(),
+        oom_killed,
+    };
+    let tmp = args.exit_file.with_extension("tmp");
+    let written = std::fs::write(&tmp, serde_json::to_vec(&record).expect("serialises"))
+        .and_then(|_| std::fs::rename(&tmp, &args.exit_file));
+    if written.is_err() {
+        return 1;
+    }
+    0
+}
+
+/// Whether the kernel's OOM killer ended the container (its cgroup counted an oom_kill).
+fn oom_killed(container: &libcontainer::container::Container) -> bool {
+    let Ok(spec) =
+        libcontainer::oci_spec::runtime::Spec::load(container.bundle().join("config.json"))
+    else {
+        return false;
+    };
+    let Some(path) = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone()) else {
+        return false;
+    };
+    let rel = path.strip_prefix("/").unwrap_or(&path).to_path_buf();
+    let v2 = PathBuf::from("/sys/fs/cgroup")
+        .join(&rel)
+        .join("memory.events");
+    if let Ok(events) = std::fs::read_to_string(&v2) {
+        return events
+            .lines()
+            .any(|l| l.strip_prefix("oom_kill ").is_some_and(|n| n.trim() != "0"));
+    }
+    let v1 = PathBuf::from("/sys/fs/cgroup/memory")
+        .join(&rel)
+        .join("memory.oom_control");
+    std::fs::read_to_string(v1).is_ok_and(|c| {
+        c.lines()
+            .any(|l| l.strip_prefix("oom_kill ").is_some_and(|n| n.trim() != "0"))
+    })
+}
+
+fn pidfd_open(pid: i32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open returns a new descriptor or -1; we own the descriptor it returns.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return None;
+    }
+    use std::os::fd::FromRawFd;
+    Some(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// The kubelet side: starts a shim for a prepared bundle and returns its report and the
+/// shim process (to wait on). `exe` is the kubelet binary.
+pub fn spawn(exe: &std::path::Path, args: &ShimArgs) -> io::Result<(Report, std::process::Child)> {
+    let mut child = std::process::Command::new(exe)
+        .arg("shim")
+        .arg("--id")
+        .arg(&args.id)
+        .arg("--bundle")
+        .arg(&args.bundle)
+        .arg("--state-root")
+        .arg(&args.state_root)
+        .arg("--log")
+        .arg(&args.log)
+        .arg("--exit-file")
+        .arg(&args.exit_file)
+        .arg("--log-max-size")
+        .arg(args.log_max_size.to_string())
+        .arg("--log-max-files")
+        .arg(args.log_max_files.to_string())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .env_remove("LISTEN_FDS")
+        .env_remove("LISTEN_PID")
+        .spawn()?;
+    let mut line = Vec::new();
+    let mut out = child.stdout.take().expect("piped");
+    let mut byte = [0u8; 1];
+    while out.read(&mut byte)? == 1 && byte[0] != b'\n' {
+        line.push(byte[0]);
+    }
+    let r: Report = serde_json::from_slice(&line).map_err(|e| {
+        io::Error::other(format!(
+            "shim for {} said {:?}: {e}",
+            args.id,
+            String::from_utf8_lossy(&line)
+        ))
+    })?;
+    Ok((r, child))
+}
+
+/// The recorded exit of a container, once its shim wrote it.
+pub fn read_exit(path: &std::path::Path) -> Option<ExitRecord> {
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+}
