@@ -8,15 +8,18 @@ mod harness;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use libcontainer::oci_spec::runtime::{LinuxBuilder, ProcessBuilder, RootBuilder, Spec};
+use k8s_openapi::api::core::v1::Pod;
 use tinykube_kubelet::image::archive;
 use tinykube_kubelet::image::rootfs::{mount_rootfs, remove_rootfs};
+use tinykube_kubelet::network::netns;
 use tinykube_kubelet::runtime::shim::{self, ShimArgs};
+use tinykube_kubelet::runtime::spec::{container_spec, ImageConfig, Inputs};
 
 /// A node dir with the busybox image loaded, and cgroups under a parent of the test's own.
 struct Fixture {
     node: harness::Node,
     cgroup_parent: String,
+    netns: String,
 }
 
 impl Fixture {
@@ -33,9 +36,14 @@ impl Fixture {
         )
         .unwrap();
         archive::load(node.store(), &archive_file, None).unwrap();
+        static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let netns_name = format!("tk-test-rt-{}-{n}", std::process::id());
+        netns::create(&netns_name).unwrap();
         Self {
             node,
-            cgroup_parent: format!("tinykube-test-{}", std::process::id()),
+            cgroup_parent: format!("tinykube-test-{}-{n}", std::process::id()),
+            netns: netns_name,
         }
     }
 
@@ -50,36 +58,36 @@ impl Fixture {
         let rootfs = mount_rootfs(self.node.store(), id, &image).unwrap();
         let bundle = self.node.dir.path().join("bundles").join(id);
         std::fs::create_dir_all(&bundle).unwrap();
-        let mut spec = Spec::default();
-        spec.set_root(Some(
-            RootBuilder::default()
-                .path(&rootfs)
-                .readonly(false)
-                .build()
-                .unwrap(),
-        ));
-        let process = ProcessBuilder::default()
-            .args(args.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-            .env(vec!["PATH=/usr/sbin:/usr/bin:/sbin:/bin".to_string()])
-            .cwd("/")
-            .terminal(false)
-            .build()
-            .unwrap();
-        let defaults = spec.process().clone().unwrap();
-        let mut process = process;
-        process.set_capabilities(defaults.capabilities().clone());
-        process.set_user(defaults.user().clone());
-        spec.set_process(Some(process));
-        let linux = spec.linux().clone().unwrap();
-        let mut lb = LinuxBuilder::default()
-            .namespaces(linux.namespaces().clone().unwrap())
-            .masked_paths(linux.masked_paths().clone().unwrap_or_default())
-            .readonly_paths(linux.readonly_paths().clone().unwrap_or_default())
-            .build()
-            .unwrap();
-        lb.set_cgroups_path(Some(PathBuf::from(format!("/{}/{id}", self.cgroup_parent))));
-        spec.set_linux(Some(lb));
-        spec.save(bundle.join("config.json")).unwrap();
+        // The spec the kubelet writes for a pod's container (secure defaults and all).
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p", "namespace": "default", "uid": "u"},
+            "spec": {"containers": [{"name": "c", "image": "busybox", "command": args}]}
+        }))
+        .unwrap();
+        let container = &pod.spec.as_ref().unwrap().containers[0];
+        let config = self.node.store().read_blob(&image.id).unwrap();
+        let inputs = Inputs {
+            rootfs,
+            netns: netns::path(&self.netns),
+            utsns: None,
+            ipcns: None,
+            mounts: vec![],
+            cgroups_path: format!("/{}/{id}", self.cgroup_parent),
+            pod_ip: String::new(),
+            host_ip: String::new(),
+            node_name: "node".into(),
+            resolved_env: Default::default(),
+            passwd: String::new(),
+            group: String::new(),
+            pids_limit: Some(1024),
+        };
+        let spec =
+            container_spec(&pod, container, &ImageConfig::from_blob(&config), &inputs).unwrap();
+        std::fs::write(
+            bundle.join("config.json"),
+            serde_json::to_vec(&spec).unwrap(),
+        )
+        .unwrap();
         ShimArgs {
             id: id.into(),
             bundle: bundle.clone(),
@@ -102,6 +110,8 @@ impl Drop for Fixture {
             let _ = remove_rootfs(self.node.store(), &e.file_name().to_string_lossy());
         }
         remove_cgroup_parent(&self.cgroup_parent);
+        let _ = netns::delete(&self.netns);
+        netns::release_dir();
     }
 }
 
@@ -161,6 +171,40 @@ fn a_container_runs_logs_and_exits_with_its_code() {
     // libcontainer deleted its state (and the container's cgroup).
     assert!(!args.state_root.join("c-exit").exists());
     eprintln!("create+start+exit+delete through the shim: {took:?}");
+}
+
+#[test]
+fn containers_get_kubernetes_default_confinement() {
+    let f = Fixture::new();
+    let script = "grep -E '^(NoNewPrivs|Seccomp|CapEff):' /proc/self/status; \
+                  wc -c < /proc/timer_list; \
+                  echo 1 > /proc/sys/kernel/ostype 2>/dev/null && echo sys-writable; \
+                  unshare -U true 2>/dev/null && echo userns-allowed; \
+                  cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/pids.max 2>/dev/null; \
+                  hostname";
+    let args = f.bundle("c-conf", &["sh", "-c", script]);
+    let (report, mut child) = shim::spawn(exe(), &args).unwrap();
+    assert!(report.error.is_none(), "{report:?}");
+    child.wait().unwrap();
+    assert_eq!(shim::read_exit(&args.exit_file).unwrap().exit_code, 0);
+    let log = std::fs::read_to_string(&args.log).unwrap();
+    let out: Vec<&str> = log
+        .lines()
+        .map(|l| l.splitn(4, ' ').nth(3).unwrap())
+        .collect();
+    assert!(out.contains(&"NoNewPrivs:\t1"), "{log}");
+    assert!(out.contains(&"Seccomp:\t2"), "{log}");
+    // The 14 default capabilities: docker's and containerd's 0x00000000a80425fb.
+    assert!(out.contains(&"CapEff:\t00000000a80425fb"), "{log}");
+    // /proc/timer_list is masked (reads empty; 6 KB on the host); /proc/sys is read-only;
+    // no user namespaces; the pids limit is in force.
+    assert!(out.contains(&"0"), "{log}");
+    assert!(
+        !out.contains(&"sys-writable") && !out.contains(&"userns-allowed"),
+        "{log}"
+    );
+    assert!(out.contains(&"1024"), "{log}");
+    assert!(out.contains(&"p"), "hostname is the pod's name: {log}");
 }
 
 #[test]

@@ -2,3 +2,4 @@
 
 pub mod crilog;
 pub mod shim;
+pub mod spec;

@@ -130,6 +130,13 @@ fn start(args: &ShimArgs) -> Result<Running, String> {
     let (err_r, err_w) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
     let null = File::open("/dev/null").map_err(|e| format!("/dev/null: {e}"))?;
+    // Containers inherit the shim's open-file limit: containerd's 1048576 (libcontainer
+    // fails with EPERM when the spec asks to raise rlimits itself).
+    let _ = nix::sys::resource::setrlimit(
+        nix::sys::resource::Resource::RLIMIT_NOFILE,
+        1 << 20,
+        1 << 20,
+    );
     // A crashed earlier create leaves its state dir behind and blocks the ID.
     let stale = args.state_root.join(&args.id);
     if stale.exists() {

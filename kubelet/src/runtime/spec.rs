@@ -1,0 +1,852 @@
+//! The OCI runtime spec of a pod's container: a pure function of the PodSpec, the image's
+//! config and what the kubelet prepared (rootfs, the pod's namespaces, mounts, cgroup).
+//! Written as the JSON of `config.json` and checked by parsing it as oci-spec's `Spec`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use k8s_openapi::api::core::v1::{Container, EnvVar, Pod};
+use serde_json::{json, Value};
+
+/// The parts of an image config a container needs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ImageConfig {
+    pub entrypoint: Vec<String>,
+    pub cmd: Vec<String>,
+    /// `NAME=value`.
+    pub env: Vec<String>,
+    pub working_dir: String,
+    pub user: String,
+    pub stop_signal: String,
+}
+
+impl ImageConfig {
+    /// From an image config blob (its `config` object).
+    pub fn from_blob(blob: &[u8]) -> Self {
+        let v: Value = serde_json::from_slice(blob).unwrap_or(Value::Null);
+        let c = &v["config"];
+        let list = |k: &str| -> Vec<String> {
+            c[k].as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|s| s.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let text = |k: &str| c[k].as_str().unwrap_or("").to_string();
+        Self {
+            entrypoint: list("Entrypoint"),
+            cmd: list("Cmd"),
+            env: list("Env"),
+            working_dir: text("WorkingDir"),
+            user: text("User"),
+            stop_signal: text("StopSignal"),
+        }
+    }
+}
+
+/// A bind mount the kubelet prepared (a volume, /etc/hosts, …).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BindMount {
+    pub destination: String,
+    pub source: PathBuf,
+    pub read_only: bool,
+}
+
+/// Everything besides the pod and the container that the spec depends on.
+#[derive(Clone, Debug)]
+pub struct Inputs {
+    pub rootfs: PathBuf,
+    /// The pod's shared namespaces, by path (network, UTS and IPC).
+    pub netns: PathBuf,
+    pub utsns: Option<PathBuf>,
+    pub ipcns: Option<PathBuf>,
+    pub mounts: Vec<BindMount>,
+    /// cgroupsPath for libcontainer (`/tinykube/pod<uid>/<container id>`).
+    pub cgroups_path: String,
+    pub pod_ip: String,
+    pub host_ip: String,
+    pub node_name: String,
+    /// Values of env vars from configMapKeyRef/secretKeyRef, resolved by the caller:
+    /// (env var name → value). A name missing here has no value.
+    pub resolved_env: BTreeMap<String, String>,
+    /// `/etc/passwd` and `/etc/group` of the rootfs, to resolve a user name in the image.
+    pub passwd: String,
+    pub group: String,
+    pub pids_limit: Option<i64>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SpecError {
+    #[error("container has no command: the image has no entrypoint or cmd and the pod gives none")]
+    NoCommand,
+    #[error("unable to find user {0}: no matching entries in passwd file")]
+    UnknownUser(String),
+    #[error("unable to find group {0}: no matching entries in group file")]
+    UnknownGroup(String),
+    #[error("invalid spec: {0}")]
+    Invalid(String),
+}
+
+/// Kubernetes' (containerd's) default capability set for containers.
+pub const DEFAULT_CAPABILITIES: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+/// Every capability (for privileged containers and `add: [ALL]`).
+const ALL_CAPABILITIES: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+];
+
+/// Paths masked from containers (containerd's defaults).
+pub const MASKED_PATHS: &[&str] = &[
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+/// Paths read-only in containers (containerd's defaults).
+pub const READONLY_PATHS: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+/// The RuntimeDefault seccomp profile, as a deny list: syscalls that are dangerous in a
+/// container (kernel modules, keyrings, clocks, reboot, namespaces and mounts, BPF, perf,
+/// handle-based opens, ptrace of other processes' memory) fail with EPERM; `clone` may not
+/// make a user namespace; `clone3` answers ENOSYS so libc falls back to `clone`. Docker's and
+/// containerd's profile is an allow list of ~350 syscalls with the same effect on these.
+const DENIED_SYSCALLS: &[&str] = &[
+    "acct",
+    "add_key",
+    "bpf",
+    "clock_adjtime",
+    "clock_settime",
+    "create_module",
+    "delete_module",
+    "finit_module",
+    "fanotify_init",
+    "fsconfig",
+    "fsmount",
+    "fsopen",
+    "fspick",
+    "get_kernel_syms",
+    "get_mempolicy",
+    "init_module",
+    "ioperm",
+    "iopl",
+    "kcmp",
+    "kexec_file_load",
+    "kexec_load",
+    "keyctl",
+    "lookup_dcookie",
+    "mbind",
+    "mount",
+    "mount_setattr",
+    "move_mount",
+    "move_pages",
+    "name_to_handle_at",
+    "nfsservctl",
+    "open_by_handle_at",
+    "open_tree",
+    "perf_event_open",
+    "personality",
+    "pivot_root",
+    "process_vm_readv",
+    "process_vm_writev",
+    "ptrace",
+    "query_module",
+    "quotactl",
+    "quotactl_fd",
+    "reboot",
+    "request_key",
+    "set_mempolicy",
+    "setns",
+    "settimeofday",
+    "stime",
+    "swapoff",
+    "swapon",
+    "_sysctl",
+    "syslog",
+    "umount",
+    "umount2",
+    "unshare",
+    "uselib",
+    "userfaultfd",
+    "ustat",
+    "vm86",
+    "vm86old",
+];
+
+const CLONE_NEWUSER: u64 = 0x1000_0000;
+
+fn seccomp_profile() -> Value {
+    json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        "syscalls": [
+            {"names": DENIED_SYSCALLS, "action": "SCMP_ACT_ERRNO", "errnoRet": libc::EPERM},
+            {"names": ["clone"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::EPERM,
+             "args": [{"index": 0, "value": CLONE_NEWUSER, "valueTwo": CLONE_NEWUSER, "op": "SCMP_CMP_MASKED_EQ"}]},
+            {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::ENOSYS},
+        ]
+    })
+}
+
+/// Kubernetes' rule for what runs: `command` replaces the image's entrypoint (and drops its
+/// cmd), `args` replaces its cmd; `$(VAR)` in either is expanded from the container's env.
+pub fn command_line(
+    container: &Container,
+    image: &ImageConfig,
+    env: &BTreeMap<String, String>,
+) -> Result<Vec<String>, SpecError> {
+    let expand = |v: &Vec<String>| v.iter().map(|s| expand_vars(s, env)).collect::<Vec<_>>();
+    let command = container.command.as_ref().filter(|c| !c.is_empty());
+    let args = container.args.as_ref().filter(|a| !a.is_empty());
+    let out = match (command, args) {
+        (Some(c), Some(a)) => [expand(c), expand(a)].concat(),
+        (Some(c), None) => expand(c),
+        (None, Some(a)) => [image.entrypoint.clone(), expand(a)].concat(),
+        (None, None) => [image.entrypoint.clone(), image.cmd.clone()].concat(),
+    };
+    if out.is_empty() {
+        return Err(SpecError::NoCommand);
+    }
+    Ok(out)
+}
+
+/// Kubernetes' `$(VAR)` expansion: defined names are replaced, `$$` is a literal `$`,
+/// anything else is left as written.
+pub fn expand_vars(s: &str, env: &BTreeMap<String, String>) -> String {
+    let b = s.as_bytes();
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'$' && i + 1 < b.len() {
+            match b[i + 1] {
+                b'$' => {
+                    out.push('$');
+                    i += 2;
+                    continue;
+                }
+                b'(' => {
+                    if let Some(end) = s[i + 2..].find(')') {
+                        let name = &s[i + 2..i + 2 + end];
+                        if let Some(v) = env.get(name) {
+                            out.push_str(v);
+                            i += 3 + end;
+                            continue;
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        let ch = s[i..].chars().next().expect("in bounds");
+        out.push(ch);
+        i += ch.len_utf8();
+    }
+    out
+}
+
+/// The container's environment in order: the image's, then the container's (a later
+/// definition of a name replaces an earlier one), with `$(VAR)` expanded from the container
+/// variables defined before it.
+pub fn environment(
+    pod: &Pod,
+    container: &Container,
+    image: &ImageConfig,
+    inputs: &Inputs,
+) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    let set = |out: &mut Vec<(String, String)>, k: String, v: String| {
+        if let Some(e) = out.iter_mut().find(|(n, _)| *n == k) {
+            e.1 = v;
+        } else {
+            out.push((k, v));
+        }
+    };
+    for e in &image.env {
+        let (k, v) = e.split_once('=').unwrap_or((e, ""));
+        set(&mut out, k.into(), v.into());
+    }
+    let mut defined: BTreeMap<String, String> = BTreeMap::new();
+    for EnvVar {
+        name,
+        value,
+        value_from,
+    } in container.env.iter().flatten()
+    {
+        let v = match (value, value_from) {
+            (Some(v), _) => Some(expand_vars(v, &defined)),
+            (None, Some(from)) => {
+                if let Some(f) = &from.field_ref {
+                    field_value(pod, &f.field_path, inputs)
+                } else {
+                    inputs.resolved_env.get(name).cloned()
+                }
+            }
+            (None, None) => Some(String::new()),
+        };
+        if let Some(v) = v {
+            defined.insert(name.clone(), v.clone());
+            set(&mut out, name.clone(), v);
+        }
+    }
+    if !out.iter().any(|(k, _)| k == "HOSTNAME") {
+        let host = pod.metadata.name.clone().unwrap_or_default();
+        out.push(("HOSTNAME".into(), host));
+    }
+    out
+}
+
+fn field_value(pod: &Pod, path: &str, inputs: &Inputs) -> Option<String> {
+    let m = &pod.metadata;
+    let spec = pod.spec.as_ref();
+    Some(match path {
+        "metadata.name" => m.name.clone()?,
+        "metadata.namespace" => m.namespace.clone()?,
+        "metadata.uid" => m.uid.clone()?,
+        "spec.nodeName" => spec
+            .and_then(|s| s.node_name.clone())
+            .unwrap_or_else(|| inputs.node_name.clone()),
+        "spec.serviceAccountName" => spec
+            .and_then(|s| s.service_account_name.clone())
+            .unwrap_or_default(),
+        "status.podIP" => inputs.pod_ip.clone(),
+        "status.hostIP" => inputs.host_ip.clone(),
+        p => {
+            // metadata.labels['key'] / metadata.annotations['key']
+            let (map, key) = if let Some(k) = p.strip_prefix("metadata.labels['") {
+                (m.labels.as_ref(), k)
+            } else if let Some(k) = p.strip_prefix("metadata.annotations['") {
+                (m.annotations.as_ref(), k)
+            } else {
+                return None;
+            };
+            map?.get(key.strip_suffix("']")?)?.clone()
+        }
+    })
+}
+
+/// uid and gid: the container's securityContext, the pod's, else the image's User (a name
+/// or number, `user[:group]`), else root.
+pub fn user(
+    pod: &Pod,
+    container: &Container,
+    image: &ImageConfig,
+    inputs: &Inputs,
+) -> Result<(u32, u32), SpecError> {
+    let csc = container.security_context.as_ref();
+    let psc = pod.spec.as_ref().and_then(|s| s.security_context.as_ref());
+    let run_as_user = csc
+        .and_then(|c| c.run_as_user)
+        .or(psc.and_then(|p| p.run_as_user));
+    let run_as_group = csc
+        .and_then(|c| c.run_as_group)
+        .or(psc.and_then(|p| p.run_as_group));
+    let (img_user, img_group) = match image.user.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (image.user.as_str(), None),
+    };
+    let lookup = |file: &str, name: &str| -> Option<(u32, u32)> {
+        file.lines().find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() >= 4 && f[0] == name)
+                .then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?)))?
+        })
+    };
+    let (uid, mut gid) = match run_as_user {
+        Some(u) => (
+            u as u32,
+            lookup_gid_of_uid(&inputs.passwd, u as u32).unwrap_or(0),
+        ),
+        None if img_user.is_empty() => (0, 0),
+        None => match img_user.parse::<u32>() {
+            Ok(u) => (u, lookup_gid_of_uid(&inputs.passwd, u).unwrap_or(0)),
+            Err(_) => lookup(&inputs.passwd, img_user)
+                .ok_or_else(|| SpecError::UnknownUser(img_user.into()))?,
+        },
+    };
+    if let Some(g) = img_group.filter(|g| !g.is_empty()) {
+        gid = match g.parse::<u32>() {
+            Ok(g) => g,
+            Err(_) => inputs
+                .group
+                .lines()
+                .find_map(|l| {
+                    let f: Vec<&str> = l.split(':').collect();
+                    (f.len() >= 3 && f[0] == g).then(|| f[2].parse().ok())?
+                })
+                .ok_or_else(|| SpecError::UnknownGroup(g.into()))?,
+        };
+    }
+    if let Some(g) = run_as_group {
+        gid = g as u32;
+    }
+    Ok((uid, gid))
+}
+
+fn lookup_gid_of_uid(passwd: &str, uid: u32) -> Option<u32> {
+    passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() >= 4 && f[2].parse::<u32>().ok() == Some(uid)).then(|| f[3].parse().ok())?
+    })
+}
+
+/// Capabilities after privileged / add / drop (`ALL` works in both, as in Kubernetes).
+pub fn capabilities(container: &Container) -> Vec<String> {
+    let sc = container.security_context.as_ref();
+    if sc.and_then(|s| s.privileged) == Some(true) {
+        return ALL_CAPABILITIES.iter().map(|s| s.to_string()).collect();
+    }
+    let norm = |c: &String| {
+        let c = c.to_ascii_uppercase();
+        if c.starts_with("CAP_") || c == "ALL" {
+            c
+        } else {
+            format!("CAP_{c}")
+        }
+    };
+    let caps = sc.and_then(|s| s.capabilities.as_ref());
+    let add: Vec<String> = caps
+        .and_then(|c| c.add.as_ref())
+        .into_iter()
+        .flatten()
+        .map(norm)
+        .collect();
+    let drop: Vec<String> = caps
+        .and_then(|c| c.drop.as_ref())
+        .into_iter()
+        .flatten()
+        .map(norm)
+        .collect();
+    let mut set: Vec<String> = if add.iter().any(|c| c == "ALL") {
+        ALL_CAPABILITIES.iter().map(|s| s.to_string()).collect()
+    } else {
+        let mut s: Vec<String> = DEFAULT_CAPABILITIES.iter().map(|s| s.to_string()).collect();
+        for a in add {
+            if !s.contains(&a) {
+                s.push(a);
+            }
+        }
+        s
+    };
+    if drop.iter().any(|c| c == "ALL") {
+        set.clear();
+    } else {
+        set.retain(|c| !drop.contains(c));
+    }
+    set
+}
+
+/// Memory, CPU and pids limits: CPU limit → CFS quota over a 100 ms period, CPU request →
+/// shares (1024 per core, at least 2), memory limit → bytes.
+pub fn resources(container: &Container, pids_limit: Option<i64>) -> Value {
+    let r = container.resources.as_ref();
+    let millis =
+        |q: &k8s_openapi::apimachinery::pkg::api::resource::Quantity| parse_cpu_millis(&q.0);
+    let limit_cpu = r
+        .and_then(|r| r.limits.as_ref())
+        .and_then(|l| l.get("cpu"))
+        .and_then(millis);
+    let request_cpu = r
+        .and_then(|r| r.requests.as_ref())
+        .and_then(|l| l.get("cpu"))
+        .and_then(millis)
+        .or(limit_cpu);
+    let memory = r
+        .and_then(|r| r.limits.as_ref())
+        .and_then(|l| l.get("memory"))
+        .and_then(|q| parse_bytes(&q.0));
+    let mut out = json!({});
+    let shares = request_cpu.map_or(2, |m| (m * 1024 / 1000).max(2));
+    let mut cpu = json!({"shares": shares});
+    if let Some(l) = limit_cpu {
+        cpu["period"] = json!(100_000u64);
+        cpu["quota"] = json!((l * 100_000 / 1000).max(1000));
+    }
+    out["cpu"] = cpu;
+    if let Some(m) = memory {
+        out["memory"] = json!({"limit": m});
+    }
+    if let Some(p) = pids_limit.filter(|p| *p > 0) {
+        out["pids"] = json!({"limit": p});
+    }
+    out["devices"] = json!([{"allow": false, "access": "rwm"}]);
+    out
+}
+
+/// `250m` → 250, `2` → 2000, `0.5` → 500.
+pub fn parse_cpu_millis(s: &str) -> Option<i64> {
+    if let Some(m) = s.strip_suffix('m') {
+        return m.parse().ok();
+    }
+    let f: f64 = s.parse().ok()?;
+    Some((f * 1000.0).round() as i64)
+}
+
+/// Kubernetes quantities in bytes: `128Mi`, `1G`, `1e6`, `500000`.
+pub fn parse_bytes(s: &str) -> Option<i64> {
+    const SUFFIXES: &[(&str, f64)] = &[
+        ("Ki", 1024.0),
+        ("Mi", 1048576.0),
+        ("Gi", 1073741824.0),
+        ("Ti", 1099511627776.0),
+        ("k", 1e3),
+        ("M", 1e6),
+        ("G", 1e9),
+        ("T", 1e12),
+    ];
+    for (suf, mul) in SUFFIXES {
+        if let Some(n) = s.strip_suffix(suf) {
+            return Some((n.parse::<f64>().ok()? * mul) as i64);
+        }
+    }
+    s.parse::<f64>().ok().map(|f| f as i64)
+}
+
+/// The whole `config.json` for one container of a pod.
+pub fn container_spec(
+    pod: &Pod,
+    container: &Container,
+    image: &ImageConfig,
+    inputs: &Inputs,
+) -> Result<Value, SpecError> {
+    let env = environment(pod, container, image, inputs);
+    let env_map: BTreeMap<String, String> = env.iter().cloned().collect();
+    let args = command_line(container, image, &env_map)?;
+    let (uid, gid) = user(pod, container, image, inputs)?;
+    let sc = container.security_context.as_ref();
+    let privileged = sc.and_then(|s| s.privileged) == Some(true);
+    let caps = capabilities(container);
+    let cwd = container
+        .working_dir
+        .clone()
+        .filter(|w| !w.is_empty())
+        .or_else(|| Some(image.working_dir.clone()).filter(|w| !w.is_empty()))
+        .unwrap_or_else(|| "/".into());
+    let no_new_privs = !privileged && sc.and_then(|s| s.allow_privilege_escalation) != Some(true);
+    let read_only_root = sc.and_then(|s| s.read_only_root_filesystem) == Some(true);
+    let hostname = pod.metadata.name.clone().unwrap_or_default();
+
+    let mut namespaces = vec![
+        json!({"type": "pid"}),
+        json!({"type": "mount"}),
+        json!({"type": "network", "path": inputs.netns}),
+    ];
+    for (kind, path) in [("uts", &inputs.utsns), ("ipc", &inputs.ipcns)] {
+        namespaces.push(match path {
+            Some(p) => json!({"type": kind, "path": p}),
+            None => json!({"type": kind}),
+        });
+    }
+    let mut mounts = vec![
+        json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
+        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
+        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
+        json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", if privileged { "rw" } else { "ro" }]}),
+        json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}),
+    ];
+    for m in &inputs.mounts {
+        let mut options = vec!["rbind", "rprivate"];
+        options.push(if m.read_only { "ro" } else { "rw" });
+        mounts.push(json!({"destination": m.destination, "type": "bind", "source": m.source, "options": options}));
+    }
+    let mut linux = json!({
+        "namespaces": namespaces,
+        "cgroupsPath": inputs.cgroups_path,
+        "resources": resources(container, inputs.pids_limit),
+    });
+    if !privileged {
+        linux["maskedPaths"] = json!(MASKED_PATHS);
+        linux["readonlyPaths"] = json!(READONLY_PATHS);
+        linux["seccomp"] = seccomp_profile();
+    }
+    let spec = json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": container.tty == Some(true),
+            "user": {"uid": uid, "gid": gid},
+            "args": args,
+            "env": env.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
+            "cwd": cwd,
+            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
+            "noNewPrivileges": no_new_privs,
+        },
+        "root": {"path": inputs.rootfs, "readonly": read_only_root},
+        "hostname": hostname,
+        "mounts": mounts,
+        "linux": linux,
+    });
+    // The shape must be what libcontainer reads.
+    serde_json::from_value::<libcontainer::oci_spec::runtime::Spec>(spec.clone())
+        .map_err(|e| SpecError::Invalid(e.to_string()))?;
+    Ok(spec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(containers: Value) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": "web-1", "namespace": "default", "uid": "u-1", "labels": {"app": "web"}},
+            "spec": {"nodeName": "node-a", "containers": containers}
+        }))
+        .unwrap()
+    }
+
+    fn container(v: Value) -> Container {
+        let mut v = v;
+        v["name"] = json!("c");
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn inputs() -> Inputs {
+        Inputs {
+            rootfs: "/r".into(),
+            netns: "/run/netns/p".into(),
+            utsns: Some("/run/tinykube/ns/p/uts".into()),
+            ipcns: None,
+            mounts: vec![BindMount {
+                destination: "/etc/hosts".into(),
+                source: "/pods/u/etc-hosts".into(),
+                read_only: false,
+            }],
+            cgroups_path: "/tinykube/podu-1/c1".into(),
+            pod_ip: "10.244.0.9".into(),
+            host_ip: "192.168.1.2".into(),
+            node_name: "node-a".into(),
+            resolved_env: BTreeMap::from([("FROM_CM".to_string(), "cm-value".to_string())]),
+            passwd: "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65533:nobody:/:/bin/false\n"
+                .into(),
+            group: "root:x:0:\nstaff:x:50:\n".into(),
+            pids_limit: Some(1024),
+        }
+    }
+
+    fn image() -> ImageConfig {
+        ImageConfig {
+            entrypoint: vec!["/entry".into()],
+            cmd: vec!["serve".into(), "--port=80".into()],
+            env: vec!["PATH=/bin".into(), "MODE=image".into()],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn command_and_args_follow_kubernetes() {
+        let env = BTreeMap::from([("PORT".to_string(), "8080".to_string())]);
+        for (c, want) in [
+            (json!({}), vec!["/entry", "serve", "--port=80"]),
+            (
+                json!({"args": ["run", "--port=$(PORT)"]}),
+                vec!["/entry", "run", "--port=8080"],
+            ),
+            (json!({"command": ["/bin/sh"]}), vec!["/bin/sh"]),
+            (
+                json!({"command": ["/bin/sh", "-c"], "args": ["echo $(PORT) $$(PORT) $(NOPE)"]}),
+                vec!["/bin/sh", "-c", "echo 8080 $(PORT) $(NOPE)"],
+            ),
+        ] {
+            assert_eq!(
+                command_line(&container(c.clone()), &image(), &env).unwrap(),
+                want,
+                "{c}"
+            );
+        }
+        let empty = ImageConfig::default();
+        assert_eq!(
+            command_line(&container(json!({})), &empty, &env),
+            Err(SpecError::NoCommand)
+        );
+    }
+
+    #[test]
+    fn env_merges_image_and_container_and_resolves_fields() {
+        let c = container(json!({"env": [
+            {"name": "MODE", "value": "pod"},
+            {"name": "A", "value": "a"},
+            {"name": "B", "value": "$(A)-$(MODE)-$(LATER)"},
+            {"name": "LATER", "value": "x"},
+            {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+            {"name": "APP", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['app']"}}},
+            {"name": "FROM_CM", "valueFrom": {"configMapKeyRef": {"name": "cm", "key": "k"}}},
+            {"name": "MISSING", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k", "optional": true}}},
+        ]}));
+        let p = pod(json!([]));
+        let env = environment(&p, &c, &image(), &inputs());
+        let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("PATH"), Some("/bin"));
+        assert_eq!(get("MODE"), Some("pod"));
+        assert_eq!(get("B"), Some("a-pod-$(LATER)"));
+        assert_eq!(get("POD"), Some("web-1"));
+        assert_eq!(get("IP"), Some("10.244.0.9"));
+        assert_eq!(get("APP"), Some("web"));
+        assert_eq!(get("FROM_CM"), Some("cm-value"));
+        assert_eq!(get("MISSING"), None);
+        assert_eq!(get("HOSTNAME"), Some("web-1"));
+        // Image variables keep their place; MODE is overridden in place.
+        assert_eq!(env[0].0, "PATH");
+        assert_eq!(env[1], ("MODE".to_string(), "pod".to_string()));
+    }
+
+    #[test]
+    fn users_resolve_from_security_context_or_image() {
+        let p = pod(json!([]));
+        let img = |u: &str| ImageConfig {
+            user: u.into(),
+            ..image()
+        };
+        let c = container(json!({}));
+        let i = inputs();
+        assert_eq!(user(&p, &c, &img(""), &i).unwrap(), (0, 0));
+        assert_eq!(user(&p, &c, &img("nobody"), &i).unwrap(), (65534, 65533));
+        assert_eq!(user(&p, &c, &img("1000:50"), &i).unwrap(), (1000, 50));
+        assert_eq!(user(&p, &c, &img("nobody:staff"), &i).unwrap(), (65534, 50));
+        assert_eq!(
+            user(&p, &c, &img("ghost"), &i),
+            Err(SpecError::UnknownUser("ghost".into()))
+        );
+        let sc = container(json!({"securityContext": {"runAsUser": 65534, "runAsGroup": 7}}));
+        assert_eq!(user(&p, &sc, &img("root"), &i).unwrap(), (65534, 7));
+    }
+
+    #[test]
+    fn capabilities_default_add_drop_privileged() {
+        let caps = |sc: Value| capabilities(&container(json!({"securityContext": sc})));
+        let default = caps(json!({}));
+        assert_eq!(default.len(), 14);
+        assert!(
+            default.contains(&"CAP_NET_RAW".to_string())
+                && !default.contains(&"CAP_SYS_ADMIN".to_string())
+        );
+        let c =
+            caps(json!({"capabilities": {"add": ["NET_ADMIN"], "drop": ["NET_RAW", "cap_kill"]}}));
+        assert!(c.contains(&"CAP_NET_ADMIN".to_string()));
+        assert!(!c.contains(&"CAP_NET_RAW".to_string()) && !c.contains(&"CAP_KILL".to_string()));
+        assert_eq!(
+            caps(json!({"capabilities": {"drop": ["ALL"], "add": ["CHOWN"]}})),
+            Vec::<String>::new()
+        );
+        assert!(caps(json!({"privileged": true})).contains(&"CAP_SYS_ADMIN".to_string()));
+    }
+
+    #[test]
+    fn resources_become_cgroup_limits() {
+        let c = container(
+            json!({"resources": {"limits": {"cpu": "500m", "memory": "128Mi"}, "requests": {"cpu": "250m"}}}),
+        );
+        let r = resources(&c, Some(100));
+        assert_eq!(
+            r["cpu"],
+            json!({"shares": 256, "period": 100000, "quota": 50000})
+        );
+        assert_eq!(r["memory"]["limit"], 134217728);
+        assert_eq!(r["pids"]["limit"], 100);
+        let none = resources(&container(json!({})), None);
+        assert_eq!(none["cpu"], json!({"shares": 2}));
+        assert!(none.get("memory").is_none() && none.get("pids").is_none());
+        assert_eq!(parse_cpu_millis("2"), Some(2000));
+        assert_eq!(parse_cpu_millis("0.5"), Some(500));
+        assert_eq!(parse_bytes("1G"), Some(1_000_000_000));
+        assert_eq!(parse_bytes("64Ki"), Some(65536));
+    }
+
+    #[test]
+    fn the_spec_is_secure_by_default_and_parses() {
+        let p = pod(json!([]));
+        let c = container(json!({"workingDir": "/app"}));
+        let s = container_spec(&p, &c, &image(), &inputs()).unwrap();
+        assert_eq!(s["process"]["noNewPrivileges"], true);
+        assert_eq!(s["process"]["cwd"], "/app");
+        assert_eq!(s["hostname"], "web-1");
+        assert_eq!(
+            s["linux"]["maskedPaths"].as_array().unwrap().len(),
+            MASKED_PATHS.len()
+        );
+        assert_eq!(s["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ALLOW");
+        let ns = s["linux"]["namespaces"].as_array().unwrap();
+        assert!(ns.contains(&json!({"type": "network", "path": "/run/netns/p"})));
+        assert!(ns.contains(&json!({"type": "uts", "path": "/run/tinykube/ns/p/uts"})));
+        assert!(ns.contains(&json!({"type": "ipc"})));
+        assert!(s["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["destination"] == "/etc/hosts"));
+        let privileged = container(json!({"securityContext": {"privileged": true}}));
+        let s = container_spec(&p, &privileged, &image(), &inputs()).unwrap();
+        assert_eq!(s["process"]["noNewPrivileges"], false);
+        assert!(s["linux"].get("seccomp").is_none() && s["linux"].get("maskedPaths").is_none());
+    }
+}
