@@ -2,4 +2,5 @@
 
 pub mod image;
 pub mod network;
+pub mod node;
 pub mod runtime;
