@@ -12,8 +12,9 @@ use k8s_openapi::api::core::v1::Pod;
 use tinykube_kubelet::image::archive;
 use tinykube_kubelet::image::rootfs::{mount_rootfs, remove_rootfs};
 use tinykube_kubelet::network::netns;
+use tinykube_kubelet::runtime::sandbox::{DnsConfig, Sandbox};
 use tinykube_kubelet::runtime::shim::{self, ShimArgs};
-use tinykube_kubelet::runtime::spec::{container_spec, ImageConfig, Inputs};
+use tinykube_kubelet::runtime::spec::{container_spec, BindMount, ImageConfig, Inputs};
 
 /// A node dir with the busybox image loaded, and cgroups under a parent of the test's own.
 struct Fixture {
@@ -49,6 +50,12 @@ impl Fixture {
 
     /// Prepares container `id` running `args` and returns the shim's arguments.
     fn bundle(&self, id: &str, args: &[&str]) -> ShimArgs {
+        self.bundle_in(id, args, None)
+    }
+
+    /// The same, for a container of a pod whose sandbox (UTS/IPC namespaces, /etc files) is
+    /// `sandbox`.
+    fn bundle_in(&self, id: &str, args: &[&str], sandbox: Option<&Sandbox>) -> ShimArgs {
         let image = self
             .node
             .store()
@@ -60,7 +67,7 @@ impl Fixture {
         std::fs::create_dir_all(&bundle).unwrap();
         // The spec the kubelet writes for a pod's container (secure defaults and all).
         let pod: Pod = serde_json::from_value(serde_json::json!({
-            "metadata": {"name": "p", "namespace": "default", "uid": "u"},
+            "metadata": {"name": if sandbox.is_some() { "web-1" } else { "p" }, "namespace": "default", "uid": "u"},
             "spec": {"containers": [{"name": "c", "image": "busybox", "command": args}]}
         }))
         .unwrap();
@@ -69,9 +76,20 @@ impl Fixture {
         let inputs = Inputs {
             rootfs,
             netns: netns::path(&self.netns),
-            utsns: None,
-            ipcns: None,
-            mounts: vec![],
+            utsns: sandbox.map(|s| s.uts()),
+            ipcns: sandbox.map(|s| s.ipc()),
+            mounts: sandbox
+                .map(|s| {
+                    ["hosts", "hostname", "resolv.conf"]
+                        .iter()
+                        .map(|f| BindMount {
+                            destination: format!("/etc/{f}"),
+                            source: s.etc(f),
+                            read_only: false,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
             cgroups_path: format!("/{}/{id}", self.cgroup_parent),
             pod_ip: String::new(),
             host_ip: String::new(),
@@ -233,4 +251,68 @@ fn a_bad_bundle_is_reported_not_hung() {
         Some(e) => assert!(e.contains("c-bad"), "{e}"),
         None => assert_eq!(shim::read_exit(&args.exit_file).unwrap().exit_code, 127),
     }
+}
+
+#[test]
+fn containers_of_a_pod_share_its_hostname_ipc_and_etc_files() {
+    let f = Fixture::new();
+    let sandbox = Sandbox::new(&f.node.dir.path().join("pods/u"));
+    let pod: Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "web-1", "namespace": "default"},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]}
+    }))
+    .unwrap();
+    let dns = DnsConfig {
+        cluster_dns: Some("10.96.0.10".into()),
+        cluster_domain: "cluster.local".into(),
+        host_resolv_conf: String::new(),
+    };
+    sandbox.create(&pod, "10.244.0.9", &dns).unwrap();
+    // Creating again (a kubelet restart) keeps the namespaces.
+    let uts_inode = std::fs::metadata(sandbox.uts()).unwrap();
+    sandbox.create(&pod, "10.244.0.9", &dns).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        std::fs::metadata(sandbox.uts()).unwrap().ino(),
+        uts_inode.ino()
+    );
+
+    // Both containers report the pod's hostname, files and IPC namespace.
+    let a = f.bundle_in("c-a", &["sh", "-c", "hostname; cat /etc/hosts | tail -1; head -1 /etc/resolv.conf; readlink /proc/self/ns/ipc"], Some(&sandbox));
+    let b = f.bundle_in(
+        "c-b",
+        &["sh", "-c", "hostname; readlink /proc/self/ns/ipc"],
+        Some(&sandbox),
+    );
+    let mut out = Vec::new();
+    for args in [&a, &b] {
+        let (report, mut child) = shim::spawn(exe(), args).unwrap();
+        assert!(report.error.is_none(), "{report:?}");
+        child.wait().unwrap();
+        assert_eq!(shim::read_exit(&args.exit_file).unwrap().exit_code, 0);
+        let log = std::fs::read_to_string(&args.log).unwrap();
+        out.push(
+            log.lines()
+                .map(|l| l.splitn(4, ' ').nth(3).unwrap().to_string())
+                .collect::<Vec<_>>(),
+        );
+    }
+    assert_eq!(out[0][0], "web-1");
+    assert_eq!(out[0][1], "10.244.0.9\tweb-1");
+    assert_eq!(
+        out[0][2],
+        "search default.svc.cluster.local svc.cluster.local cluster.local"
+    );
+    assert_eq!(out[1][0], "web-1");
+    // Same IPC namespace for both containers, and not the host's.
+    assert_eq!(out[0][3], out[1][1]);
+    assert_ne!(
+        out[0][3],
+        std::fs::read_link("/proc/self/ns/ipc")
+            .unwrap()
+            .to_string_lossy()
+    );
+
+    sandbox.remove().unwrap();
+    assert!(!sandbox.dir.exists());
 }

@@ -50,14 +50,41 @@ pub fn create(name: &str) -> io::Result<PathBuf> {
         return Ok(target);
     }
     prepare_dir()?;
-    fs::File::create(&target)?;
-    let t = target.clone();
+    bind_new_namespace(CloneFlags::CLONE_NEWNET, &target, None)?;
+    Ok(target)
+}
+
+/// Makes a new namespace of one kind (net, UTS or IPC) and bind-mounts it on `target` (a file
+/// that is created), which keeps it alive with no process in it. A new UTS namespace gets
+/// `hostname`.
+pub fn bind_new_namespace(
+    kind: CloneFlags,
+    target: &Path,
+    hostname: Option<&str>,
+) -> io::Result<()> {
+    let proc_name = match kind {
+        CloneFlags::CLONE_NEWNET => "net",
+        CloneFlags::CLONE_NEWUTS => "uts",
+        CloneFlags::CLONE_NEWIPC => "ipc",
+        _ => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "unsupported namespace kind",
+            ))
+        }
+    };
+    fs::File::create(target)?;
+    let t = target.to_path_buf();
+    let hostname = hostname.map(str::to_string);
     // unshare() changes only the calling thread's namespace: do it on a thread of its own,
     // which ends right after, so no other code ever runs inside the new namespace.
     let r = std::thread::spawn(move || -> io::Result<()> {
-        unshare(CloneFlags::CLONE_NEWNET)?;
+        unshare(kind)?;
+        if let Some(h) = hostname {
+            nix::unistd::sethostname(h)?;
+        }
         mount(
-            Some("/proc/thread-self/ns/net"),
+            Some(format!("/proc/thread-self/ns/{proc_name}").as_str()),
             &t,
             None::<&str>,
             MsFlags::MS_BIND,
@@ -66,27 +93,31 @@ pub fn create(name: &str) -> io::Result<PathBuf> {
         Ok(())
     })
     .join()
-    .map_err(|_| io::Error::other("netns thread panicked"))?;
+    .map_err(|_| io::Error::other("namespace thread panicked"))?;
     if let Err(e) = r {
-        let _ = fs::remove_file(&target);
+        let _ = fs::remove_file(target);
         return Err(e);
     }
-    Ok(target)
+    Ok(())
+}
+
+/// Unmounts and removes a namespace file made by [`bind_new_namespace`] (missing is fine).
+pub fn unbind_namespace(target: &Path) -> io::Result<()> {
+    match umount2(target, MntFlags::MNT_DETACH) {
+        Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => {}
+        Err(e) => return Err(e.into()),
+    }
+    match fs::remove_file(target) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
 }
 
 /// Removes network namespace `name` (missing is fine). The namespace itself goes when the
 /// last process in it is gone.
 pub fn delete(name: &str) -> io::Result<()> {
     check_name(name)?;
-    let target = path(name);
-    match umount2(&target, MntFlags::MNT_DETACH) {
-        Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => {}
-        Err(e) => return Err(e.into()),
-    }
-    match fs::remove_file(&target) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
-    }
+    unbind_namespace(&path(name))
 }
 
 /// Undoes [`prepare_dir`] once no namespace is left in /run/netns (as a clean uninstall
@@ -98,7 +129,7 @@ pub fn release_dir() {
     }
 }
 
-/// Whether `path` is a mounted network namespace.
+/// Whether `path` is a mounted namespace (nsfs: network, UTS, IPC alike).
 #[allow(clippy::unnecessary_cast)] // fs_type_t is not i64 on every architecture
 pub fn is_netns(path: &Path) -> bool {
     const NSFS_MAGIC: i64 = 0x6e73_6673;

@@ -1,5 +1,6 @@
 //! The container runtime: per-container shims running youki's libcontainer, CRI log files.
 
 pub mod crilog;
+pub mod sandbox;
 pub mod shim;
 pub mod spec;
