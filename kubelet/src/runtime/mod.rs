@@ -1,6 +1,7 @@
 //! The container runtime: per-container shims running youki's libcontainer, CRI log files.
 
 pub mod crilog;
+pub mod plan;
 pub mod sandbox;
 pub mod shim;
 pub mod spec;
