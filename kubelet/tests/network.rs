@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 
 use tinykube_kubelet::network::cni::{self, Attachment, Cni, NetworkConfigList, PortMapping};
-use tinykube_kubelet::network::netns;
+use tinykube_kubelet::network::{masq, netns};
 
 /// Runs `f` on a thread that lives in network namespace `ns` (setns only moves the calling
 /// thread; the processes it spawns start in that namespace too).
@@ -213,4 +213,38 @@ fn a_failing_plugin(runtime: Cni, list: NetworkConfigList, name: &str) {
         err.contains("failed to find plugin \"no-such-plugin\""),
         "{err}"
     );
+}
+
+#[test]
+fn pod_network_masquerade_is_one_rule_installed_once_and_removed_whole() {
+    let node = format!("tk-test-masq-{}", std::process::id());
+    let _guard = Namespaces(vec![node.clone()]);
+    netns::create(&node).unwrap();
+    in_netns(&node, || {
+        let nat = || {
+            let out = Command::new("iptables-save")
+                .args(["-t", "nat"])
+                .output()
+                .unwrap();
+            String::from_utf8(out.stdout).unwrap()
+        };
+        masq::install("10.250.0.0/24").unwrap();
+        masq::install("10.250.0.0/24").unwrap();
+        let rules = nat();
+        assert_eq!(
+            rules
+                .matches("-A POSTROUTING -j TINYKUBE-POSTROUTING")
+                .count(),
+            1,
+            "{rules}"
+        );
+        assert_eq!(rules.matches("-j MASQUERADE").count(), 1, "{rules}");
+        assert!(
+            rules.contains("-s 10.250.0.0/24 ! -d 10.250.0.0/24"),
+            "{rules}"
+        );
+        masq::remove().unwrap();
+        masq::remove().unwrap();
+        assert!(!nat().contains("TINYKUBE"), "{}", nat());
+    });
 }
