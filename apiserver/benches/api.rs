@@ -7,63 +7,18 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{Api, ListParams, PostParams, WatchEvent, WatchParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Config};
+use kube::Client;
 use serde_json::json;
+use tinykube_e2e::{client, Apiserver};
 
 const CONCURRENCY: [usize; 3] = [1, 8, 32];
 const LIST_SIZE: usize = 1000;
-
-struct Server {
-    child: Child,
-    _dir: tempfile::TempDir,
-    kubeconfig: std::path::PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start() -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_tinykube-apiserver"))
-        .args(["--secure-port", "0", "--data-dir"])
-        .arg(dir.path())
-        .env("TINYKUBE_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("tinykube-apiserver");
-    let port = dir.path().join("port");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !port.exists() {
-        assert!(Instant::now() < deadline, "apiserver did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Server {
-        child,
-        kubeconfig: dir.path().join("admin.kubeconfig"),
-        _dir: dir,
-    }
-}
-
-async fn client(kubeconfig: &Path) -> Client {
-    let kc = Kubeconfig::read_from(kubeconfig).unwrap();
-    let cfg = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-        .await
-        .unwrap();
-    Client::try_from(cfg).unwrap()
-}
 
 /// A pod no scheduler picks up (schedulerName names none), so the figures are the API's alone.
 fn pod(name: &str) -> Pod {
@@ -144,8 +99,9 @@ where
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
-    let server = start();
-    let admin = client(&server.kubeconfig).await;
+    let server = Apiserver::start(Path::new(env!("CARGO_BIN_EXE_tinykube-apiserver")), &[]);
+    let kubeconfig = server.kubeconfig("admin");
+    let admin = client(&kubeconfig).await;
     // A namespace with exactly LIST_SIZE pods, for list latency.
     ensure_namespace(&admin, "bench-list").await;
     let list_api: Api<Pod> = Api::namespaced(admin.clone(), "bench-list");
@@ -178,7 +134,7 @@ async fn main() {
     for &n in &CONCURRENCY {
         let mut clients = Vec::new();
         for _ in 0..n {
-            clients.push(client(&server.kubeconfig).await);
+            clients.push(client(&kubeconfig).await);
         }
         let ns = format!("bench-{n}");
         ensure_namespace(&admin, &ns).await;

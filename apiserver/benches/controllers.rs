@@ -9,7 +9,7 @@
 mod fake_kubelet;
 
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,53 +17,12 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
 use kube::api::{Api, DeleteParams, ListParams, PostParams, WatchEvent, WatchParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Config};
 use serde_json::json;
+use tinykube_e2e::Apiserver;
 
 const RUNS: usize = 10;
 const REPLICAS: usize = 100;
 const FLIPS: usize = 200;
-
-struct Server {
-    child: Child,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start() -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_tinykube-apiserver"))
-        .args(["--secure-port", "0", "--data-dir"])
-        .arg(dir.path())
-        .env("TINYKUBE_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("tinykube-apiserver");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !dir.path().join("port").exists() {
-        assert!(Instant::now() < deadline, "apiserver did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Server { child, dir }
-}
-
-async fn client(s: &Server) -> Client {
-    let kc = Kubeconfig::read_from(s.dir.path().join("admin.kubeconfig")).unwrap();
-    Client::try_from(
-        Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-            .await
-            .unwrap(),
-    )
-    .unwrap()
-}
 
 fn deployment(name: &str, replicas: usize) -> Deployment {
     serde_json::from_value(json!({
@@ -96,8 +55,8 @@ fn ready(p: &Pod) -> bool {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
-    let server = start();
-    let c = client(&server).await;
+    let server = Apiserver::start(Path::new(env!("CARGO_BIN_EXE_tinykube-apiserver")), &[]);
+    let c = server.client("admin").await;
     let kubelet = fake_kubelet::FakeKubelet::start(c.clone(), "node-1", 1).await;
     let pods: Api<Pod> = Api::namespaced(c.clone(), "default");
     let deploys: Api<Deployment> = Api::namespaced(c.clone(), "default");

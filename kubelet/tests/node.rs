@@ -1,80 +1,20 @@
 //! Node registration, status and Lease against the real apiserver, with the node's own
 //! credentials (the kubelet.kubeconfig the apiserver issues for `--node-name`).
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Node;
 use kube::api::Api;
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Config};
+use tinykube_e2e::{built_binary, Apiserver};
 use tinykube_kubelet::node::{self, NodeConfig};
-
-/// The apiserver binary beside this test's (hack/test.sh builds the whole workspace first).
-fn apiserver_bin() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("tinykube-apiserver");
-    assert!(
-        bin.exists(),
-        "{} is missing: `cargo build --release --workspace` first (hack/test.sh does)",
-        bin.display()
-    );
-    bin
-}
-
-struct Apiserver {
-    dir: tempfile::TempDir,
-    child: Child,
-}
-
-impl Apiserver {
-    fn start(node_name: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let log = std::fs::File::create(dir.path().join("apiserver.log")).unwrap();
-        let child = Command::new(apiserver_bin())
-            .args(["--secure-port", "0", "--node-name", node_name])
-            .arg("--data-dir")
-            .arg(dir.path())
-            .env("TINYKUBE_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let s = Self { dir, child };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !s.dir.path().join("port").exists() {
-            assert!(Instant::now() < deadline, "apiserver did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        s
-    }
-
-    async fn client(&self, who: &str) -> Client {
-        let kc = Kubeconfig::read_from(self.dir.path().join(format!("{who}.kubeconfig"))).unwrap();
-        let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-            .await
-            .unwrap();
-        Client::try_from(config).unwrap()
-    }
-}
-
-impl Drop for Apiserver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_node_registers_heartbeats_and_renews_its_lease() {
-    let api = Apiserver::start("tiny-test");
+    let api = Apiserver::start(
+        &built_binary("tinykube-apiserver"),
+        &["--node-name", "tiny-test"],
+    );
     let kubelet = api.client("kubelet").await;
     let cfg = NodeConfig {
         name: "tiny-test".into(),

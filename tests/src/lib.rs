@@ -1,1 +1,80 @@
-//! End-to-end test framework (a node in its own network namespace) lands with the kubelet.
+//! Shared harness for tests and benchmarks that run the built binaries. The end-to-end
+//! framework (a whole node in its own network namespace) grows here with the kubelet.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+
+/// A `tinykube-apiserver` on a free port with a temporary data dir; killed on drop.
+pub struct Apiserver {
+    child: Child,
+    pub dir: tempfile::TempDir,
+}
+
+impl Apiserver {
+    /// Starts `bin` with `args` (beyond port and data dir) and waits until it serves.
+    pub fn start(bin: &Path, args: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let child = Command::new(bin)
+            .args(["--secure-port", "0", "--data-dir"])
+            .arg(dir.path())
+            .args(args)
+            .env("TINYKUBE_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !dir.path().join("port").exists() {
+            assert!(Instant::now() < deadline, "apiserver did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self { child, dir }
+    }
+
+    /// The kubeconfig the apiserver wrote for `who` (admin, kubelet, proxy).
+    pub fn kubeconfig(&self, who: &str) -> PathBuf {
+        self.dir.path().join(format!("{who}.kubeconfig"))
+    }
+
+    /// A client with `who`'s credentials.
+    pub async fn client(&self, who: &str) -> Client {
+        client(&self.kubeconfig(who)).await
+    }
+}
+
+impl Drop for Apiserver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A kube-rs client (a connection of its own) from a kubeconfig file.
+pub async fn client(kubeconfig: &Path) -> Client {
+    let kc = Kubeconfig::read_from(kubeconfig).expect("kubeconfig");
+    let cfg = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .expect("client config");
+    Client::try_from(cfg).expect("client")
+}
+
+/// A binary of the workspace built beside the running test or benchmark
+/// (`target/release/deps/x` → `target/release/<name>`).
+pub fn built_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .join(name);
+    assert!(
+        bin.exists(),
+        "{} is missing: `cargo build --release --workspace` first (hack/test.sh does)",
+        bin.display()
+    );
+    bin
+}

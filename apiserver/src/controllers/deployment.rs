@@ -891,21 +891,20 @@ impl Controller {
         let q = c.queue.clone();
         let rss = c.replicasets.clone();
         c.pods.on_change(move |old, new| {
-            if new.is_some() {
+            let Some(pod) = old.filter(|_| new.is_none()) else {
                 return;
-            }
-            let Some(pod) = old else { return };
+            };
             let ns = pod.metadata.namespace.as_deref().unwrap_or_default();
-            if let Some(r) =
-                podutil::controller_of(&pod.metadata).filter(|r| r.kind == "ReplicaSet")
-            {
-                if let Some(rs) = rss.get(&format!("{ns}/{}", r.name)) {
-                    if let Some(d) =
-                        podutil::controller_of(&rs.metadata).filter(|r| r.kind == "Deployment")
-                    {
-                        q.add(format!("{ns}/{}", d.name));
-                    }
-                }
+            let deployment = podutil::controller_of(&pod.metadata)
+                .filter(|r| r.kind == "ReplicaSet")
+                .and_then(|r| rss.get(&format!("{ns}/{}", r.name)))
+                .and_then(|rs| {
+                    podutil::controller_of(&rs.metadata)
+                        .filter(|r| r.kind == "Deployment")
+                        .map(|d| d.name.clone())
+                });
+            if let Some(d) = deployment {
+                q.add(format!("{ns}/{d}"));
             }
         });
         c

@@ -72,6 +72,34 @@ fn ok_if_gone(r: Result<(), ApiError>) -> Result<(), ApiError> {
     }
 }
 
+impl<K: Kind> Informer<K> {
+    /// Changes an object's metadata in place (gone or changed meanwhile is fine: the collector
+    /// looks again on the next change).
+    fn edit_meta<'a>(
+        &'a self,
+        item: &'a Item,
+        edit: impl Fn(&mut ObjectMeta) + Send + Sync + 'a,
+    ) -> BoxFuture<'a, Result<(), ApiError>> {
+        Box::pin(async move {
+            let r = self
+                .registry
+                .modify(
+                    item.namespace.as_deref(),
+                    &item.name,
+                    Part::Main,
+                    &WriteOptions::default(),
+                    |old| {
+                        let mut o = old.clone();
+                        edit(o.metadata_mut());
+                        Ok(o)
+                    },
+                )
+                .await;
+            ok_if_gone(r.map(|_| ()))
+        })
+    }
+}
+
 impl<K: Kind> Source for Informer<K> {
     fn kind(&self) -> &'static str {
         self.registry.info().kind
@@ -143,28 +171,13 @@ impl<K: Kind> Source for Informer<K> {
         item: &'a Item,
         uids: Vec<String>,
     ) -> BoxFuture<'a, Result<(), ApiError>> {
-        Box::pin(async move {
-            let r = self
-                .registry
-                .modify(
-                    item.namespace.as_deref(),
-                    &item.name,
-                    Part::Main,
-                    &WriteOptions::default(),
-                    |old| {
-                        let mut o = old.clone();
-                        let m: &mut ObjectMeta = o.metadata_mut();
-                        if let Some(refs) = m.owner_references.as_mut() {
-                            refs.retain(|r| !uids.contains(&r.uid));
-                            if refs.is_empty() {
-                                m.owner_references = None;
-                            }
-                        }
-                        Ok(o)
-                    },
-                )
-                .await;
-            ok_if_gone(r.map(|_| ()))
+        self.edit_meta(item, move |m| {
+            if let Some(refs) = m.owner_references.as_mut() {
+                refs.retain(|r| !uids.contains(&r.uid));
+                if refs.is_empty() {
+                    m.owner_references = None;
+                }
+            }
         })
     }
 
@@ -173,28 +186,13 @@ impl<K: Kind> Source for Informer<K> {
         item: &'a Item,
         finalizer: &'static str,
     ) -> BoxFuture<'a, Result<(), ApiError>> {
-        Box::pin(async move {
-            let r = self
-                .registry
-                .modify(
-                    item.namespace.as_deref(),
-                    &item.name,
-                    Part::Main,
-                    &WriteOptions::default(),
-                    |old| {
-                        let mut o = old.clone();
-                        let m = o.metadata_mut();
-                        if let Some(f) = m.finalizers.as_mut() {
-                            f.retain(|x| x != finalizer);
-                            if f.is_empty() {
-                                m.finalizers = None;
-                            }
-                        }
-                        Ok(o)
-                    },
-                )
-                .await;
-            ok_if_gone(r.map(|_| ()))
+        self.edit_meta(item, move |m| {
+            if let Some(f) = m.finalizers.as_mut() {
+                f.retain(|x| x != finalizer);
+                if f.is_empty() {
+                    m.finalizers = None;
+                }
+            }
         })
     }
 
