@@ -1,6 +1,9 @@
 //! tinykube-kubelet: the node agent.
 
+pub mod daemon;
 pub mod image;
+pub mod kubelet;
 pub mod network;
 pub mod node;
 pub mod runtime;
+pub mod status;

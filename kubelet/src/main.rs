@@ -1,5 +1,6 @@
-//! tinykube-kubelet. The node agent itself lands with the pods issue; today the binary offers
-//! the image service's commands on the node's image store (`images pull|ls|load|rm|prune`).
+//! tinykube-kubelet: the node agent (run without a subcommand), `cleanup`, the image
+//! service's commands on the node's image store (`images pull|ls|load|rm|prune`), and the
+//! hidden per-container `shim`.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -10,10 +11,17 @@ use clap::{Args, Parser, Subcommand};
 use tinykube_kubelet::image::{self, ImageName, ImageService, RegistryConfig, Store};
 
 #[derive(Parser)]
-#[command(name = "tinykube-kubelet", version, about = "The tinykube node agent")]
+#[command(
+    name = "tinykube-kubelet",
+    version,
+    about = "The tinykube node agent",
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    #[command(flatten)]
+    daemon: tinykube_kubelet::daemon::Flags,
 }
 
 #[derive(Subcommand)]
@@ -21,6 +29,14 @@ enum Command {
     /// Work with the node's image store.
     #[command(subcommand)]
     Images(ImagesCommand),
+    /// Stop every container and remove everything the kubelet made on this machine.
+    Cleanup {
+        #[command(flatten)]
+        flags: Box<tinykube_kubelet::daemon::Flags>,
+        /// Delete the data dir (images included) too.
+        #[arg(long)]
+        purge: bool,
+    },
     /// Run one container (started by the kubelet, not by hand).
     #[command(hide = true)]
     Shim(tinykube_kubelet::runtime::shim::ShimArgs),
@@ -119,16 +135,29 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("TINYKUBE_LOG")
-                .unwrap_or_else(|_| "warn".into()),
+                .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
     let Some(command) = cli.command else {
-        eprintln!("tinykube-kubelet: the node agent is not implemented yet; see `tinykube-kubelet images --help`");
-        return ExitCode::FAILURE;
+        let rt = match tokio::runtime::Runtime::new() {
+            Ok(rt) => rt,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        return match rt.block_on(tinykube_kubelet::daemon::run(cli.daemon)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
     };
     let r = match command {
         Command::Images(c) => images(c),
+        Command::Cleanup { flags, purge } => tinykube_kubelet::daemon::cleanup(&flags, purge),
         Command::Shim(_) => unreachable!("handled above"),
     };
     match r {

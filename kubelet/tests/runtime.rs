@@ -5,7 +5,7 @@
 #[allow(dead_code)]
 mod harness;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod;
@@ -127,24 +127,9 @@ impl Drop for Fixture {
         {
             let _ = remove_rootfs(self.node.store(), &e.file_name().to_string_lossy());
         }
-        remove_cgroup_parent(&self.cgroup_parent);
+        tinykube_kubelet::runtime::cgroups::remove_tree(&self.cgroup_parent);
         let _ = netns::delete(&self.netns);
         netns::release_dir();
-    }
-}
-
-/// Removes the test's parent cgroup in every hierarchy (libcontainer removes only leaves).
-fn remove_cgroup_parent(name: &str) {
-    let mut dirs = vec![PathBuf::from("/sys/fs/cgroup").join(name)];
-    for e in std::fs::read_dir("/sys/fs/cgroup")
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        dirs.push(e.path().join(name));
-    }
-    for d in dirs {
-        let _ = std::fs::remove_dir(d);
     }
 }
 

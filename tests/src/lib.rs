@@ -1,5 +1,7 @@
-//! Shared harness for tests and benchmarks that run the built binaries. The end-to-end
-//! framework (a whole node in its own network namespace) grows here with the kubelet.
+//! Shared harness for tests and benchmarks that run the built binaries: an apiserver on its
+//! own, or a whole node in its own network namespace ([`node`]).
+
+pub mod node;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

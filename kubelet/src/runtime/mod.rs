@@ -1,7 +1,9 @@
 //! The container runtime: per-container shims running youki's libcontainer, CRI log files.
 
+pub mod cgroups;
 pub mod crilog;
 pub mod plan;
+pub mod pods;
 pub mod sandbox;
 pub mod shim;
 pub mod spec;

@@ -304,7 +304,8 @@ fn oom_killed(container: &libcontainer::container::Container) -> bool {
     })
 }
 
-fn pidfd_open(pid: i32) -> Option<OwnedFd> {
+/// A pidfd for `pid` (readable once the process exits).
+pub fn pidfd_open(pid: i32) -> Option<OwnedFd> {
     // SAFETY: pidfd_open returns a new descriptor or -1; we own the descriptor it returns.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
     if fd < 0 {

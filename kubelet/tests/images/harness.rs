@@ -2,7 +2,7 @@
 //! image store in a temp dir, and the sample images' ingredients.
 
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+
 use std::process::Child;
 use std::sync::Arc;
 
@@ -63,33 +63,8 @@ impl Node {
     }
 }
 
-/// The busybox-static binary the sample images are made of.
-pub fn busybox() -> PathBuf {
-    for p in ["/bin/busybox", "/usr/bin/busybox"] {
-        if Path::new(p).exists() {
-            return p.into();
-        }
-    }
-    panic!("busybox is missing: install Debian's busybox-static (hack/test.sh does)");
-}
-
-/// The static bootcamp binary (hack/sample-images.sh and hack/test.sh build it).
-pub fn bootcamp() -> PathBuf {
-    let p = std::env::var_os("TINYKUBE_BOOTCAMP_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let target = std::env::var_os("CARGO_TARGET_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
-            target.join("x86_64-unknown-linux-gnu/release/bootcamp")
-        });
-    assert!(
-        p.exists(),
-        "{} is missing: build the static bootcamp first (hack/test.sh does)",
-        p.display()
-    );
-    p
-}
+#[allow(unused_imports)]
+pub use tinykube_e2e::node::{bootcamp, busybox};
 
 /// Kills the child when dropped (by its PID, which we started).
 pub struct KillOnDrop(pub Child);

@@ -1,0 +1,755 @@
+//! The kubelet daemon: registers the Node and keeps its status and Lease fresh, watches the
+//! pods bound to it, and runs one level-triggered worker per pod UID that plans from spec +
+//! runtime state ([`crate::runtime::plan`]), acts through [`PodRuntime`], and writes the pod's
+//! status ([`crate::status`]) — its only writer.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::runtime::watcher;
+use kube::Client;
+use serde_json::{json, Value};
+use tokio::sync::{watch, Notify};
+
+use crate::image::ImageManager;
+use crate::node::{self, HostFacts, NodeConfig};
+use crate::runtime::plan::{self, Action};
+use crate::runtime::pods::{parse_signal, PodRuntime, PodState};
+use crate::status::{self, Waiting};
+
+/// How often each worker re-reads its pod's runtime state without being woken (the relist
+/// that catches whatever the exit watchers missed).
+const RESYNC: Duration = Duration::from_secs(5);
+/// How soon a failed action is tried again (image pulls have their own back-off).
+const RETRY: Duration = Duration::from_secs(2);
+/// How often the node's status and Lease are renewed.
+const HEARTBEAT: Duration = Duration::from_secs(10);
+
+/// The kubelet.
+pub struct Kubelet {
+    client: Client,
+    node: NodeConfig,
+    facts: HostFacts,
+    rt: Arc<PodRuntime>,
+    images: Arc<ImageManager>,
+    /// A worker per pod UID: the latest pod and whether it is gone from the API.
+    workers: Mutex<HashMap<String, watch::Sender<(Pod, bool)>>>,
+    /// Wake-ups per pod UID (a container exited), made before the worker if need be.
+    wakes: Mutex<HashMap<String, Arc<Notify>>>,
+}
+
+impl Kubelet {
+    pub fn new(
+        client: Client,
+        node: NodeConfig,
+        facts: HostFacts,
+        rt: Arc<PodRuntime>,
+        images: Arc<ImageManager>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            client,
+            node,
+            facts,
+            rt,
+            images,
+            workers: Mutex::new(HashMap::new()),
+            wakes: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Runs until the pod watch ends (it does not, short of a panic).
+    pub async fn run(self: Arc<Self>) -> anyhow::Result<()> {
+        // Register, retrying while the apiserver is not up yet.
+        let mut delay = Duration::from_millis(200);
+        loop {
+            match node::register(&self.client, &self.node, &self.facts).await {
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "registering the node; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+        tracing::info!(node = %self.node.name, "node registered");
+        tokio::spawn(self.clone().heartbeat());
+        self.adopt();
+        self.watch_pods().await
+    }
+
+    async fn heartbeat(self: Arc<Self>) {
+        loop {
+            if let Err(e) = node::post_status(
+                &self.client,
+                &self.node,
+                &self.facts,
+                true,
+                "kubelet is posting ready status",
+            )
+            .await
+            {
+                tracing::warn!(error = %e, "posting node status");
+            }
+            if let Err(e) = node::renew_lease(&self.client, &self.node.name).await {
+                tracing::warn!(error = %e, "renewing the node lease");
+            }
+            tokio::time::sleep(HEARTBEAT).await;
+        }
+    }
+
+    fn wake(&self, uid: &str) -> Arc<Notify> {
+        self.wakes
+            .lock()
+            .expect("wakes")
+            .entry(uid.to_string())
+            .or_default()
+            .clone()
+    }
+
+    /// After a restart: watch the exits of the containers that still run (their shims are
+    /// no longer our children).
+    fn adopt(&self) {
+        for uid in self.rt.pod_uids() {
+            let state = self.rt.observe(&uid);
+            for i in state.running() {
+                if let Some(pid) = i.record.shim_pid {
+                    let wake = self.wake(&uid);
+                    watch_pid(pid, wake);
+                }
+            }
+        }
+    }
+
+    async fn watch_pods(self: &Arc<Self>) -> anyhow::Result<()> {
+        let pods: Api<Pod> = Api::all(self.client.clone());
+        let cfg = watcher::Config::default().fields(&format!("spec.nodeName={}", self.node.name));
+        let mut stream = watcher::watcher(pods, cfg).boxed();
+        let mut listed: HashSet<String> = HashSet::new();
+        while let Some(ev) = stream.next().await {
+            match ev {
+                Ok(watcher::Event::Init) => listed.clear(),
+                Ok(watcher::Event::InitApply(pod)) => {
+                    if let Some(uid) = pod.metadata.uid.clone() {
+                        listed.insert(uid);
+                    }
+                    self.dispatch(pod, false);
+                }
+                Ok(watcher::Event::InitDone) => self.orphans(&listed),
+                Ok(watcher::Event::Apply(pod)) => self.dispatch(pod, false),
+                Ok(watcher::Event::Delete(pod)) => self.dispatch(pod, true),
+                Err(e) => {
+                    tracing::warn!(error = %e, "watching pods");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Pods with state on the node but not in the API any more: torn down (they were
+    /// deleted while the kubelet was away).
+    fn orphans(self: &Arc<Self>, listed: &HashSet<String>) {
+        let active: HashSet<String> = self
+            .workers
+            .lock()
+            .expect("workers")
+            .keys()
+            .cloned()
+            .collect();
+        for uid in self.rt.pod_uids() {
+            if listed.contains(&uid) || active.contains(&uid) {
+                continue;
+            }
+            let mut pod = self.rt.recorded_pod(&uid).unwrap_or_else(|| {
+                serde_json::from_value(json!({"metadata": {"uid": uid}})).expect("pod")
+            });
+            pod.metadata.uid = Some(uid.clone());
+            tracing::info!(%uid, "tearing down a pod the API no longer has");
+            self.dispatch(pod, true);
+        }
+    }
+
+    /// Hands the latest pod to its worker, starting one if needed.
+    fn dispatch(self: &Arc<Self>, mut pod: Pod, gone: bool) {
+        let Some(uid) = pod.metadata.uid.clone() else {
+            return;
+        };
+        if gone && pod.metadata.deletion_timestamp.is_none() {
+            pod.metadata.deletion_timestamp = Some(
+                k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now()),
+            );
+        }
+        let mut workers = self.workers.lock().expect("workers");
+        if let Some(tx) = workers.get(&uid) {
+            tx.send_replace((pod, gone));
+            return;
+        }
+        if gone && !self.rt.pod_dir(&uid).exists() {
+            return;
+        }
+        let (tx, rx) = watch::channel((pod, gone));
+        workers.insert(uid.clone(), tx);
+        let me = self.clone();
+        tokio::spawn(async move {
+            let wake = me.wake(&uid);
+            Worker {
+                k: me.clone(),
+                uid: uid.clone(),
+                rx,
+                wake,
+                waiting: BTreeMap::new(),
+                written: None,
+                announced: HashSet::new(),
+            }
+            .run()
+            .await;
+            me.workers.lock().expect("workers").remove(&uid);
+            me.wakes.lock().expect("wakes").remove(&uid);
+            me.images.forget_pod(&uid);
+        });
+    }
+
+    /// Records an event about `pod` (in the background: events never slow a pod down).
+    fn event(
+        &self,
+        pod: &Pod,
+        container: Option<&str>,
+        type_: &str,
+        reason: &str,
+        message: String,
+    ) {
+        let m = &pod.metadata;
+        let (Some(ns), Some(name)) = (m.namespace.clone(), m.name.clone()) else {
+            return;
+        };
+        let now = jiff::Timestamp::now();
+        let stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+        let mut involved = json!({"kind": "Pod", "namespace": ns, "name": name, "uid": m.uid, "apiVersion": "v1", "resourceVersion": m.resource_version});
+        if let Some(c) = container {
+            let init = pod
+                .spec
+                .iter()
+                .flat_map(|s| s.init_containers.iter().flatten())
+                .any(|i| i.name == c);
+            let field = if init { "initContainers" } else { "containers" };
+            involved["fieldPath"] = json!(format!("spec.{field}{{{c}}}"));
+        }
+        let body = json!({
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": format!("{name}.{:x}", now.as_nanosecond()), "namespace": ns},
+            "involvedObject": involved,
+            "reason": reason, "message": message, "type": type_,
+            "source": {"component": "kubelet", "host": self.node.name},
+            "firstTimestamp": stamp, "lastTimestamp": stamp, "count": 1,
+            "reportingComponent": "kubelet", "reportingInstance": self.node.name,
+        });
+        let client = self.client.clone();
+        tokio::spawn(async move {
+            let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client, &ns);
+            let Ok(ev) = serde_json::from_value(body) else {
+                return;
+            };
+            if let Err(e) = events.create(&PostParams::default(), &ev).await {
+                tracing::debug!(error = %e, "recording an event");
+            }
+        });
+    }
+}
+
+/// Wakes `wake` when process `pid` (not our child) exits.
+fn watch_pid(pid: i32, wake: Arc<Notify>) {
+    let Some(fd) = crate::runtime::shim::pidfd_open(pid) else {
+        wake.notify_one();
+        return;
+    };
+    let _ = std::thread::Builder::new()
+        .name("exit-watch".into())
+        .stack_size(64 * 1024)
+        .spawn(move || {
+            use std::os::fd::AsFd;
+            let mut fds = [nix::poll::PollFd::new(
+                fd.as_fd(),
+                nix::poll::PollFlags::POLLIN,
+            )];
+            while let Err(nix::errno::Errno::EINTR) =
+                nix::poll::poll(&mut fds, nix::poll::PollTimeout::NONE)
+            {}
+            wake.notify_one();
+        });
+}
+
+/// Reaps shim `child` and wakes `wake` when it exits.
+fn watch_child(mut child: std::process::Child, wake: Arc<Notify>) {
+    let _ = std::thread::Builder::new()
+        .name("shim-reaper".into())
+        .stack_size(64 * 1024)
+        .spawn(move || {
+            let _ = child.wait();
+            wake.notify_one();
+        });
+}
+
+struct Worker {
+    k: Arc<Kubelet>,
+    uid: String,
+    rx: watch::Receiver<(Pod, bool)>,
+    wake: Arc<Notify>,
+    /// Why containers wait, by name.
+    waiting: BTreeMap<String, Waiting>,
+    /// The status last written (to skip writes that change nothing).
+    written: Option<Value>,
+    /// Back-offs already announced with an event: (container, attempt).
+    announced: HashSet<(String, u32)>,
+}
+
+enum Step {
+    /// Something changed: plan again at once.
+    Again,
+    /// Nothing to do before this long (or a change).
+    Wait(Duration),
+    /// The pod is gone from the node.
+    Done,
+}
+
+impl Worker {
+    async fn run(mut self) {
+        loop {
+            let (pod, gone) = self.rx.borrow_and_update().clone();
+            let step = self.sync(&pod, gone).await;
+            let wait = match step {
+                Step::Done => return,
+                Step::Again => continue,
+                Step::Wait(d) => d,
+            };
+            tokio::select! {
+                _ = self.rx.changed() => {}
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    fn rt(&self) -> &PodRuntime {
+        &self.k.rt
+    }
+
+    async fn observe(&self) -> PodState {
+        let rt = self.k.rt.clone();
+        let uid = self.uid.clone();
+        tokio::task::spawn_blocking(move || rt.observe(&uid))
+            .await
+            .unwrap_or_default()
+    }
+
+    async fn sync(&mut self, pod: &Pod, gone: bool) -> Step {
+        let terminal = matches!(
+            pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+            Some("Succeeded" | "Failed")
+        );
+        let state = self.observe().await;
+        let actions = plan::plan(pod, &state.observed(jiff::Timestamp::now()));
+        let mut again = false;
+        let mut wait = RESYNC;
+        let mut stops = Vec::new();
+        for action in actions {
+            match action {
+                Action::CreateSandbox => {
+                    if terminal {
+                        continue;
+                    }
+                    let rt = self.k.rt.clone();
+                    let p = pod.clone();
+                    match tokio::task::spawn_blocking(move || rt.create_sandbox(&p)).await {
+                        Ok(Ok(_)) => again = true,
+                        Ok(Err(e)) => {
+                            self.k.event(
+                                pod,
+                                None,
+                                "Warning",
+                                "FailedCreatePodSandBox",
+                                format!("Failed to create pod sandbox: {e}"),
+                            );
+                            wait = wait.min(RETRY);
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "creating a sandbox panicked");
+                            wait = wait.min(RETRY);
+                        }
+                    }
+                }
+                Action::Start { name, attempt } => {
+                    if self.start(pod, &name, attempt).await {
+                        again = true;
+                    } else {
+                        wait = wait.min(RETRY);
+                    }
+                }
+                Action::Stop { name, grace } => stops.push((name, grace)),
+                Action::BackOff { name, remaining } => {
+                    let Some(latest) = state.latest(&name) else {
+                        continue;
+                    };
+                    let attempt = latest.record.attempt + 1;
+                    let ran = plan_ran(&state, &name);
+                    let total = plan::back_off(attempt, ran);
+                    let (pname, ns, uid) = names(pod);
+                    let container_desc = format!("container={name} pod={pname}_{ns}({uid})");
+                    self.waiting.insert(
+                        name.clone(),
+                        Waiting {
+                            reason: "CrashLoopBackOff".into(),
+                            message: format!(
+                                "back-off {} restarting failed {container_desc}",
+                                crate::image::policy::go_duration(total)
+                            ),
+                        },
+                    );
+                    if self.announced.insert((name.clone(), attempt)) {
+                        self.k.event(
+                            pod,
+                            Some(&name),
+                            "Warning",
+                            "BackOff",
+                            format!("Back-off restarting failed container {name} in pod {pname}_{ns}({uid})"),
+                        );
+                    }
+                    wait = wait.min(remaining + Duration::from_millis(10));
+                }
+                Action::RemoveSandbox => {}
+                Action::Finalize => {
+                    if self.rt().pod_dir(&self.uid).exists() {
+                        let rt = self.k.rt.clone();
+                        let uid = self.uid.clone();
+                        match tokio::task::spawn_blocking(move || rt.remove_sandbox(&uid)).await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(e)) => {
+                                tracing::warn!(uid = %self.uid, error = %e, "tearing down a pod");
+                                return Step::Wait(RETRY);
+                            }
+                            Err(_) => return Step::Wait(RETRY),
+                        }
+                    }
+                    if !gone {
+                        self.finalize(pod).await;
+                    }
+                    return Step::Done;
+                }
+            }
+        }
+        if !stops.is_empty() {
+            let futures = stops.into_iter().filter_map(|(name, grace)| {
+                let r = state.latest(&name)?.record.clone();
+                self.k.event(
+                    pod,
+                    Some(&name),
+                    "Normal",
+                    "Killing",
+                    format!("Stopping container {name}"),
+                );
+                Some(stop(self.k.rt.clone(), self.uid.clone(), r, grace))
+            });
+            futures::future::join_all(futures).await;
+            again = true;
+        }
+        if !gone && !terminal && !again {
+            self.write_status(pod).await;
+        }
+        if again {
+            Step::Again
+        } else {
+            Step::Wait(wait)
+        }
+    }
+
+    /// Starts instance `attempt` of container `name`; false if it could not (the reason is
+    /// in `waiting`).
+    async fn start(&mut self, pod: &Pod, name: &str, attempt: u32) -> bool {
+        let Some(c) = find_container(pod, name).cloned() else {
+            return false;
+        };
+        let image = c.image.clone().unwrap_or_default();
+        let secrets = self.pull_secrets(pod).await;
+        let ensured = self
+            .k
+            .images
+            .ensure(
+                &self.uid,
+                &image,
+                c.image_pull_policy.as_deref().unwrap_or(""),
+                &secrets,
+            )
+            .await;
+        for e in ensured.events {
+            self.k.event(pod, Some(name), e.type_, e.reason, e.message);
+        }
+        let record = match ensured.result {
+            Ok(r) => r,
+            Err(w) => {
+                self.waiting.insert(
+                    name.into(),
+                    Waiting {
+                        reason: w.reason.into(),
+                        message: w.message,
+                    },
+                );
+                return false;
+            }
+        };
+        let env = match self.resolve_env(pod, &c).await {
+            Ok(env) => env,
+            Err(message) => {
+                self.k.event(
+                    pod,
+                    Some(name),
+                    "Warning",
+                    "Failed",
+                    format!("Error: {message}"),
+                );
+                self.waiting.insert(
+                    name.into(),
+                    Waiting {
+                        reason: "CreateContainerConfigError".into(),
+                        message,
+                    },
+                );
+                return false;
+            }
+        };
+        let rt = self.k.rt.clone();
+        let p = pod.clone();
+        let started =
+            tokio::task::spawn_blocking(move || rt.start_container(&p, &c, attempt, &record, env))
+                .await;
+        match started {
+            Ok(Ok((_, child))) => {
+                watch_child(child, self.wake.clone());
+                self.waiting.remove(name);
+                self.k.event(
+                    pod,
+                    Some(name),
+                    "Normal",
+                    "Created",
+                    format!("Created container {name}"),
+                );
+                self.k.event(
+                    pod,
+                    Some(name),
+                    "Normal",
+                    "Started",
+                    format!("Started container {name}"),
+                );
+                let state = self.observe().await;
+                self.rt().prune_instances(pod, &state);
+                true
+            }
+            Ok(Err(e)) => {
+                self.k.event(
+                    pod,
+                    Some(name),
+                    "Warning",
+                    "Failed",
+                    format!("Error: {}", e.message),
+                );
+                self.waiting.insert(
+                    name.into(),
+                    Waiting {
+                        reason: e.reason.into(),
+                        message: e.message,
+                    },
+                );
+                false
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "starting a container panicked");
+                false
+            }
+        }
+    }
+
+    async fn pull_secrets(&self, pod: &Pod) -> Vec<Vec<u8>> {
+        let ns = pod.metadata.namespace.clone().unwrap_or_default();
+        let api: Api<Secret> = Api::namespaced(self.k.client.clone(), &ns);
+        let mut out = Vec::new();
+        for r in pod
+            .spec
+            .iter()
+            .flat_map(|s| s.image_pull_secrets.iter().flatten())
+        {
+            if let Ok(Some(s)) = api.get_opt(&r.name).await {
+                if let Some(b) = s.data.and_then(|d| d.get(".dockerconfigjson").cloned()) {
+                    out.push(b.0);
+                }
+            }
+        }
+        out
+    }
+
+    /// Values of env vars from configMapKeyRef / secretKeyRef.
+    async fn resolve_env(
+        &self,
+        pod: &Pod,
+        c: &Container,
+    ) -> Result<BTreeMap<String, String>, String> {
+        let ns = pod.metadata.namespace.clone().unwrap_or_default();
+        let mut out = BTreeMap::new();
+        for e in c.env.iter().flatten() {
+            let Some(from) = &e.value_from else { continue };
+            if let Some(r) = &from.config_map_key_ref {
+                let api: Api<ConfigMap> = Api::namespaced(self.k.client.clone(), &ns);
+                let v = api
+                    .get_opt(&r.name)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .and_then(|cm| cm.data.and_then(|d| d.get(&r.key).cloned()));
+                match v {
+                    Some(v) => {
+                        out.insert(e.name.clone(), v);
+                    }
+                    None if r.optional == Some(true) => {}
+                    None => {
+                        return Err(format!(
+                            "couldn't find key {} in ConfigMap {ns}/{}",
+                            r.key, r.name
+                        ))
+                    }
+                }
+            } else if let Some(r) = &from.secret_key_ref {
+                let api: Api<Secret> = Api::namespaced(self.k.client.clone(), &ns);
+                let v = api
+                    .get_opt(&r.name)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .and_then(|s| s.data.and_then(|d| d.get(&r.key).cloned()));
+                match v {
+                    Some(v) => {
+                        out.insert(e.name.clone(), String::from_utf8_lossy(&v.0).into_owned());
+                    }
+                    None if r.optional == Some(true) => {}
+                    None => {
+                        return Err(format!(
+                            "couldn't find key {} in Secret {ns}/{}",
+                            r.key, r.name
+                        ))
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn write_status(&mut self, pod: &Pod) {
+        let state = self.observe().await;
+        // A container that runs waits for nothing.
+        self.waiting
+            .retain(|name, _| state.latest(name).is_none_or(|i| i.exit.is_some()));
+        let now = jiff::Timestamp::now()
+            .strftime("%Y-%m-%dT%H:%M:%SZ")
+            .to_string();
+        let host_ip = self.k.node.node_ip.to_string();
+        let status = status::pod_status(
+            pod,
+            &status::Inputs {
+                state: &state,
+                waiting: &self.waiting,
+                host_ip: &host_ip,
+                now: &now,
+            },
+        );
+        if self.written.as_ref() == Some(&status) {
+            return;
+        }
+        let (name, ns, _) = names(pod);
+        let api: Api<Pod> = Api::namespaced(self.k.client.clone(), &ns);
+        let body = json!({"status": status});
+        match api
+            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&body))
+            .await
+        {
+            Ok(_) => self.written = Some(status),
+            Err(e) => tracing::warn!(pod = %name, error = %e, "writing pod status"),
+        }
+    }
+
+    /// Lets the API delete the pod now that nothing of it runs.
+    async fn finalize(&self, pod: &Pod) {
+        let (name, ns, uid) = names(pod);
+        let api: Api<Pod> = Api::namespaced(self.k.client.clone(), &ns);
+        let dp = DeleteParams {
+            grace_period_seconds: Some(0),
+            preconditions: Some(Preconditions {
+                uid: Some(uid),
+                resource_version: None,
+            }),
+            ..Default::default()
+        };
+        match api.delete(&name, &dp).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
+            Err(e) => tracing::warn!(pod = %name, error = %e, "completing the pod's deletion"),
+        }
+    }
+}
+
+fn names(pod: &Pod) -> (String, String, String) {
+    let m = &pod.metadata;
+    (
+        m.name.clone().unwrap_or_default(),
+        m.namespace.clone().unwrap_or_default(),
+        m.uid.clone().unwrap_or_default(),
+    )
+}
+
+fn find_container<'a>(pod: &'a Pod, name: &str) -> Option<&'a Container> {
+    let spec = pod.spec.as_ref()?;
+    spec.init_containers
+        .iter()
+        .flatten()
+        .chain(spec.containers.iter())
+        .find(|c| c.name == name)
+}
+
+fn plan_ran(state: &PodState, name: &str) -> Duration {
+    match state
+        .observed(jiff::Timestamp::now())
+        .instances
+        .get(name)
+        .map(|i| &i.state)
+    {
+        Some(plan::InstanceState::Exited { ran, .. }) => *ran,
+        _ => Duration::ZERO,
+    }
+}
+
+/// Stops one container: its stop signal, then SIGKILL after `grace`.
+async fn stop(
+    rt: Arc<PodRuntime>,
+    uid: String,
+    r: crate::runtime::pods::ContainerRecord,
+    grace: Duration,
+) {
+    let signal = if r.stop_signal.is_empty() {
+        nix::sys::signal::SIGTERM
+    } else {
+        parse_signal(&r.stop_signal)
+    };
+    rt.signal(&r, signal);
+    let deadline = tokio::time::Instant::now() + grace;
+    let mut killed = false;
+    let hard_deadline = deadline + Duration::from_secs(10);
+    while !rt.has_exited(&uid, &r) {
+        let now = tokio::time::Instant::now();
+        if !killed && now >= deadline {
+            rt.signal(&r, nix::sys::signal::SIGKILL);
+            killed = true;
+        }
+        if now >= hard_deadline {
+            tracing::warn!(container = %r.id, "container did not exit after SIGKILL");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

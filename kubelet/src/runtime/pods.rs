@@ -1,0 +1,793 @@
+//! The node's pods on disk and the operations on them: make and tear down a pod's sandbox
+//! (network namespace wired by CNI, UTS/IPC namespaces, /etc files, volumes), start a
+//! container through its shim, stop it, and read back what runs (the runtime state the pod
+//! worker plans from, and what a restarted kubelet adopts).
+//!
+//! ```text
+//! <root>/pods/<uid>/pod.json                       the pod as it was when its sandbox was made
+//! <root>/pods/<uid>/network.json                   netns and IP: written last, marks the sandbox ready
+//! <root>/pods/<uid>/sandbox/                       ns-uts, ns-ipc, hosts, hostname, resolv.conf
+//! <root>/pods/<uid>/volumes/<name>/                emptyDir volumes
+//! <root>/pods/<uid>/containers/<name>/<n>/         bundle (config.json), container.json, exit.json
+//! <root>/containers/<id>/                          libcontainer's state
+//! <log-dir>/<ns>_<pod>_<uid>/<name>/<n>.log        CRI logs
+//! ```
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Container, Pod};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::cgroups;
+use super::crilog::now_rfc3339_nano;
+use super::plan::{Instance, InstanceState, Observed};
+use super::sandbox::{DnsConfig, Sandbox};
+use super::shim::{self, ExitRecord, ShimArgs};
+use super::spec::{container_spec, BindMount, ImageConfig, Inputs};
+use crate::image::rootfs::{is_mountpoint, mount_rootfs, remove_rootfs};
+use crate::image::{ImageRecord, Store};
+use crate::network::cni::{self, Attachment, Cni, NetworkConfigList, PortMapping};
+use crate::network::netns;
+
+/// Exit code recorded for a container whose shim vanished without recording its exit (as
+/// Kubernetes' `ContainerStatusUnknown`).
+pub const LOST_EXIT_CODE: i32 = 137;
+
+/// How the node's pods are run.
+pub struct RuntimeConfig {
+    /// The kubelet's root dir (`--root-dir`).
+    pub root: PathBuf,
+    /// Where CRI logs go (`/var/log/pods`).
+    pub log_dir: PathBuf,
+    /// The parent cgroup of all pods (`tinykube`).
+    pub cgroup_root: String,
+    /// The kubelet binary (re-executed as the shim).
+    pub exe: PathBuf,
+    pub cni: Cni,
+    pub network: NetworkConfigList,
+    pub dns: DnsConfig,
+    pub node_name: String,
+    pub node_ip: String,
+    pub pids_limit: Option<i64>,
+    pub log_max_size: u64,
+    pub log_max_files: usize,
+}
+
+/// One started container instance, as recorded by the kubelet.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerRecord {
+    pub id: String,
+    pub name: String,
+    pub attempt: u32,
+    /// The image as the spec names it.
+    pub image: String,
+    /// The image's config digest and `repo@digest` (status' imageID).
+    pub image_id: String,
+    pub image_ref: String,
+    pub stop_signal: String,
+    /// The container's init process and the shim, with their start times (so a reused pid
+    /// is never mistaken for them). None until the shim reported.
+    #[serde(default)]
+    pub pid: Option<i32>,
+    #[serde(default)]
+    pub pid_start: Option<u64>,
+    #[serde(default)]
+    pub shim_pid: Option<i32>,
+    #[serde(default)]
+    pub shim_start: Option<u64>,
+    #[serde(default)]
+    pub started_at: Option<String>,
+}
+
+/// A container instance and, once it ended, its exit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InstanceStatus {
+    pub record: ContainerRecord,
+    pub exit: Option<ExitRecord>,
+}
+
+/// What the node has for one pod.
+#[derive(Clone, Debug, Default)]
+pub struct PodState {
+    pub sandbox_ready: bool,
+    pub pod_ip: Option<String>,
+    /// Instances by container name, oldest first.
+    pub containers: BTreeMap<String, Vec<InstanceStatus>>,
+}
+
+impl PodState {
+    /// The latest instance of each container, as the planner sees it.
+    pub fn observed(&self, now: jiff::Timestamp) -> Observed {
+        let since = |t: &str| -> Duration {
+            t.parse::<jiff::Timestamp>()
+                .ok()
+                .and_then(|t| Duration::try_from(now.duration_since(t)).ok())
+                .unwrap_or_default()
+        };
+        let instances = self
+            .containers
+            .iter()
+            .filter_map(|(name, list)| {
+                let last = list.last()?;
+                let state = match &last.exit {
+                    None => InstanceState::Running,
+                    Some(e) => InstanceState::Exited {
+                        code: e.exit_code,
+                        ago: since(&e.finished_at),
+                        ran: since(&e.started_at).saturating_sub(since(&e.finished_at)),
+                    },
+                };
+                Some((
+                    name.clone(),
+                    Instance {
+                        attempt: last.record.attempt,
+                        state,
+                        image: last.record.image.clone(),
+                    },
+                ))
+            })
+            .collect();
+        Observed {
+            sandbox_ready: self.sandbox_ready,
+            instances,
+        }
+    }
+
+    /// The latest instance of container `name`.
+    pub fn latest(&self, name: &str) -> Option<&InstanceStatus> {
+        self.containers.get(name).and_then(|l| l.last())
+    }
+
+    /// Instances that run now.
+    pub fn running(&self) -> impl Iterator<Item = &InstanceStatus> {
+        self.containers
+            .values()
+            .flatten()
+            .filter(|i| i.exit.is_none())
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct NetworkRecord {
+    netns: String,
+    pod_ip: String,
+}
+
+/// Why a container did not start: its waiting reason and message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartError {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl StartError {
+    fn config(message: impl Into<String>) -> Self {
+        Self {
+            reason: "CreateContainerConfigError",
+            message: message.into(),
+        }
+    }
+    fn create(message: impl Into<String>) -> Self {
+        Self {
+            reason: "CreateContainerError",
+            message: message.into(),
+        }
+    }
+}
+
+/// The kubelet's pods on this node.
+pub struct PodRuntime {
+    pub cfg: RuntimeConfig,
+    pub store: Arc<Store>,
+}
+
+/// The one-plugin network that brings up the pod's loopback (run as a network of its own, as
+/// container runtimes do).
+fn loopback_network() -> NetworkConfigList {
+    NetworkConfigList {
+        cni_version: "1.0.0".into(),
+        name: "cni-loopback".into(),
+        plugins: vec![serde_json::json!({"type": "loopback"})],
+    }
+}
+
+fn write_json(path: &Path, v: &impl Serialize) -> io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    fs::write(&tmp, serde_json::to_vec(v).map_err(io::Error::other)?)?;
+    fs::rename(tmp, path)
+}
+
+fn read_json<T: for<'a> Deserialize<'a>>(path: &Path) -> Option<T> {
+    serde_json::from_slice(&fs::read(path).ok()?).ok()
+}
+
+/// The start time of process `pid` (clock ticks since boot) if it lives and is not a zombie.
+pub fn process_start(pid: i32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    if matches!(fields.first(), Some(&"Z") | Some(&"X")) {
+        return None;
+    }
+    fields.get(19)?.parse().ok()
+}
+
+/// Whether the recorded process still is the one that was started.
+fn alive(pid: Option<i32>, start: Option<u64>) -> bool {
+    match (pid, start) {
+        (Some(p), Some(s)) if p > 0 => process_start(p) == Some(s),
+        _ => false,
+    }
+}
+
+/// A signal by the names images use (`SIGTERM`, `TERM`, `15`); SIGTERM when unknown.
+pub fn parse_signal(s: &str) -> nix::sys::signal::Signal {
+    use std::str::FromStr;
+    let s = s.trim();
+    if let Ok(n) = s.parse::<i32>() {
+        return nix::sys::signal::Signal::try_from(n).unwrap_or(nix::sys::signal::SIGTERM);
+    }
+    let name = if s.starts_with("SIG") {
+        s.to_string()
+    } else {
+        format!("SIG{s}")
+    };
+    nix::sys::signal::Signal::from_str(&name.to_uppercase()).unwrap_or(nix::sys::signal::SIGTERM)
+}
+
+impl PodRuntime {
+    pub fn new(cfg: RuntimeConfig, store: Arc<Store>) -> Self {
+        Self { cfg, store }
+    }
+
+    pub fn pods_dir(&self) -> PathBuf {
+        self.cfg.root.join("pods")
+    }
+
+    pub fn pod_dir(&self, uid: &str) -> PathBuf {
+        self.pods_dir().join(uid)
+    }
+
+    pub fn state_root(&self) -> PathBuf {
+        self.cfg.root.join("containers")
+    }
+
+    fn sandbox(&self, uid: &str) -> Sandbox {
+        Sandbox::new(&self.pod_dir(uid).join("sandbox"))
+    }
+
+    /// The pod's cgroup (relative to the cgroup mounts).
+    pub fn pod_cgroup(&self, uid: &str) -> String {
+        format!("{}/pod{uid}", self.cfg.cgroup_root)
+    }
+
+    pub fn netns_name(uid: &str) -> String {
+        format!("tk-{uid}")
+    }
+
+    fn instance_dir(&self, uid: &str, name: &str, attempt: u32) -> PathBuf {
+        self.pod_dir(uid)
+            .join("containers")
+            .join(name)
+            .join(attempt.to_string())
+    }
+
+    /// `<log-dir>/<ns>_<pod>_<uid>`.
+    pub fn pod_log_dir(&self, pod: &Pod) -> PathBuf {
+        let m = &pod.metadata;
+        self.cfg.log_dir.join(format!(
+            "{}_{}_{}",
+            m.namespace.as_deref().unwrap_or("default"),
+            m.name.as_deref().unwrap_or(""),
+            m.uid.as_deref().unwrap_or("")
+        ))
+    }
+
+    /// The UIDs of every pod with state on this node.
+    pub fn pod_uids(&self) -> Vec<String> {
+        fs::read_dir(self.pods_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect()
+    }
+
+    /// The pod as recorded when its sandbox was made.
+    pub fn recorded_pod(&self, uid: &str) -> Option<Pod> {
+        read_json(&self.pod_dir(uid).join("pod.json"))
+    }
+
+    /// Reads back what runs for pod `uid`. Repairs what a crash left half-done on the way: an
+    /// instance whose shim never reported is removed (so it is started again), one whose
+    /// shim and process vanished without an exit record gets one (`ContainerStatusUnknown`).
+    pub fn observe(&self, uid: &str) -> PodState {
+        let dir = self.pod_dir(uid);
+        let net: Option<NetworkRecord> = read_json(&dir.join("network.json"));
+        let sandbox_ready = net
+            .as_ref()
+            .is_some_and(|n| netns::is_netns(&netns::path(&n.netns)));
+        let mut containers = BTreeMap::new();
+        for c in fs::read_dir(dir.join("containers"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let Ok(name) = c.file_name().into_string() else {
+                continue;
+            };
+            let mut attempts: Vec<u32> = fs::read_dir(c.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .collect();
+            attempts.sort_unstable();
+            let mut list = Vec::new();
+            for a in attempts {
+                let idir = c.path().join(a.to_string());
+                let Some(record) = read_json::<ContainerRecord>(&idir.join("container.json"))
+                else {
+                    let _ = self.discard_instance(&idir);
+                    continue;
+                };
+                if record.pid.is_none() {
+                    let _ = self.discard_instance(&idir);
+                    continue;
+                }
+                let exit_file = idir.join("exit.json");
+                let mut exit = shim::read_exit(&exit_file);
+                if exit.is_none()
+                    && !alive(record.shim_pid, record.shim_start)
+                    && !alive(record.pid, record.pid_start)
+                {
+                    // Read again: the shim may have written it as it exited.
+                    exit = shim::read_exit(&exit_file).or_else(|| {
+                        let lost = ExitRecord {
+                            exit_code: LOST_EXIT_CODE,
+                            signal: None,
+                            started_at: record.started_at.clone().unwrap_or_default(),
+                            finished_at: now_rfc3339_nano(),
+                            oom_killed: false,
+                        };
+                        let _ = write_json(&exit_file, &lost);
+                        Some(lost)
+                    });
+                }
+                list.push(InstanceStatus { record, exit });
+            }
+            if !list.is_empty() {
+                containers.insert(name, list);
+            }
+        }
+        PodState {
+            sandbox_ready,
+            pod_ip: net.map(|n| n.pod_ip),
+            containers,
+        }
+    }
+
+    /// Removes an instance that never started (its rootfs, state and directory).
+    fn discard_instance(&self, idir: &Path) -> io::Result<()> {
+        if let Some(r) = read_json::<ContainerRecord>(&idir.join("container.json")) {
+            self.release_instance(&r);
+        }
+        fs::remove_dir_all(idir)
+    }
+
+    /// Releases what a finished instance holds on the machine (its rootfs mount and
+    /// libcontainer state); its records and logs stay for the status and `logs --previous`.
+    pub fn release_instance(&self, r: &ContainerRecord) {
+        let _ = remove_rootfs(&self.store, &r.id);
+        let state = self.state_root().join(&r.id);
+        if state.exists() {
+            if let Ok(mut c) = libcontainer::container::Container::load(state.clone()) {
+                let _ = c.delete(true);
+            }
+            let _ = fs::remove_dir_all(&state);
+        }
+    }
+
+    fn attachment(pod: &Pod, uid: &str, ifname: &str) -> Attachment {
+        let ports = pod
+            .spec
+            .iter()
+            .flat_map(|s| s.containers.iter())
+            .flat_map(|c| c.ports.iter().flatten())
+            .filter(|p| p.host_port.unwrap_or(0) > 0)
+            .map(|p| PortMapping {
+                host_port: p.host_port.unwrap_or(0) as u16,
+                container_port: p.container_port as u16,
+                protocol: p
+                    .protocol
+                    .clone()
+                    .unwrap_or_else(|| "TCP".into())
+                    .to_lowercase(),
+                host_ip: p.host_ip.clone().unwrap_or_default(),
+            })
+            .collect();
+        Attachment {
+            container_id: uid.to_string(),
+            netns: netns::path(&Self::netns_name(uid)),
+            ifname: ifname.into(),
+            pod_namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+            pod_name: pod.metadata.name.clone().unwrap_or_default(),
+            port_mappings: if ifname == "lo" { vec![] } else { ports },
+        }
+    }
+
+    /// Makes the pod's sandbox: network namespace wired by CNI, UTS/IPC namespaces, /etc
+    /// files and volumes. Whatever an earlier attempt left is torn down first. Returns the
+    /// pod's IP.
+    pub fn create_sandbox(&self, pod: &Pod) -> Result<String, String> {
+        let uid = pod.metadata.uid.as_deref().ok_or("pod has no uid")?;
+        let dir = self.pod_dir(uid);
+        fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        write_json(&dir.join("pod.json"), pod).map_err(|e| format!("recording pod: {e}"))?;
+        let _ = fs::remove_file(dir.join("network.json"));
+        self.remove_network(pod, uid);
+        netns::create(&Self::netns_name(uid))
+            .map_err(|e| format!("creating network namespace: {e}"))?;
+        self.cfg
+            .cni
+            .add(&loopback_network(), &Self::attachment(pod, uid, "lo"))
+            .map_err(|e| format!("setting up the pod's loopback: {e}"))?;
+        let result = self
+            .cfg
+            .cni
+            .add(&self.cfg.network, &Self::attachment(pod, uid, "eth0"))
+            .map_err(|e| {
+                format!(
+                    "plugin type=\"{}\" failed (add): {e}",
+                    self.cfg.network.name
+                )
+            })?;
+        let pod_ip = cni::pod_ip(&result).ok_or("the CNI result has no IP address")?;
+        self.sandbox(uid)
+            .create(pod, &pod_ip, &self.cfg.dns)
+            .map_err(|e| format!("creating the pod's namespaces and files: {e}"))?;
+        self.prepare_volumes(pod, uid)?;
+        write_json(
+            &dir.join("network.json"),
+            &NetworkRecord {
+                netns: Self::netns_name(uid),
+                pod_ip: pod_ip.clone(),
+            },
+        )
+        .map_err(|e| format!("recording the network: {e}"))?;
+        Ok(pod_ip)
+    }
+
+    fn remove_network(&self, pod: &Pod, uid: &str) {
+        let ns = Self::netns_name(uid);
+        if netns::is_netns(&netns::path(&ns)) {
+            let _ = self
+                .cfg
+                .cni
+                .del(&self.cfg.network, &Self::attachment(pod, uid, "eth0"));
+            let _ = self
+                .cfg
+                .cni
+                .del(&loopback_network(), &Self::attachment(pod, uid, "lo"));
+        }
+        let _ = netns::delete(&ns);
+    }
+
+    fn prepare_volumes(&self, pod: &Pod, uid: &str) -> Result<(), String> {
+        let vdir = self.pod_dir(uid).join("volumes");
+        for v in pod.spec.iter().flat_map(|s| s.volumes.iter().flatten()) {
+            if let Some(e) = &v.empty_dir {
+                let p = vdir.join(&v.name);
+                fs::create_dir_all(&p).map_err(|e| format!("volume {:?}: {e}", v.name))?;
+                if e.medium.as_deref() == Some("Memory") && !is_mountpoint(&p) {
+                    let size = e
+                        .size_limit
+                        .as_ref()
+                        .and_then(|q| super::spec::parse_bytes(&q.0))
+                        .map(|b| format!(",size={b}"))
+                        .unwrap_or_default();
+                    nix::mount::mount(
+                        Some("tmpfs"),
+                        &p,
+                        Some("tmpfs"),
+                        nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV,
+                        Some(format!("mode=1777{size}").as_str()),
+                    )
+                    .map_err(|e| format!("volume {:?}: mounting tmpfs: {e}", v.name))?;
+                }
+            } else if let Some(h) = &v.host_path {
+                let p = Path::new(&h.path);
+                let kind = h.type_.as_deref().unwrap_or("");
+                let check = match kind {
+                    "DirectoryOrCreate" => fs::create_dir_all(p).map_err(|e| e.to_string()),
+                    "FileOrCreate" => {
+                        if let Some(d) = p.parent() {
+                            let _ = fs::create_dir_all(d);
+                        }
+                        fs::OpenOptions::new()
+                            .create(true)
+                            .append(true)
+                            .open(p)
+                            .map(|_| ())
+                            .map_err(|e| e.to_string())
+                    }
+                    "Directory" if !p.is_dir() => Err("is not a directory".into()),
+                    "File" if !p.is_file() => Err("is not a file".into()),
+                    "Socket" | "CharDevice" | "BlockDevice" if !p.exists() => {
+                        Err("does not exist".into())
+                    }
+                    _ => Ok(()),
+                };
+                check.map_err(|e| {
+                    format!(
+                        "MountVolume.SetUp failed for volume {:?} : hostPath type check failed: {} {e}",
+                        v.name, h.path
+                    )
+                })?;
+            } else {
+                return Err(format!(
+                    "volume {:?}: only emptyDir and hostPath volumes are supported by tinykube",
+                    v.name
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The bind mounts of container `c`: its volumes, then the pod's /etc files.
+    fn mounts(&self, pod: &Pod, uid: &str, c: &Container) -> Result<Vec<BindMount>, StartError> {
+        let vdir = self.pod_dir(uid).join("volumes");
+        let volumes = pod.spec.as_ref().and_then(|s| s.volumes.as_ref());
+        let mut out = Vec::new();
+        for m in c.volume_mounts.iter().flatten() {
+            let v = volumes
+                .and_then(|vs| vs.iter().find(|v| v.name == m.name))
+                .ok_or_else(|| {
+                    StartError::config(format!("cannot find volume {:?} to mount", m.name))
+                })?;
+            let mut source = if v.empty_dir.is_some() {
+                vdir.join(&v.name)
+            } else if let Some(h) = &v.host_path {
+                PathBuf::from(&h.path)
+            } else {
+                return Err(StartError::config(format!(
+                    "volume {:?} has an unsupported type",
+                    v.name
+                )));
+            };
+            if let Some(sub) = m.sub_path.as_deref().filter(|s| !s.is_empty()) {
+                if Path::new(sub).is_absolute() || sub.split('/').any(|p| p == "..") {
+                    return Err(StartError::config(format!(
+                        "subPath {sub:?} must be a relative path without '..'"
+                    )));
+                }
+                source = source.join(sub);
+                if !source.exists() {
+                    fs::create_dir_all(&source)
+                        .map_err(|e| StartError::config(format!("subPath {sub:?}: {e}")))?;
+                }
+            }
+            out.push(BindMount {
+                destination: m.mount_path.clone(),
+                source,
+                read_only: m.read_only == Some(true),
+            });
+        }
+        let sandbox = self.sandbox(uid);
+        for f in ["hosts", "hostname", "resolv.conf"] {
+            let dest = format!("/etc/{f}");
+            if !out.iter().any(|m| m.destination == dest) {
+                out.push(BindMount {
+                    destination: dest,
+                    source: sandbox.etc(f),
+                    read_only: false,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Prepares instance `attempt` of container `c` and starts its shim. Returns the record
+    /// and the shim process (the caller waits for it).
+    pub fn start_container(
+        &self,
+        pod: &Pod,
+        c: &Container,
+        attempt: u32,
+        image: &ImageRecord,
+        resolved_env: BTreeMap<String, String>,
+    ) -> Result<(ContainerRecord, std::process::Child), StartError> {
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        let idir = self.instance_dir(&uid, &c.name, attempt);
+        if idir.exists() {
+            let _ = self.discard_instance(&idir);
+        }
+        fs::create_dir_all(&idir).map_err(|e| StartError::create(e.to_string()))?;
+        let id = {
+            let mut h = Sha256::new();
+            h.update(format!("{uid}/{}/{attempt}/{}", c.name, now_rfc3339_nano()));
+            hex::encode(h.finalize())
+        };
+        let config_blob = self
+            .store
+            .read_blob(&image.id)
+            .map_err(|e| StartError::create(format!("reading image config: {e}")))?;
+        let image_config = ImageConfig::from_blob(&config_blob);
+        let mut record = ContainerRecord {
+            id: id.clone(),
+            name: c.name.clone(),
+            attempt,
+            image: c.image.clone().unwrap_or_default(),
+            image_id: image.id.clone(),
+            image_ref: image
+                .repo_digests
+                .first()
+                .cloned()
+                .unwrap_or_else(|| image.id.clone()),
+            stop_signal: image_config.stop_signal.clone(),
+            pid: None,
+            pid_start: None,
+            shim_pid: None,
+            shim_start: None,
+            started_at: None,
+        };
+        // Recorded before anything is made, so a crash at any point leaves a trail to undo.
+        write_json(&idir.join("container.json"), &record)
+            .map_err(|e| StartError::create(e.to_string()))?;
+        let fail = |e: StartError| {
+            self.release_instance(&record);
+            let _ = fs::remove_dir_all(&idir);
+            e
+        };
+        let rootfs = mount_rootfs(&self.store, &id, image)
+            .map_err(|e| fail(StartError::create(format!("preparing rootfs: {e}"))))?;
+        let mounts = self.mounts(pod, &uid, c).map_err(&fail)?;
+        let net: Option<NetworkRecord> = read_json(&self.pod_dir(&uid).join("network.json"));
+        let sandbox = self.sandbox(&uid);
+        let inputs = Inputs {
+            passwd: fs::read_to_string(rootfs.join("etc/passwd")).unwrap_or_default(),
+            group: fs::read_to_string(rootfs.join("etc/group")).unwrap_or_default(),
+            rootfs,
+            netns: netns::path(&Self::netns_name(&uid)),
+            utsns: Some(sandbox.uts()),
+            ipcns: Some(sandbox.ipc()),
+            mounts,
+            cgroups_path: format!("/{}/{id}", self.pod_cgroup(&uid)),
+            pod_ip: net.map(|n| n.pod_ip).unwrap_or_default(),
+            host_ip: self.cfg.node_ip.clone(),
+            node_name: self.cfg.node_name.clone(),
+            resolved_env,
+            pids_limit: self.cfg.pids_limit,
+        };
+        let spec = container_spec(pod, c, &image_config, &inputs)
+            .map_err(|e| fail(StartError::config(e.to_string())))?;
+        fs::write(
+            idir.join("config.json"),
+            serde_json::to_vec(&spec).expect("spec serialises"),
+        )
+        .map_err(|e| fail(StartError::create(e.to_string())))?;
+        let args = ShimArgs {
+            id: id.clone(),
+            bundle: idir.clone(),
+            state_root: self.state_root(),
+            log: self
+                .pod_log_dir(pod)
+                .join(&c.name)
+                .join(format!("{attempt}.log")),
+            exit_file: idir.join("exit.json"),
+            log_max_size: self.cfg.log_max_size,
+            log_max_files: self.cfg.log_max_files,
+        };
+        let (report, child) = shim::spawn(&self.cfg.exe, &args)
+            .map_err(|e| fail(StartError::create(format!("starting the shim: {e}"))))?;
+        if let Some(e) = report.error {
+            let mut child = child;
+            let _ = child.wait();
+            return Err(fail(StartError {
+                reason: "RunContainerError",
+                message: e,
+            }));
+        }
+        record.pid = report.pid;
+        record.pid_start = report.pid.and_then(process_start);
+        record.shim_pid = Some(child.id() as i32);
+        record.shim_start = process_start(child.id() as i32);
+        record.started_at = report.started_at;
+        write_json(&idir.join("container.json"), &record)
+            .map_err(|e| StartError::create(e.to_string()))?;
+        Ok((record, child))
+    }
+
+    /// Sends `signal` to a running instance's init process (no-op if it is gone).
+    pub fn signal(&self, r: &ContainerRecord, signal: nix::sys::signal::Signal) {
+        if alive(r.pid, r.pid_start) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(r.pid.unwrap_or(0)), signal);
+        }
+    }
+
+    /// Whether the instance's exit is recorded (or nothing of it runs any more).
+    pub fn has_exited(&self, uid: &str, r: &ContainerRecord) -> bool {
+        self.instance_dir(uid, &r.name, r.attempt)
+            .join("exit.json")
+            .exists()
+            || (!alive(r.shim_pid, r.shim_start) && !alive(r.pid, r.pid_start))
+    }
+
+    /// Tears the pod down: network (CNI DEL), namespaces, volumes, cgroups, rootfs mounts,
+    /// logs and records. The containers must have stopped.
+    pub fn remove_sandbox(&self, uid: &str) -> Result<(), String> {
+        let state = self.observe(uid);
+        for i in state.containers.values().flatten() {
+            self.release_instance(&i.record);
+        }
+        let pod = self.recorded_pod(uid);
+        if let Some(pod) = &pod {
+            self.remove_network(pod, uid);
+            let vdir = self.pod_dir(uid).join("volumes");
+            for e in fs::read_dir(&vdir).into_iter().flatten().flatten() {
+                if is_mountpoint(&e.path()) {
+                    let _ = nix::mount::umount2(&e.path(), nix::mount::MntFlags::MNT_DETACH);
+                }
+            }
+            let _ = fs::remove_dir_all(self.pod_log_dir(pod));
+        } else {
+            let _ = netns::delete(&Self::netns_name(uid));
+        }
+        self.sandbox(uid)
+            .remove()
+            .map_err(|e| format!("removing the pod's namespaces: {e}"))?;
+        cgroups::remove_tree(&self.pod_cgroup(uid));
+        fs::remove_dir_all(self.pod_dir(uid))
+            .or_else(|e| {
+                if e.kind() == io::ErrorKind::NotFound {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            })
+            .map_err(|e| format!("removing the pod's directory: {e}"))
+    }
+
+    /// Keeps the latest two instances of each container (the running one and the one before,
+    /// for lastState and `logs --previous`); older ones go, with their logs.
+    pub fn prune_instances(&self, pod: &Pod, state: &PodState) {
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        for (name, list) in &state.containers {
+            for (n, i) in list.iter().enumerate() {
+                if i.exit.is_some() {
+                    self.release_instance(&i.record);
+                }
+                if n + 2 < list.len() {
+                    let _ = fs::remove_dir_all(self.instance_dir(&uid, name, i.record.attempt));
+                    let _ = fs::remove_file(
+                        self.pod_log_dir(pod)
+                            .join(name)
+                            .join(format!("{}.log", i.record.attempt)),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Kills everything of pod `uid` at once (SIGKILL to every process in its cgroup and
+    /// every recorded shim), for `cleanup` and for orphans.
+    pub fn kill_all(&self, uid: &str) {
+        let state = self.observe(uid);
+        for i in state.containers.values().flatten() {
+            let r = &i.record;
+            self.signal(r, nix::sys::signal::SIGKILL);
+        }
+        for pid in cgroups::procs(&self.pod_cgroup(uid)) {
+            let _ =
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+        }
+    }
+}

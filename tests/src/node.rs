@@ -1,0 +1,278 @@
+//! A whole tinykube node for end-to-end tests, from the built binaries, inside a network
+//! namespace of its own: the apiserver, a real registry (Debian's docker-registry) holding the
+//! sample images, and the kubelet, all on that namespace's loopback, so the host's interfaces
+//! and iptables rules are never touched and several nodes can run at once.
+
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use tinykube_images::TestRegistry;
+
+use crate::{built_binary, Apiserver};
+
+/// The node's address inside its namespace (on its `eth0`).
+pub const NODE_IP: &str = "172.30.0.2";
+
+fn run(cmd: &mut Command) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A named network namespace with loopback up and an `eth0` holding [`NODE_IP`];
+/// deleted on drop.
+pub struct NodeNet {
+    pub name: String,
+}
+
+impl NodeNet {
+    pub fn create(prefix: &str) -> Self {
+        static SEQ: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "{prefix}-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        );
+        run(Command::new("ip").args(["netns", "add", &name]));
+        let net = Self { name };
+        let ip = |args: &[&str]| run(Command::new("ip").args(["-n", &net.name]).args(args));
+        ip(&["link", "set", "lo", "up"]);
+        // A veth pair with both ends inside (the `dummy` module may be missing).
+        ip(&[
+            "link",
+            "add",
+            "eth0",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0-peer",
+        ]);
+        ip(&["addr", "add", &format!("{NODE_IP}/24"), "dev", "eth0"]);
+        ip(&["link", "set", "eth0-peer", "up"]);
+        ip(&["link", "set", "eth0", "up"]);
+        ip(&["route", "add", "default", "dev", "eth0"]);
+        net
+    }
+
+    pub fn path(&self) -> PathBuf {
+        Path::new("/run/netns").join(&self.name)
+    }
+
+    /// Moves the calling thread into the namespace (processes it starts are born there).
+    pub fn enter(&self) {
+        let f = std::fs::File::open(self.path()).expect("node netns");
+        nix::sched::setns(f.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+    }
+
+    /// Runs `f` on a thread inside the namespace.
+    pub fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                self.enter();
+                f()
+            })
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p))
+        })
+    }
+
+    /// Runs future `f` to completion on a runtime inside the namespace (every socket it opens
+    /// is the node's).
+    pub fn block_on<F: std::future::Future + Send>(&self, f: F) -> F::Output
+    where
+        F::Output: Send,
+    {
+        self.run(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime")
+                .block_on(f)
+        })
+    }
+}
+
+impl Drop for NodeNet {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+/// The busybox-static binary the sample images are made of.
+pub fn busybox() -> PathBuf {
+    ["/bin/busybox", "/usr/bin/busybox"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .expect("busybox is missing: install Debian's busybox-static (hack/test.sh does)")
+}
+
+/// The static bootcamp binary (hack/test.sh builds it and sets TINYKUBE_BOOTCAMP_BIN).
+pub fn bootcamp() -> PathBuf {
+    let p = std::env::var_os("TINYKUBE_BOOTCAMP_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+            target.join("x86_64-unknown-linux-gnu/release/bootcamp")
+        });
+    assert!(
+        p.exists(),
+        "{} is missing: build the static bootcamp first (hack/test.sh does)",
+        p.display()
+    );
+    p
+}
+
+/// A node: apiserver, registry with the sample images, and a kubelet, in a [`NodeNet`].
+pub struct Node {
+    kubelet: std::sync::Mutex<Option<Child>>,
+    pub registry: TestRegistry,
+    pub apiserver: Apiserver,
+    pub root: tempfile::TempDir,
+    pub name: String,
+    pub cgroup_root: String,
+    // Dropped last: everything above lives in it.
+    pub net: NodeNet,
+}
+
+impl Node {
+    /// Starts apiserver, registry (with busybox and bootcamp v1/v2 pushed) and kubelet.
+    pub fn start() -> Self {
+        let net = NodeNet::create("tk-e2e");
+        let apiserver = net.run(|| {
+            Apiserver::start(
+                &built_binary("tinykube-apiserver"),
+                &["--node-name", &net.name],
+            )
+        });
+        let registry = net.run(|| TestRegistry::start().expect("registry"));
+        let images =
+            tinykube_images::sample_images(&busybox(), &bootcamp()).expect("sample images");
+        net.block_on(async {
+            for (repo, tag, image) in &images {
+                tinykube_images::push(registry.addr(), repo, tag, image)
+                    .await
+                    .expect("pushing a sample image");
+            }
+        });
+        let name = net.name.clone();
+        let node = Self {
+            kubelet: Default::default(),
+            registry,
+            apiserver,
+            root: tempfile::tempdir().expect("temp dir"),
+            cgroup_root: format!("tinykube-{name}"),
+            name,
+            net,
+        };
+        node.start_kubelet();
+        node
+    }
+
+    fn flags(&self) -> Vec<String> {
+        let reg = format!("http://{}", self.registry.addr());
+        let root = self.root.path();
+        vec![
+            format!("--root-dir={}", root.join("kubelet").display()),
+            format!("--pod-log-dir={}", root.join("logs").display()),
+            format!("--cgroup-root={}", self.cgroup_root),
+            format!("--registry-mirror=docker.io={reg}"),
+            format!("--registry-mirror=gcr.io={reg}"),
+        ]
+    }
+
+    /// Starts (or restarts) the kubelet.
+    pub fn start_kubelet(&self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.root.path().join("kubelet.log"))
+            .expect("kubelet log");
+        let child = self.net.run(|| {
+            Command::new(built_binary("tinykube-kubelet"))
+                .args(self.flags())
+                .arg(format!(
+                    "--kubeconfig={}",
+                    self.apiserver.kubeconfig("kubelet").display()
+                ))
+                .arg(format!("--hostname-override={}", self.name))
+                .arg(format!("--node-ip={NODE_IP}"))
+                .env("TINYKUBE_LOG", "info")
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("starting the kubelet")
+        });
+        *self.kubelet.lock().unwrap() = Some(child);
+    }
+
+    /// `kill -9` of the kubelet.
+    pub fn kill_kubelet(&self) {
+        if let Some(mut c) = self.kubelet.lock().unwrap().take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// The kubelet's log so far.
+    pub fn kubelet_log(&self) -> String {
+        std::fs::read_to_string(self.root.path().join("kubelet.log")).unwrap_or_default()
+    }
+
+    /// Runs `tinykube-kubelet cleanup` (the kubelet must be stopped).
+    pub fn cleanup(&self) -> std::process::Output {
+        self.net.run(|| {
+            Command::new(built_binary("tinykube-kubelet"))
+                .arg("cleanup")
+                .args(self.flags())
+                .output()
+                .expect("running cleanup")
+        })
+    }
+
+    /// The kubelet's root dir.
+    pub fn kubelet_dir(&self) -> PathBuf {
+        self.root.path().join("kubelet")
+    }
+
+    /// Waits until `f` holds, polling every 50 ms, or panics after `timeout` with `what`.
+    pub fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+        let deadline = Instant::now() + timeout;
+        while !f() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill_kubelet();
+        let out = self.cleanup();
+        if !out.status.success() {
+            eprintln!(
+                "cleanup of node {} failed: {}",
+                self.name,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        if std::thread::panicking() {
+            eprintln!(
+                "--- kubelet log of {} ---\n{}",
+                self.name,
+                self.kubelet_log()
+            );
+        }
+    }
+}
