@@ -351,6 +351,19 @@ impl Worker {
             Some("Succeeded" | "Failed")
         );
         let state = self.observe().await;
+        if terminal
+            && !gone
+            && pod.metadata.deletion_timestamp.is_none()
+            && state.sandbox_ready
+            && state.running().next().is_none()
+        {
+            // Finished for good: the pod's IP goes back to the pool, as Kubernetes kills the
+            // sandbox of a completed pod.
+            let rt = self.k.rt.clone();
+            let uid = self.uid.clone();
+            let _ = tokio::task::spawn_blocking(move || rt.release_network(&uid)).await;
+            return Step::Wait(RESYNC);
+        }
         let actions = plan::plan(pod, &state.observed(jiff::Timestamp::now()));
         let mut again = false;
         let mut wait = RESYNC;

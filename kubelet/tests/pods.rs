@@ -262,6 +262,17 @@ fn restart_policies_back_off_oom_and_limits() {
             sh("done", "OnFailure", "exit 0"),
             sh("fail", "Never", "exit 3"),
             sh("retry", "OnFailure", "exit 2"),
+            pod(
+                "init",
+                json!({
+                    "volumes": [{"name": "work", "emptyDir": {"medium": "Memory"}}],
+                    "initContainers": [
+                        {"name": "first", "image": BUSYBOX, "imagePullPolicy": "IfNotPresent", "command": ["sh", "-c", "echo 1 > /work/order"], "volumeMounts": [{"name": "work", "mountPath": "/work"}]},
+                        {"name": "second", "image": BUSYBOX, "imagePullPolicy": "IfNotPresent", "command": ["sh", "-c", "test -f /work/order && echo 2 >> /work/order"], "volumeMounts": [{"name": "work", "mountPath": "/work"}]},
+                    ],
+                    "containers": [{"name": "c", "image": BUSYBOX, "imagePullPolicy": "IfNotPresent", "command": ["sh", "-c", "grep -q 2 /work/order && sleep 3600"], "volumeMounts": [{"name": "work", "mountPath": "/work"}]}],
+                }),
+            ),
             limited,
             oom,
         ] {
@@ -272,6 +283,21 @@ fn restart_policies_back_off_oom_and_limits() {
         let p = wait_pod(&pods, "done", 60, |p| p["status"]["phase"] == "Succeeded").await;
         assert_eq!(state(&p, "state")["terminated"]["reason"], "Completed");
         assert_eq!(state(&p, "restartCount"), 0);
+        // A completed pod gives its network back; its status keeps the IP it had.
+        assert!(p["status"]["podIP"].is_string());
+        let netns = format!("/run/netns/tk-{}", p["metadata"]["uid"].as_str().unwrap());
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while std::path::Path::new(&netns).exists() {
+            assert!(Instant::now() < deadline, "{netns} stayed after the pod completed");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // Init containers run in order, each to completion, before the app container.
+        let p = wait_pod(&pods, "init", 60, running).await;
+        let inits = p["status"]["initContainerStatuses"].as_array().unwrap();
+        assert_eq!(inits.len(), 2);
+        for i in inits {
+            assert_eq!(i["state"]["terminated"]["reason"], "Completed", "{i}");
+        }
         let p = wait_pod(&pods, "fail", 60, |p| p["status"]["phase"] == "Failed").await;
         assert_eq!(state(&p, "state")["terminated"]["exitCode"], 3);
         assert_eq!(state(&p, "state")["terminated"]["reason"], "Error");

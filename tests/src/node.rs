@@ -225,6 +225,11 @@ impl Node {
         }
     }
 
+    /// The running kubelet's pid.
+    pub fn kubelet_pid(&self) -> Option<i32> {
+        self.kubelet.lock().unwrap().as_ref().map(|c| c.id() as i32)
+    }
+
     /// The kubelet's log so far.
     pub fn kubelet_log(&self) -> String {
         std::fs::read_to_string(self.root.path().join("kubelet.log")).unwrap_or_default()

@@ -466,6 +466,19 @@ impl PodRuntime {
         Ok(pod_ip)
     }
 
+    /// Gives back the network of a pod whose containers all finished for good (its IP and
+    /// namespace; the records stay for the status and logs).
+    pub fn release_network(&self, uid: &str) {
+        let _ = fs::remove_file(self.pod_dir(uid).join("network.json"));
+        if let Some(pod) = self.recorded_pod(uid) {
+            self.remove_network(&pod, uid);
+        }
+        let state = self.observe(uid);
+        for i in state.containers.values().flatten() {
+            self.release_instance(&i.record);
+        }
+    }
+
     fn remove_network(&self, pod: &Pod, uid: &str) {
         let ns = Self::netns_name(uid);
         if netns::is_netns(&netns::path(&ns)) {
