@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Brings the tinykube node up on this machine: `hack/local-up.sh` (or `up`), `hack/local-up.sh down
-# [--purge]`. Running `up` again is harmless. Today the node is the apiserver (with its embedded
-# SQLite store); the kubelet and proxy join it as their issues land.
+# [--purge]`. Running `up` again is harmless. The node today: the local registry with the sample
+# images, the apiserver (embedded SQLite store) and the kubelet; the proxy joins as its issue lands.
 set -euo pipefail
 
 # Settings (environment variables, with defaults).
@@ -11,8 +11,13 @@ TINYKUBE_BIND_ADDRESS="${TINYKUBE_BIND_ADDRESS:-127.0.0.1}"
 TINYKUBE_PORT="${TINYKUBE_PORT:-6443}"
 TINYKUBE_SERVICE_CIDR="${TINYKUBE_SERVICE_CIDR:-10.96.0.0/12}"
 TINYKUBE_NODE_PORTS="${TINYKUBE_NODE_PORTS:-30000-32767}"
+TINYKUBE_POD_CIDR="${TINYKUBE_POD_CIDR:-10.244.0.0/24}"
+TINYKUBE_REGISTRY_ADDR="${TINYKUBE_REGISTRY_ADDR:-127.0.0.1:5000}"   # the local registry (sample images)
+TINYKUBE_NODE_NAME="${TINYKUBE_NODE_NAME:-$(hostname | tr '[:upper:]' '[:lower:]')}"
+export TINYKUBE_REGISTRY_ADDR TINYKUBE_RUN
 
 cd "$(dirname "$0")/.."
+source hack/lib/common.sh
 target="${CARGO_TARGET_DIR:-$PWD/target}"
 bin="$target/release"
 
@@ -32,9 +37,20 @@ stop() { # name
     rm -f "$pidfile"
 }
 
+kubelet_flags=(
+    --root-dir "$TINYKUBE_STATE/kubelet"
+    --kubeconfig "$TINYKUBE_STATE/apiserver/kubelet.kubeconfig"
+    --hostname-override "$TINYKUBE_NODE_NAME"
+    --pod-cidr "$TINYKUBE_POD_CIDR"
+    --registry-mirror "gcr.io=http://$TINYKUBE_REGISTRY_ADDR"
+    --registry-mirror "docker.io=http://$TINYKUBE_REGISTRY_ADDR"
+)
+
 up() {
-    cargo build --release -p tinykube-apiserver
+    ensure_packages docker-registry busybox-static containernetworking-plugins iproute2 iptables libseccomp-dev pkg-config
+    cargo build --release -p tinykube-apiserver -p tinykube-kubelet
     mkdir -p "$TINYKUBE_STATE" "$TINYKUBE_RUN"
+    hack/sample-images.sh
     local pidfile="$TINYKUBE_RUN/apiserver.pid"
     if running "$pidfile"; then
         echo "apiserver already running (pid $(cat "$pidfile"))"
@@ -46,6 +62,7 @@ up() {
             --secure-port "$TINYKUBE_PORT" \
             --service-cluster-ip-range "$TINYKUBE_SERVICE_CIDR" \
             --service-node-port-range "$TINYKUBE_NODE_PORTS" \
+            --node-name "$TINYKUBE_NODE_NAME" \
             >>"$TINYKUBE_RUN/apiserver.log" 2>&1 &
         echo $! >"$pidfile"
         for _ in $(seq 100); do
@@ -55,17 +72,41 @@ up() {
         done
         echo "apiserver running (pid $(cat "$pidfile"), log $TINYKUBE_RUN/apiserver.log)"
     fi
+    pidfile="$TINYKUBE_RUN/kubelet.pid"
+    if running "$pidfile"; then
+        echo "kubelet already running (pid $(cat "$pidfile"))"
+    else
+        "$bin/tinykube-kubelet" "${kubelet_flags[@]}" >>"$TINYKUBE_RUN/kubelet.log" 2>&1 &
+        echo $! >"$pidfile"
+        echo "kubelet running (pid $(cat "$pidfile"), log $TINYKUBE_RUN/kubelet.log)"
+    fi
+    local kubeconfig="$TINYKUBE_STATE/apiserver/admin.kubeconfig"
+    for _ in $(seq 100); do
+        kubectl --kubeconfig "$kubeconfig" get node "$TINYKUBE_NODE_NAME" \
+            -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null | grep -q True && break
+        running "$pidfile" || { tail -20 "$TINYKUBE_RUN/kubelet.log" >&2; exit 1; }
+        sleep 0.2
+    done
+    echo "node $TINYKUBE_NODE_NAME is Ready"
     cat <<MSG
 
 tinykube is up. Next:
   export KUBECONFIG=$TINYKUBE_STATE/apiserver/admin.kubeconfig
-  kubectl get namespaces
-  kubectl get services
+  kubectl get nodes
+  kubectl run web --image=gcr.io/google-samples/kubernetes-bootcamp:v1 --restart=Never
+  kubectl get pods -o wide
 MSG
 }
 
 down() {
+    stop kubelet
+    # Containers outlive the kubelet: cleanup stops them and removes every netns, mount,
+    # cgroup, bridge and rule the kubelet made.
+    if [ -x "$bin/tinykube-kubelet" ]; then
+        "$bin/tinykube-kubelet" cleanup "${kubelet_flags[@]}" ${1:+--purge}
+    fi
     stop apiserver
+    hack/registry.sh stop ${1:+--purge}
     if [ "${1:-}" = "--purge" ]; then
         rm -rf "$TINYKUBE_STATE" "$TINYKUBE_RUN"
         echo "removed $TINYKUBE_STATE and $TINYKUBE_RUN"
