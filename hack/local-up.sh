@@ -47,7 +47,7 @@ kubelet_flags=(
 )
 
 up() {
-    ensure_packages docker-registry busybox-static containernetworking-plugins iproute2 iptables libseccomp-dev pkg-config
+    ensure_packages curl docker-registry busybox-static containernetworking-plugins iproute2 iptables libseccomp-dev pkg-config
     cargo build --release -p tinykube-apiserver -p tinykube-kubelet
     mkdir -p "$TINYKUBE_STATE" "$TINYKUBE_RUN"
     hack/sample-images.sh
@@ -80,10 +80,13 @@ up() {
         echo $! >"$pidfile"
         echo "kubelet running (pid $(cat "$pidfile"), log $TINYKUBE_RUN/kubelet.log)"
     fi
-    local kubeconfig="$TINYKUBE_STATE/apiserver/admin.kubeconfig"
+    # Ready once the kubelet reports KubeletReady (curl with the admin's certificate: no kubectl
+    # needed).
+    local pki="$TINYKUBE_STATE/apiserver"
     for _ in $(seq 100); do
-        kubectl --kubeconfig "$kubeconfig" get node "$TINYKUBE_NODE_NAME" \
-            -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null | grep -q True && break
+        curl -s --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" \
+            "https://127.0.0.1:$TINYKUBE_PORT/api/v1/nodes/$TINYKUBE_NODE_NAME" 2>/dev/null |
+            tr -d ' \n' | grep -q '"reason":"KubeletReady"' && break
         running "$pidfile" || { tail -20 "$TINYKUBE_RUN/kubelet.log" >&2; exit 1; }
         sleep 0.2
     done

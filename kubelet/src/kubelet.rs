@@ -446,8 +446,8 @@ impl Worker {
                             Err(_) => return Step::Wait(RETRY),
                         }
                     }
-                    if !gone {
-                        self.finalize(pod).await;
+                    if !gone && !self.finalize(pod).await {
+                        return Step::Wait(RETRY);
                     }
                     return Step::Done;
                 }
@@ -687,8 +687,8 @@ impl Worker {
         }
     }
 
-    /// Lets the API delete the pod now that nothing of it runs.
-    async fn finalize(&self, pod: &Pod) {
+    /// Lets the API delete the pod now that nothing of it runs (false: try again).
+    async fn finalize(&self, pod: &Pod) -> bool {
         let (name, ns, uid) = names(pod);
         let api: Api<Pod> = Api::namespaced(self.k.client.clone(), &ns);
         let dp = DeleteParams {
@@ -700,9 +700,12 @@ impl Worker {
             ..Default::default()
         };
         match api.delete(&name, &dp).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
-            Err(e) => tracing::warn!(pod = %name, error = %e, "completing the pod's deletion"),
+            Ok(_) => true,
+            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => true,
+            Err(e) => {
+                tracing::warn!(pod = %name, error = %e, "completing the pod's deletion");
+                false
+            }
         }
     }
 }
