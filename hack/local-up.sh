@@ -47,7 +47,7 @@ kubelet_flags=(
 )
 
 up() {
-    ensure_packages curl docker-registry busybox-static containernetworking-plugins iproute2 iptables libseccomp-dev pkg-config
+    ensure_packages conntrack curl docker-registry busybox-static containernetworking-plugins iproute2 iptables libseccomp-dev pkg-config
     cargo build --release -p tinykube-apiserver -p tinykube-kubelet
     mkdir -p "$TINYKUBE_STATE" "$TINYKUBE_RUN"
     hack/sample-images.sh

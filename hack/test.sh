@@ -9,7 +9,7 @@ source hack/lib/common.sh
 
 # A real registry, busybox-static (the sample images are made of it), the CNI plugins, and
 # libseccomp for libcontainer.
-ensure_packages docker-registry busybox-static containernetworking-plugins iproute2 iptables libseccomp-dev pkg-config
+ensure_packages conntrack docker-registry busybox-static containernetworking-plugins iproute2 iptables libseccomp-dev pkg-config
 
 target="${CARGO_TARGET_DIR:-$PWD/target}"
 venv="$target/python-client"

@@ -1,6 +1,156 @@
-//! Placeholder until this component's issue lands; it builds so the workspace shape is fixed.
+//! tinykube-proxy: programs Services as iptables rules (`tinykube-proxy`), or removes every
+//! rule and chain it made (`tinykube-proxy cleanup`).
 
-fn main() {
-    eprintln!("{}: not implemented yet", env!("CARGO_BIN_NAME"));
-    std::process::exit(1);
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use k8s_openapi::api::core::v1::Node;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use tinykube_proxy::iptables::Iptables;
+use tinykube_proxy::proxier::{self, Settings};
+use tinykube_proxy::render::Config;
+
+#[derive(Parser)]
+#[command(
+    name = "tinykube-proxy",
+    version,
+    about = "Services as iptables rules (ClusterIP, NodePort, LoadBalancer)",
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Cmd>,
+    /// The kubeconfig with the proxy's credentials.
+    #[arg(
+        long,
+        env = "TINYKUBE_PROXY_KUBECONFIG",
+        default_value = "/var/lib/tinykube/apiserver/proxy.kubeconfig"
+    )]
+    kubeconfig: PathBuf,
+    /// This node's name (its endpoints are local; default: the hostname).
+    #[arg(long)]
+    hostname_override: Option<String>,
+    /// The address LoadBalancer services get as their ingress (default: the Node's InternalIP).
+    #[arg(long)]
+    node_ip: Option<IpAddr>,
+    /// The pod CIDR: traffic to cluster IPs from outside it is masqueraded.
+    #[arg(long, default_value = "10.244.0.0/24")]
+    cluster_cidr: String,
+    /// The least time between two syncs (changes within it are batched).
+    #[arg(long, default_value = "10ms", value_parser = parse_duration)]
+    min_sync_period: Duration,
+    /// How often the whole ruleset is rewritten even without changes (repairs drift).
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    sync_period: Duration,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Remove every chain and rule the proxy made (the host's own rules stay).
+    Cleanup,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (n, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map(|i| s.split_at(i))
+        .ok_or_else(|| format!("{s:?}: a duration needs a unit (ms, s, m)"))?;
+    let n: u64 = n.parse().map_err(|_| format!("{s:?} is not a duration"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        _ => Err(format!("{s:?}: unknown unit {unit:?} (ms, s, m)")),
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_lowercase())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+async fn run(cli: Cli, ipt: Iptables) -> anyhow::Result<()> {
+    let kc = Kubeconfig::read_from(&cli.kubeconfig)
+        .map_err(|e| anyhow::anyhow!("reading {}: {e}", cli.kubeconfig.display()))?;
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?;
+    let client = kube::Client::try_from(cfg)?;
+    let node_name = cli.hostname_override.clone().unwrap_or_else(hostname);
+    let node_ip = match cli.node_ip {
+        Some(ip) => ip,
+        None => node_address(&client, &node_name).await,
+    };
+    proxier::run(
+        client,
+        ipt,
+        Settings {
+            node_name,
+            node_ip,
+            config: Config {
+                cluster_cidr: Some(cli.cluster_cidr.clone()),
+            },
+            min_sync_period: cli.min_sync_period,
+            resync_period: cli.sync_period,
+        },
+    )
+    .await
+}
+
+/// The Node's InternalIP, waiting for the kubelet to register it.
+async fn node_address(client: &kube::Client, name: &str) -> IpAddr {
+    let nodes: kube::Api<Node> = kube::Api::all(client.clone());
+    loop {
+        if let Ok(n) = nodes.get(name).await {
+            let ip = n
+                .status
+                .and_then(|s| s.addresses)
+                .into_iter()
+                .flatten()
+                .find(|a| a.type_ == "InternalIP")
+                .and_then(|a| a.address.parse().ok());
+            if let Some(ip) = ip {
+                return ip;
+            }
+        }
+        tracing::info!(node = %name, "waiting for the node to register");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TINYKUBE_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let ipt = Iptables::detect();
+    if let Some(Cmd::Cleanup) = cli.command {
+        return match ipt.cleanup() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli, ipt)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

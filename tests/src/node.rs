@@ -134,9 +134,19 @@ pub fn bootcamp() -> PathBuf {
     p
 }
 
-/// A node: apiserver, registry with the sample images, and a kubelet, in a [`NodeNet`].
+/// Kills (SIGKILL) and reaps the process in `slot`, if any.
+fn kill(slot: &std::sync::Mutex<Option<Child>>) {
+    if let Some(mut c) = slot.lock().unwrap().take() {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}
+
+/// A node: apiserver, registry with the sample images, a kubelet and (on demand) the proxy,
+/// in a [`NodeNet`].
 pub struct Node {
     kubelet: std::sync::Mutex<Option<Child>>,
+    proxy: std::sync::Mutex<Option<Child>>,
     pub registry: TestRegistry,
     pub apiserver: Apiserver,
     pub root: tempfile::TempDir,
@@ -169,6 +179,7 @@ impl Node {
         let name = net.name.clone();
         let node = Self {
             kubelet: Default::default(),
+            proxy: Default::default(),
             registry,
             apiserver,
             root: tempfile::tempdir().expect("temp dir"),
@@ -192,19 +203,20 @@ impl Node {
         ]
     }
 
-    /// Starts (or restarts) the kubelet.
-    pub fn start_kubelet(&self) {
+    /// Starts daemon `component` (`kubelet`, `proxy`) of the node with its own credentials and
+    /// `extra` flags, logging to `<root>/<component>.log`.
+    fn spawn_daemon(&self, component: &str, extra: &[String]) -> Child {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.root.path().join("kubelet.log"))
-            .expect("kubelet log");
-        let child = self.net.run(|| {
-            Command::new(built_binary("tinykube-kubelet"))
-                .args(self.flags())
+            .open(self.root.path().join(format!("{component}.log")))
+            .expect("daemon log");
+        self.net.run(|| {
+            Command::new(built_binary(&format!("tinykube-{component}")))
+                .args(extra)
                 .arg(format!(
                     "--kubeconfig={}",
-                    self.apiserver.kubeconfig("kubelet").display()
+                    self.apiserver.kubeconfig(component).display()
                 ))
                 .arg(format!("--hostname-override={}", self.name))
                 .arg(format!("--node-ip={NODE_IP}"))
@@ -212,17 +224,90 @@ impl Node {
                 .stdout(Stdio::null())
                 .stderr(log)
                 .spawn()
-                .expect("starting the kubelet")
-        });
+                .unwrap_or_else(|e| panic!("starting the {component}: {e}"))
+        })
+    }
+
+    /// Starts (or restarts) the kubelet.
+    pub fn start_kubelet(&self) {
+        let child = self.spawn_daemon("kubelet", &self.flags());
         *self.kubelet.lock().unwrap() = Some(child);
     }
 
     /// `kill -9` of the kubelet.
     pub fn kill_kubelet(&self) {
-        if let Some(mut c) = self.kubelet.lock().unwrap().take() {
-            let _ = c.kill();
-            let _ = c.wait();
+        kill(&self.kubelet);
+    }
+
+    /// Waits until the kubelet has registered the Node and reports it Ready.
+    pub fn wait_ready(&self) {
+        self.net.block_on(async {
+            let client = self.apiserver.client("admin").await;
+            let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client);
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let ready = nodes.get(&self.name).await.ok().is_some_and(|n| {
+                    n.status
+                        .and_then(|s| s.conditions)
+                        .into_iter()
+                        .flatten()
+                        .any(|c| c.type_ == "Ready" && c.status == "True")
+                });
+                if ready {
+                    return;
+                }
+                assert!(Instant::now() < deadline, "node {} never Ready", self.name);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    }
+
+    /// Starts (or restarts) tinykube-proxy.
+    pub fn start_proxy(&self) {
+        let child = self.spawn_daemon("proxy", &[]);
+        *self.proxy.lock().unwrap() = Some(child);
+    }
+
+    /// `kill -9` of the proxy.
+    pub fn kill_proxy(&self) {
+        kill(&self.proxy);
+    }
+
+    /// Runs `tinykube-proxy cleanup` in the node.
+    pub fn proxy_cleanup(&self) -> std::process::Output {
+        self.net.run(|| {
+            Command::new(built_binary("tinykube-proxy"))
+                .arg("cleanup")
+                .output()
+                .expect("running proxy cleanup")
+        })
+    }
+
+    /// The node's iptables rules (`iptables-save`, without comments and counters).
+    pub fn iptables_rules(&self) -> Vec<String> {
+        let out = self.net.run(|| {
+            Command::new("iptables-save")
+                .output()
+                .expect("iptables-save")
+        });
+        let mut table = String::new();
+        let mut rules = Vec::new();
+        for l in String::from_utf8_lossy(&out.stdout).lines() {
+            if let Some(t) = l.strip_prefix('*') {
+                table = t.to_string();
+            } else if l.starts_with("-A ") {
+                rules.push(format!("{table} {l}"));
+            } else if let Some(c) = l.strip_prefix(':') {
+                let name = c.split_whitespace().next().unwrap_or("");
+                if !matches!(
+                    name,
+                    "PREROUTING" | "INPUT" | "FORWARD" | "OUTPUT" | "POSTROUTING"
+                ) {
+                    rules.push(format!("{table} :{name}"));
+                }
+            }
         }
+        rules
     }
 
     /// The running kubelet's pid.
@@ -233,6 +318,11 @@ impl Node {
     /// The kubelet's log so far.
     pub fn kubelet_log(&self) -> String {
         std::fs::read_to_string(self.root.path().join("kubelet.log")).unwrap_or_default()
+    }
+
+    /// The proxy's log so far.
+    pub fn proxy_log(&self) -> String {
+        std::fs::read_to_string(self.root.path().join("proxy.log")).unwrap_or_default()
     }
 
     /// Runs `tinykube-kubelet cleanup` (the kubelet must be stopped).
@@ -263,6 +353,7 @@ impl Node {
 
 impl Drop for Node {
     fn drop(&mut self) {
+        self.kill_proxy();
         self.kill_kubelet();
         let out = self.cleanup();
         if !out.status.success() {
@@ -274,9 +365,10 @@ impl Drop for Node {
         }
         if std::thread::panicking() {
             eprintln!(
-                "--- kubelet log of {} ---\n{}",
+                "--- kubelet log of {} ---\n{}\n--- proxy log ---\n{}",
                 self.name,
-                self.kubelet_log()
+                self.kubelet_log(),
+                self.proxy_log()
             );
         }
     }

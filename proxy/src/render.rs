@@ -1,0 +1,359 @@
+//! The whole desired ruleset as `iptables-restore --noflush` input: a pure function of the
+//! service ports, the proxy's config and the chains that exist now (stale ones are deleted in
+//! the same restore). Chains and rules as kube-proxy's iptables mode writes them.
+
+use std::collections::BTreeSet;
+use std::fmt::Write;
+
+use sha2::{Digest, Sha256};
+
+use crate::model::{Endpoint, ServicePort};
+
+/// The mark that asks KUBE-POSTROUTING to masquerade.
+pub const MASQ_MARK: &str = "0x4000";
+
+/// Chains the proxy owns in each table (the per-service ones are made on demand).
+pub const NAT_CHAINS: &[&str] = &[
+    "KUBE-SERVICES",
+    "KUBE-NODEPORTS",
+    "KUBE-POSTROUTING",
+    "KUBE-MARK-MASQ",
+];
+pub const FILTER_CHAINS: &[&str] = &[
+    "KUBE-SERVICES",
+    "KUBE-EXTERNAL-SERVICES",
+    "KUBE-FORWARD",
+    "KUBE-FIREWALL",
+];
+/// Prefixes of the chains made per service (any chain with one is the proxy's).
+pub const CHAIN_PREFIXES: &[&str] = &["KUBE-SVC-", "KUBE-SVL-", "KUBE-EXT-", "KUBE-SEP-"];
+
+/// The jumps from the built-in chains into the proxy's: (table, chain, rule spec).
+pub const JUMPS: &[(&str, &str, &str)] = &[
+    (
+        "nat",
+        "PREROUTING",
+        "-m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES",
+    ),
+    (
+        "nat",
+        "OUTPUT",
+        "-m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES",
+    ),
+    (
+        "nat",
+        "POSTROUTING",
+        "-m comment --comment \"kubernetes postrouting rules\" -j KUBE-POSTROUTING",
+    ),
+    (
+        "filter",
+        "INPUT",
+        "-m conntrack --ctstate NEW -m comment --comment \"kubernetes externally-visible service portals\" -j KUBE-EXTERNAL-SERVICES",
+    ),
+    ("filter", "INPUT", "-j KUBE-FIREWALL"),
+    ("filter", "OUTPUT", "-j KUBE-FIREWALL"),
+    (
+        "filter",
+        "OUTPUT",
+        "-m conntrack --ctstate NEW -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES",
+    ),
+    (
+        "filter",
+        "FORWARD",
+        "-m comment --comment \"kubernetes forwarding rules\" -j KUBE-FORWARD",
+    ),
+    (
+        "filter",
+        "FORWARD",
+        "-m conntrack --ctstate NEW -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES",
+    ),
+    (
+        "filter",
+        "FORWARD",
+        "-m conntrack --ctstate NEW -m comment --comment \"kubernetes externally-visible service portals\" -j KUBE-EXTERNAL-SERVICES",
+    ),
+];
+
+/// How the proxy renders.
+#[derive(Clone, Debug, Default)]
+pub struct Config {
+    /// The pod CIDR: traffic to a cluster IP from outside it is masqueraded.
+    pub cluster_cidr: Option<String>,
+}
+
+/// A rendered ruleset.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rendered {
+    pub text: String,
+    /// (table, chain) of every chain the ruleset has.
+    pub chains: BTreeSet<(String, String)>,
+}
+
+/// `<prefix><16 hex digits of sha256(parts)>`: under iptables' 28-character chain names.
+pub fn chain_name(prefix: &str, parts: &[&str]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0]);
+    }
+    let hex: String = h.finalize()[..8]
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect();
+    format!("{prefix}{hex}")
+}
+
+/// Whether `chain` is one the proxy makes.
+pub fn is_ours(table: &str, chain: &str) -> bool {
+    CHAIN_PREFIXES.iter().any(|p| chain.starts_with(p))
+        || match table {
+            "nat" => NAT_CHAINS.contains(&chain),
+            "filter" => FILTER_CHAINS.contains(&chain),
+            _ => false,
+        }
+}
+
+fn sep_name(sp: &ServicePort, e: &Endpoint) -> String {
+    chain_name(
+        "KUBE-SEP-",
+        &[&sp.id(), &sp.protocol, &format!("{}:{}", e.ip, e.port)],
+    )
+}
+
+/// `-p tcp -m tcp`.
+fn proto(sp: &ServicePort) -> String {
+    format!("-p {0} -m {0}", sp.protocol)
+}
+
+/// Rules that spread over `eps` (with ClientIP affinity first, if any) into `chain`.
+fn spread(out: &mut String, chain: &str, sp: &ServicePort, eps: &[&Endpoint]) {
+    let id = sp.id();
+    if let Some(t) = sp.affinity_seconds {
+        for e in eps {
+            let sep = sep_name(sp, e);
+            let _ = writeln!(
+                out,
+                "-A {chain} -m comment --comment \"{id} -> {}:{}\" -m recent --name {sep} --rcheck --seconds {t} --reap -j {sep}",
+                e.ip, e.port
+            );
+        }
+    }
+    let n = eps.len();
+    for (i, e) in eps.iter().enumerate() {
+        let sep = sep_name(sp, e);
+        if i + 1 < n {
+            let p = 1.0 / (n - i) as f64;
+            let _ = writeln!(
+                out,
+                "-A {chain} -m comment --comment \"{id} -> {}:{}\" -m statistic --mode random --probability {p:.10} -j {sep}",
+                e.ip, e.port
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "-A {chain} -m comment --comment \"{id} -> {}:{}\" -j {sep}",
+                e.ip, e.port
+            );
+        }
+    }
+}
+
+/// The ruleset for `ports`. `existing` are the proxy's chains there now: those no longer
+/// wanted are flushed and deleted by the same restore.
+pub fn render(
+    ports: &[ServicePort],
+    cfg: &Config,
+    existing: &BTreeSet<(String, String)>,
+) -> Rendered {
+    let mut chains: BTreeSet<(String, String)> = BTreeSet::new();
+    for c in NAT_CHAINS {
+        chains.insert(("nat".into(), c.to_string()));
+    }
+    for c in FILTER_CHAINS {
+        chains.insert(("filter".into(), c.to_string()));
+    }
+    let mut nat = String::new();
+    let mut nat_services = String::new();
+    let mut nat_nodeports = String::new();
+    let mut filter_services = String::new();
+    let mut filter_external = String::new();
+
+    let mut ports: Vec<&ServicePort> = ports.iter().collect();
+    ports.sort_by_key(|p| (p.id(), p.protocol.clone()));
+    for sp in ports {
+        let id = sp.id();
+        let pr = proto(sp);
+        let eps = sp.usable();
+        let svc = chain_name("KUBE-SVC-", &[&id, &sp.protocol]);
+        let svl = chain_name("KUBE-SVL-", &[&id, &sp.protocol]);
+        let ext = chain_name("KUBE-EXT-", &[&id, &sp.protocol]);
+        let has_external = sp.node_port.is_some()
+            || !sp.external_ips.is_empty()
+            || !sp.load_balancer_ips.is_empty();
+        let locals: Vec<&Endpoint> = eps.iter().copied().filter(|e| e.local).collect();
+
+        if eps.is_empty() {
+            // No endpoints: refuse at once instead of letting connections hang.
+            if let Some(ip) = &sp.cluster_ip {
+                let _ = writeln!(
+                    filter_services,
+                    "-A KUBE-SERVICES -m comment --comment \"{id} has no endpoints\" {pr} -d {ip}/32 --dport {} -j REJECT",
+                    sp.port
+                );
+            }
+            for ip in sp.external_ips.iter().chain(&sp.load_balancer_ips) {
+                let _ = writeln!(
+                    filter_external,
+                    "-A KUBE-EXTERNAL-SERVICES -m comment --comment \"{id} has no endpoints\" {pr} -d {ip}/32 --dport {} -j REJECT",
+                    sp.port
+                );
+            }
+            if let Some(np) = sp.node_port {
+                let _ = writeln!(
+                    filter_external,
+                    "-A KUBE-EXTERNAL-SERVICES -m comment --comment \"{id} has no endpoints\" -m addrtype --dst-type LOCAL {pr} --dport {np} -j REJECT"
+                );
+            }
+            continue;
+        }
+
+        chains.insert(("nat".into(), svc.clone()));
+        // Cluster IP: to the service chain (or the local endpoints only).
+        let internal_target = if sp.internal_local { &svl } else { &svc };
+        if let Some(ip) = &sp.cluster_ip {
+            let _ = writeln!(
+                nat_services,
+                "-A KUBE-SERVICES -m comment --comment \"{id} cluster IP\" {pr} -d {ip}/32 --dport {} -j {internal_target}",
+                sp.port
+            );
+        }
+        if has_external {
+            chains.insert(("nat".into(), ext.clone()));
+            for (ip, what) in sp.external_ips.iter().map(|ip| (ip, "external IP")).chain(
+                sp.load_balancer_ips
+                    .iter()
+                    .map(|ip| (ip, "loadbalancer IP")),
+            ) {
+                let _ = writeln!(
+                    nat_services,
+                    "-A KUBE-SERVICES -m comment --comment \"{id} {what}\" {pr} -d {ip}/32 --dport {} -j {ext}",
+                    sp.port
+                );
+            }
+            if let Some(np) = sp.node_port {
+                let _ = writeln!(
+                    nat_nodeports,
+                    "-A KUBE-NODEPORTS -m comment --comment {id} {pr} --dport {np} -j {ext}"
+                );
+            }
+            if sp.external_local {
+                if let Some(cidr) = &cfg.cluster_cidr {
+                    let _ = writeln!(
+                        nat,
+                        "-A {ext} -m comment --comment \"pod traffic for {id} external destinations\" -s {cidr} -j {svc}"
+                    );
+                }
+                let _ = writeln!(
+                    nat,
+                    "-A {ext} -m comment --comment \"masquerade LOCAL traffic for {id} external destinations\" -m addrtype --src-type LOCAL -j KUBE-MARK-MASQ"
+                );
+                let _ = writeln!(
+                    nat,
+                    "-A {ext} -m comment --comment \"route LOCAL traffic for {id} external destinations\" -m addrtype --src-type LOCAL -j {svc}"
+                );
+                let _ = writeln!(nat, "-A {ext} -j {svl}");
+                if locals.is_empty() {
+                    if let Some(np) = sp.node_port {
+                        let _ = writeln!(
+                            filter_external,
+                            "-A KUBE-EXTERNAL-SERVICES -m comment --comment \"{id} has no local endpoints\" -m addrtype --dst-type LOCAL {pr} --dport {np} -j DROP"
+                        );
+                    }
+                }
+            } else {
+                let _ = writeln!(
+                    nat,
+                    "-A {ext} -m comment --comment \"masquerade traffic for {id} external destinations\" -j KUBE-MARK-MASQ"
+                );
+                let _ = writeln!(nat, "-A {ext} -j {svc}");
+            }
+        }
+        // The service chain: masquerade off-cluster sources, then spread.
+        if let (Some(cidr), Some(ip)) = (&cfg.cluster_cidr, &sp.cluster_ip) {
+            let _ = writeln!(
+                nat,
+                "-A {svc} -m comment --comment \"{id} cluster IP\" {pr} -d {ip}/32 --dport {} ! -s {cidr} -j KUBE-MARK-MASQ",
+                sp.port
+            );
+        }
+        spread(&mut nat, &svc, sp, &eps);
+        if sp.internal_local || sp.external_local {
+            chains.insert(("nat".into(), svl.clone()));
+            spread(&mut nat, &svl, sp, &locals);
+        }
+        for e in &eps {
+            let sep = sep_name(sp, e);
+            chains.insert(("nat".into(), sep.clone()));
+            // Hairpin: a pod reaching itself through its service is masqueraded.
+            let _ = writeln!(
+                nat,
+                "-A {sep} -m comment --comment {id} -s {}/32 -j KUBE-MARK-MASQ",
+                e.ip
+            );
+            let recent = if sp.affinity_seconds.is_some() {
+                format!(" -m recent --name {sep} --set --rsource")
+            } else {
+                String::new()
+            };
+            let _ = writeln!(
+                nat,
+                "-A {sep} -m comment --comment {id} {pr}{recent} -j DNAT --to-destination {}:{}",
+                e.ip, e.port
+            );
+        }
+    }
+
+    let stale: Vec<&(String, String)> = existing.difference(&chains).collect();
+    let mut text = String::new();
+    for table in ["filter", "nat"] {
+        let _ = writeln!(text, "*{table}");
+        for (t, c) in chains.iter().chain(stale.iter().copied()) {
+            if t == table {
+                let _ = writeln!(text, ":{c} - [0:0]");
+            }
+        }
+        if table == "filter" {
+            text.push_str(&filter_services);
+            text.push_str(&filter_external);
+            let _ = writeln!(
+                text,
+                "-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP\n\
+                 -A KUBE-FORWARD -m comment --comment \"kubernetes forwarding rules\" -m mark --mark {MASQ_MARK}/{MASQ_MARK} -j ACCEPT\n\
+                 -A KUBE-FORWARD -m comment --comment \"kubernetes forwarding conntrack rule\" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n\
+                 -A KUBE-FIREWALL ! -s 127.0.0.0/8 -d 127.0.0.0/8 -m comment --comment \"block incoming localnet connections\" -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP"
+            );
+        } else {
+            let _ = writeln!(
+                text,
+                "-A KUBE-POSTROUTING -m mark ! --mark {MASQ_MARK}/{MASQ_MARK} -j RETURN\n\
+                 -A KUBE-POSTROUTING -j MARK --xor-mark {MASQ_MARK}\n\
+                 -A KUBE-POSTROUTING -m comment --comment \"kubernetes service traffic requiring SNAT\" -j MASQUERADE --random-fully\n\
+                 -A KUBE-MARK-MASQ -j MARK --or-mark {MASQ_MARK}"
+            );
+            text.push_str(&nat_services);
+            text.push_str(&nat_nodeports);
+            text.push_str(&nat);
+            let _ = writeln!(
+                text,
+                "-A KUBE-SERVICES -m comment --comment \"kubernetes service nodeports; NOTE: this must be the last rule in this chain\" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS"
+            );
+        }
+        for (t, c) in &stale {
+            if t == table {
+                let _ = writeln!(text, "-X {c}");
+            }
+        }
+        let _ = writeln!(text, "COMMIT");
+    }
+    Rendered { text, chains }
+}
