@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Brings the tinykube node up on this machine: `hack/local-up.sh` (or `up`), `hack/local-up.sh down
-# [--purge]`. Running `up` again is harmless. The node today: the local registry with the sample
-# images, the apiserver (embedded SQLite store) and the kubelet; the proxy joins as its issue lands.
+# [--purge]`. Running `up` again is harmless. The node: the local registry with the sample images,
+# the apiserver (embedded SQLite store), the kubelet and the proxy, each its own process.
 set -euo pipefail
 
 # Settings (environment variables, with defaults).
@@ -48,7 +48,7 @@ kubelet_flags=(
 
 up() {
     ensure_packages conntrack curl docker-registry busybox-static containernetworking-plugins iproute2 iptables libseccomp-dev pkg-config
-    cargo build --release -p tinykube-apiserver -p tinykube-kubelet
+    cargo build --release -p tinykube-apiserver -p tinykube-kubelet -p tinykube-proxy
     mkdir -p "$TINYKUBE_STATE" "$TINYKUBE_RUN"
     hack/sample-images.sh
     local pidfile="$TINYKUBE_RUN/apiserver.pid"
@@ -91,17 +91,36 @@ up() {
         sleep 0.2
     done
     echo "node $TINYKUBE_NODE_NAME is Ready"
+    pidfile="$TINYKUBE_RUN/proxy.pid"
+    if running "$pidfile"; then
+        echo "proxy already running (pid $(cat "$pidfile"))"
+    else
+        "$bin/tinykube-proxy" \
+            --kubeconfig "$TINYKUBE_STATE/apiserver/proxy.kubeconfig" \
+            --hostname-override "$TINYKUBE_NODE_NAME" \
+            --cluster-cidr "$TINYKUBE_POD_CIDR" \
+            >>"$TINYKUBE_RUN/proxy.log" 2>&1 &
+        echo $! >"$pidfile"
+        echo "proxy running (pid $(cat "$pidfile"), log $TINYKUBE_RUN/proxy.log)"
+    fi
     cat <<MSG
 
 tinykube is up. Next:
   export KUBECONFIG=$TINYKUBE_STATE/apiserver/admin.kubeconfig
   kubectl get nodes
-  kubectl run web --image=gcr.io/google-samples/kubernetes-bootcamp:v1 --restart=Never
+  kubectl run web --image=gcr.io/google-samples/kubernetes-bootcamp:v1 --restart=Never --labels=app=web
   kubectl get pods -o wide
+  kubectl expose pod web --type=NodePort --port=8080
+  curl 127.0.0.1:\$(kubectl get service web -o go-template='{{(index .spec.ports 0).nodePort}}')
 MSG
 }
 
 down() {
+    stop proxy
+    # The proxy's rules outlive it: cleanup removes its chains and jumps (the host's stay).
+    if [ -x "$bin/tinykube-proxy" ]; then
+        "$bin/tinykube-proxy" cleanup
+    fi
     stop kubelet
     # Containers outlive the kubelet: cleanup stops them and removes every netns, mount,
     # cgroup, bridge and rule the kubelet made.

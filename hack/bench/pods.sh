@@ -6,8 +6,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source hack/lib/common.sh
-ensure_packages conntrack docker-registry busybox-static containernetworking-plugins iproute2 iptables libseccomp-dev pkg-config
-TINYKUBE_BOOTCAMP_BIN="$(build_bootcamp)"
-export TINYKUBE_BOOTCAMP_BIN
-cargo build --release --workspace --all-targets
+prepare_node
 exec cargo bench -p tinykube-kubelet --bench pods

@@ -37,3 +37,12 @@ build_bootcamp() {
         cargo build --quiet --release --target "$triple" -p bootcamp >&2
     echo "$target/$triple/release/bootcamp"
 }
+
+# What a whole node in a network namespace needs (end-to-end benchmarks): the Debian packages,
+# the static bootcamp (TINYKUBE_BOOTCAMP_BIN) and the release binaries.
+prepare_node() {
+    ensure_packages conntrack docker-registry busybox-static containernetworking-plugins iproute2 iptables libseccomp-dev pkg-config
+    TINYKUBE_BOOTCAMP_BIN="$(build_bootcamp)"
+    export TINYKUBE_BOOTCAMP_BIN
+    cargo build --release --workspace --all-targets
+}

@@ -42,8 +42,9 @@ struct Cli {
     /// The least time between two syncs (changes within it are batched).
     #[arg(long, default_value = "10ms", value_parser = parse_duration)]
     min_sync_period: Duration,
-    /// How often the whole ruleset is rewritten even without changes (repairs drift).
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    /// How often the whole ruleset is rewritten even without changes (repairs drift; between
+    /// them syncs rewrite only the chains that changed).
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
     sync_period: Duration,
 }
 

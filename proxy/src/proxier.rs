@@ -19,7 +19,7 @@ use tokio::sync::Notify;
 
 use crate::iptables::Iptables;
 use crate::model::{service_ports, ServicePort};
-use crate::render::{render, Config};
+use crate::render::{render, Config, Ruleset};
 
 pub struct Settings {
     pub node_name: String,
@@ -146,8 +146,10 @@ pub async fn run(client: Client, ipt: Iptables, s: Settings) -> anyhow::Result<(
     slices.wait_until_ready().await?;
     tracing::info!(backend = %ipt.restore, "informers synced; programming rules");
 
-    let mut chains = ipt.our_chains();
-    let mut last: Option<String> = None;
+    // Chains of ours already there (a previous run's): adopted, and deleted if unwanted.
+    let mut existing = ipt.our_chains();
+    // The ruleset in force; None forces a full rewrite (first sync, resync, after an error).
+    let mut last: Option<Ruleset> = None;
     let mut last_sync = Instant::now() - s.min_sync_period;
     let mut next_full = Instant::now();
     let mut udp_before: BTreeMap<(String, u16), BTreeSet<String>> = BTreeMap::new();
@@ -164,16 +166,20 @@ pub async fn run(client: Client, ipt: Iptables, s: Settings) -> anyhow::Result<(
             tokio::time::sleep(s.min_sync_period - since).await;
         }
         let full = Instant::now() >= next_full;
+        if full {
+            last = None;
+        }
         let ports = desired(&services.state(), &slices.state(), &s.node_name);
         let t = Instant::now();
-        let rendered = render(&ports, &s.config, &chains);
+        let rendered = render(&ports, &s.config);
+        let text = rendered.restore_text(last.as_ref(), &existing);
         let render_took = t.elapsed();
         last_sync = Instant::now();
-        if !full && retry.is_none() && last.as_deref() == Some(rendered.text.as_str()) {
+        if text.is_empty() {
             continue;
         }
         let t = Instant::now();
-        match ipt.restore(&rendered.text) {
+        match ipt.restore(&text) {
             Ok(()) => {
                 // The chains exist now: make sure the built-in chains jump into them.
                 if full {
@@ -188,8 +194,8 @@ pub async fn run(client: Client, ipt: Iptables, s: Settings) -> anyhow::Result<(
                     restore_ms = t.elapsed().as_secs_f64() * 1e3,
                     "synced"
                 );
-                chains = rendered.chains;
-                last = Some(rendered.text);
+                existing = rendered.chains.keys().cloned().collect();
+                last = Some(rendered);
                 retry = None;
                 let udp_now = udp_endpoints(&ports);
                 for (key, before) in &udp_before {
@@ -205,6 +211,7 @@ pub async fn run(client: Client, ipt: Iptables, s: Settings) -> anyhow::Result<(
             Err(e) => {
                 tracing::error!(error = %e, "sync failed; retrying in 1 s");
                 retry = Some(Instant::now() + Duration::from_secs(1));
+                last = None;
             }
         }
         update_load_balancers(&client, &services.state(), s.node_ip).await;

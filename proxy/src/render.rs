@@ -2,7 +2,7 @@
 //! service ports, the proxy's config and the chains that exist now (stale ones are deleted in
 //! the same restore). Chains and rules as kube-proxy's iptables mode writes them.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
 use sha2::{Digest, Sha256};
@@ -81,12 +81,64 @@ pub struct Config {
     pub cluster_cidr: Option<String>,
 }
 
-/// A rendered ruleset.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Rendered {
-    pub text: String,
-    /// (table, chain) of every chain the ruleset has.
-    pub chains: BTreeSet<(String, String)>,
+/// A rendered ruleset: the rules of every chain, by (table, chain), in order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Ruleset {
+    pub chains: BTreeMap<(String, String), Vec<String>>,
+}
+
+impl Ruleset {
+    /// The `iptables-restore --noflush` input that turns what is in place into this ruleset.
+    /// With `previous` (the last ruleset applied) only chains whose rules changed are
+    /// rewritten — a partial sync, as kube-proxy's; without it every chain is. Chains in
+    /// `previous` or `existing` that are no longer wanted are flushed and deleted. Empty when
+    /// there is nothing to do.
+    pub fn restore_text(
+        &self,
+        previous: Option<&Ruleset>,
+        existing: &BTreeSet<(String, String)>,
+    ) -> String {
+        let mut stale: BTreeSet<&(String, String)> = existing
+            .iter()
+            .filter(|k| !self.chains.contains_key(*k))
+            .collect();
+        if let Some(p) = previous {
+            stale.extend(p.chains.keys().filter(|k| !self.chains.contains_key(*k)));
+        }
+        let changed: Vec<(&(String, String), &Vec<String>)> = self
+            .chains
+            .iter()
+            .filter(|(k, rules)| previous.is_none_or(|p| p.chains.get(*k) != Some(*rules)))
+            .collect();
+        if changed.is_empty() && stale.is_empty() {
+            return String::new();
+        }
+        let mut text = String::new();
+        for table in ["filter", "nat"] {
+            let mine = |k: &(String, String)| k.0 == table;
+            if !changed.iter().any(|(k, _)| mine(k)) && !stale.iter().any(|k| mine(k)) {
+                continue;
+            }
+            let _ = writeln!(text, "*{table}");
+            for (k, _) in changed.iter().filter(|(k, _)| mine(k)) {
+                let _ = writeln!(text, ":{} - [0:0]", k.1);
+            }
+            for k in stale.iter().filter(|k| mine(k)) {
+                let _ = writeln!(text, ":{} - [0:0]", k.1);
+            }
+            for (_, rules) in changed.iter().filter(|(k, _)| mine(k)) {
+                for r in *rules {
+                    text.push_str(r);
+                    text.push('\n');
+                }
+            }
+            for k in stale.iter().filter(|k| mine(k)) {
+                let _ = writeln!(text, "-X {}", k.1);
+            }
+            let _ = writeln!(text, "COMMIT");
+        }
+        text
+    }
 }
 
 /// `<prefix><16 hex digits of sha256(parts)>`: under iptables' 28-character chain names.
@@ -158,13 +210,8 @@ fn spread(out: &mut String, chain: &str, sp: &ServicePort, eps: &[&Endpoint]) {
     }
 }
 
-/// The ruleset for `ports`. `existing` are the proxy's chains there now: those no longer
-/// wanted are flushed and deleted by the same restore.
-pub fn render(
-    ports: &[ServicePort],
-    cfg: &Config,
-    existing: &BTreeSet<(String, String)>,
-) -> Rendered {
+/// The ruleset for `ports`.
+pub fn render(ports: &[ServicePort], cfg: &Config) -> Ruleset {
     let mut chains: BTreeSet<(String, String)> = BTreeSet::new();
     for c in NAT_CHAINS {
         chains.insert(("nat".into(), c.to_string()));
@@ -313,47 +360,48 @@ pub fn render(
         }
     }
 
-    let stale: Vec<&(String, String)> = existing.difference(&chains).collect();
-    let mut text = String::new();
-    for table in ["filter", "nat"] {
-        let _ = writeln!(text, "*{table}");
-        for (t, c) in chains.iter().chain(stale.iter().copied()) {
-            if t == table {
-                let _ = writeln!(text, ":{c} - [0:0]");
-            }
-        }
-        if table == "filter" {
-            text.push_str(&filter_services);
-            text.push_str(&filter_external);
-            let _ = writeln!(
-                text,
-                "-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP\n\
-                 -A KUBE-FORWARD -m comment --comment \"kubernetes forwarding rules\" -m mark --mark {MASQ_MARK}/{MASQ_MARK} -j ACCEPT\n\
-                 -A KUBE-FORWARD -m comment --comment \"kubernetes forwarding conntrack rule\" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n\
-                 -A KUBE-FIREWALL ! -s 127.0.0.0/8 -d 127.0.0.0/8 -m comment --comment \"block incoming localnet connections\" -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP"
-            );
-        } else {
-            let _ = writeln!(
-                text,
-                "-A KUBE-POSTROUTING -m mark ! --mark {MASQ_MARK}/{MASQ_MARK} -j RETURN\n\
-                 -A KUBE-POSTROUTING -j MARK --xor-mark {MASQ_MARK}\n\
-                 -A KUBE-POSTROUTING -m comment --comment \"kubernetes service traffic requiring SNAT\" -j MASQUERADE --random-fully\n\
-                 -A KUBE-MARK-MASQ -j MARK --or-mark {MASQ_MARK}"
-            );
-            text.push_str(&nat_services);
-            text.push_str(&nat_nodeports);
-            text.push_str(&nat);
-            let _ = writeln!(
-                text,
-                "-A KUBE-SERVICES -m comment --comment \"kubernetes service nodeports; NOTE: this must be the last rule in this chain\" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS"
-            );
-        }
-        for (t, c) in &stale {
-            if t == table {
-                let _ = writeln!(text, "-X {c}");
-            }
-        }
-        let _ = writeln!(text, "COMMIT");
+    let mut out = Ruleset::default();
+    for k in chains {
+        out.chains.insert(k, Vec::new());
     }
-    Rendered { text, chains }
+    let mut add = |table: &str, lines: &str| {
+        for l in lines.lines() {
+            let chain = l
+                .strip_prefix("-A ")
+                .and_then(|r| r.split(' ').next())
+                .expect("a rule line");
+            out.chains
+                .get_mut(&(table.to_string(), chain.to_string()))
+                .unwrap_or_else(|| panic!("rule for undeclared chain {chain}"))
+                .push(l.to_string());
+        }
+    };
+    add("filter", &filter_services);
+    add("filter", &filter_external);
+    add(
+        "filter",
+        &format!(
+            "-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP\n\
+             -A KUBE-FORWARD -m comment --comment \"kubernetes forwarding rules\" -m mark --mark {MASQ_MARK}/{MASQ_MARK} -j ACCEPT\n\
+             -A KUBE-FORWARD -m comment --comment \"kubernetes forwarding conntrack rule\" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n\
+             -A KUBE-FIREWALL ! -s 127.0.0.0/8 -d 127.0.0.0/8 -m comment --comment \"block incoming localnet connections\" -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP"
+        ),
+    );
+    add(
+        "nat",
+        &format!(
+            "-A KUBE-POSTROUTING -m mark ! --mark {MASQ_MARK}/{MASQ_MARK} -j RETURN\n\
+             -A KUBE-POSTROUTING -j MARK --xor-mark {MASQ_MARK}\n\
+             -A KUBE-POSTROUTING -m comment --comment \"kubernetes service traffic requiring SNAT\" -j MASQUERADE --random-fully\n\
+             -A KUBE-MARK-MASQ -j MARK --or-mark {MASQ_MARK}"
+        ),
+    );
+    add("nat", &nat_services);
+    add("nat", &nat_nodeports);
+    add("nat", &nat);
+    add(
+        "nat",
+        "-A KUBE-SERVICES -m comment --comment \"kubernetes service nodeports; NOTE: this must be the last rule in this chain\" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS",
+    );
+    out
 }
