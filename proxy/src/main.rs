@@ -30,6 +30,9 @@ struct Cli {
         default_value = "/var/lib/tinykube/apiserver/proxy.kubeconfig"
     )]
     kubeconfig: PathBuf,
+    /// Where the proxy records what cleanup gives back (the sysctls it changed).
+    #[arg(long, global = true, default_value = "/var/lib/tinykube/proxy")]
+    state_dir: PathBuf,
     /// This node's name (its endpoints are local; default: the hostname).
     #[arg(long)]
     hostname_override: Option<String>,
@@ -50,7 +53,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Remove every chain and rule the proxy made (the host's own rules stay).
+    /// Remove every chain and rule the proxy made (the host's own rules stay) and give the
+    /// sysctls it changed their values back.
     Cleanup,
 }
 
@@ -89,6 +93,7 @@ async fn run(cli: Cli, ipt: Iptables) -> anyhow::Result<()> {
         ipt,
         Settings {
             node_name,
+            state_dir: cli.state_dir.clone(),
             node_ip,
             config: Config {
                 cluster_cidr: Some(cli.cluster_cidr.clone()),
@@ -132,7 +137,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let ipt = Iptables::detect();
     if let Some(Cmd::Cleanup) = cli.command {
-        return match ipt.cleanup() {
+        let restored = proxier::restore_sysctls(&cli.state_dir.join("sysctls.json"));
+        return match ipt.cleanup().and(restored) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e}");

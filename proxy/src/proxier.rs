@@ -23,6 +23,8 @@ use crate::render::{render, Config, Ruleset};
 
 pub struct Settings {
     pub node_name: String,
+    /// Where the proxy keeps what it must give back (the sysctls it changed).
+    pub state_dir: std::path::PathBuf,
     pub node_ip: IpAddr,
     pub config: Config,
     pub min_sync_period: Duration,
@@ -124,19 +126,59 @@ fn flush_conntrack(cluster_ip: &str, endpoint: &str) {
         .status();
 }
 
-fn sysctl(path: &str, value: &str) {
-    if let Err(e) = std::fs::write(path, value) {
-        tracing::warn!(%path, error = %e, "cannot set sysctl");
+/// The kernel settings the proxy needs: NodePorts on 127.0.0.1 (as kube-proxy's localhost
+/// node ports), bridged pod traffic through iptables (a pod reaching a pod of the same bridge
+/// through a service), and forwarding.
+pub const SYSCTLS: &[(&str, &str)] = &[
+    ("/proc/sys/net/ipv4/conf/all/route_localnet", "1"),
+    ("/proc/sys/net/bridge/bridge-nf-call-iptables", "1"),
+    ("/proc/sys/net/ipv4/ip_forward", "1"),
+];
+
+/// Sets [`SYSCTLS`], first recording the values they had in `record` (unless a record is
+/// already there: the values before the proxy's first start are the ones to give back).
+pub fn set_sysctls(record: &std::path::Path) {
+    if !record.exists() {
+        let before: BTreeMap<&str, String> = SYSCTLS
+            .iter()
+            .filter_map(|(p, _)| Some((*p, std::fs::read_to_string(p).ok()?.trim().to_string())))
+            .collect();
+        if let Some(dir) = record.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let tmp = record.with_extension("tmp");
+        let written = std::fs::write(&tmp, serde_json::to_vec(&before).expect("json"))
+            .and_then(|()| std::fs::rename(&tmp, record));
+        if let Err(e) = written {
+            tracing::warn!(path = %record.display(), error = %e, "cannot record the sysctls");
+        }
     }
+    for (path, value) in SYSCTLS {
+        if let Err(e) = std::fs::write(path, value) {
+            tracing::warn!(%path, error = %e, "cannot set sysctl");
+        }
+    }
+}
+
+/// Gives the sysctls recorded in `record` their values back and removes the record.
+pub fn restore_sysctls(record: &std::path::Path) -> Result<(), String> {
+    let Ok(bytes) = std::fs::read(record) else {
+        return Ok(());
+    };
+    let before: BTreeMap<String, String> =
+        serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", record.display()))?;
+    for (path, value) in &before {
+        // Only the proxy's own settings are ever written back.
+        if SYSCTLS.iter().any(|(p, _)| p == path) {
+            std::fs::write(path, value).map_err(|e| format!("{path}: {e}"))?;
+        }
+    }
+    std::fs::remove_file(record).map_err(|e| format!("{}: {e}", record.display()))
 }
 
 /// Runs the proxy until killed.
 pub async fn run(client: Client, ipt: Iptables, s: Settings) -> anyhow::Result<()> {
-    // NodePorts on 127.0.0.1 (as kube-proxy's localhost node ports), and bridged pod traffic
-    // through iptables (a pod reaching another pod of the same bridge through a service).
-    sysctl("/proc/sys/net/ipv4/conf/all/route_localnet", "1");
-    sysctl("/proc/sys/net/bridge/bridge-nf-call-iptables", "1");
-    sysctl("/proc/sys/net/ipv4/ip_forward", "1");
+    set_sysctls(&s.state_dir.join("sysctls.json"));
     let changed = Arc::new(Notify::new());
     let (services, _t1) = informer(Api::<Service>::all(client.clone()), changed.clone());
     let (slices, _t2) = informer(Api::<EndpointSlice>::all(client.clone()), changed.clone());

@@ -54,6 +54,11 @@ fn services_route_to_ready_pods_and_the_proxy_leaves_no_trace() {
     node.wait_ready();
     let before = node.iptables_rules();
     assert!(!before.is_empty());
+    let sysctl_paths: Vec<&str> = tinykube_proxy::proxier::SYSCTLS
+        .iter()
+        .map(|(p, _)| *p)
+        .collect();
+    let sysctls_before = node.sysctls(&sysctl_paths);
     node.start_proxy();
     node.net.block_on(async {
         let client = node.apiserver.client("admin").await;
@@ -202,4 +207,5 @@ fn services_route_to_ready_pods_and_the_proxy_leaves_no_trace() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(node.iptables_rules(), before);
+    assert_eq!(node.sysctls(&sysctl_paths), sysctls_before);
 }

@@ -264,8 +264,12 @@ impl Node {
 
     /// Starts (or restarts) tinykube-proxy.
     pub fn start_proxy(&self) {
-        let child = self.spawn_daemon("proxy", &[]);
+        let child = self.spawn_daemon("proxy", &[self.proxy_state_flag()]);
         *self.proxy.lock().unwrap() = Some(child);
+    }
+
+    fn proxy_state_flag(&self) -> String {
+        format!("--state-dir={}", self.root.path().join("proxy").display())
     }
 
     /// `kill -9` of the proxy.
@@ -278,8 +282,24 @@ impl Node {
         self.net.run(|| {
             Command::new(built_binary("tinykube-proxy"))
                 .arg("cleanup")
+                .arg(self.proxy_state_flag())
                 .output()
                 .expect("running proxy cleanup")
+        })
+    }
+
+    /// The values of sysctls `paths` inside the node.
+    pub fn sysctls(&self, paths: &[&str]) -> Vec<String> {
+        self.net.run(|| {
+            paths
+                .iter()
+                .map(|p| {
+                    std::fs::read_to_string(p)
+                        .unwrap_or_default()
+                        .trim()
+                        .to_string()
+                })
+                .collect()
         })
     }
 
