@@ -126,6 +126,16 @@ fn assert_nothing_left(node: &Node, uids: &[String], cleaned_up: bool) {
         cgroups.extend(tinykube_kubelet::runtime::cgroups::dirs(&node.cgroup_root));
     }
     assert!(cgroups.is_empty(), "cgroups are left: {cgroups:?}");
+    // No shim (their command lines name the node's dirs) outlives its pod.
+    let shims: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(" shim ") && c.contains(&root))
+        .collect();
+    assert!(shims.is_empty(), "shims are left: {shims:?}");
 }
 
 #[test]
