@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret};
@@ -204,6 +204,8 @@ impl Kubelet {
                 waiting: BTreeMap::new(),
                 written: None,
                 announced: HashSet::new(),
+                sandbox_failures: 0,
+                sandbox_retry: None,
             }
             .run()
             .await;
@@ -304,6 +306,9 @@ struct Worker {
     written: Option<Value>,
     /// Back-offs already announced with an event: (container, attempt).
     announced: HashSet<(String, u32)>,
+    /// Failed sandbox creations in a row, and when to try again.
+    sandbox_failures: u32,
+    sandbox_retry: Option<Instant>,
 }
 
 enum Step {
@@ -374,11 +379,24 @@ impl Worker {
                     if terminal {
                         continue;
                     }
+                    // A failing sandbox is retried with a growing delay (2 s doubling to
+                    // 1 min), whatever wakes the worker meanwhile.
+                    if let Some(at) = self.sandbox_retry.filter(|at| *at > Instant::now()) {
+                        wait = wait.min(at - Instant::now());
+                        continue;
+                    }
                     let rt = self.k.rt.clone();
                     let p = pod.clone();
-                    match tokio::task::spawn_blocking(move || rt.create_sandbox(&p)).await {
-                        Ok(Ok(_)) => again = true,
-                        Ok(Err(e)) => {
+                    let made = tokio::task::spawn_blocking(move || rt.create_sandbox(&p))
+                        .await
+                        .unwrap_or_else(|e| Err(format!("creating the sandbox panicked: {e}")));
+                    match made {
+                        Ok(_) => {
+                            self.sandbox_failures = 0;
+                            self.sandbox_retry = None;
+                            again = true;
+                        }
+                        Err(e) => {
                             self.k.event(
                                 pod,
                                 None,
@@ -386,11 +404,11 @@ impl Worker {
                                 "FailedCreatePodSandBox",
                                 format!("Failed to create pod sandbox: {e}"),
                             );
-                            wait = wait.min(RETRY);
-                        }
-                        Err(e) => {
-                            tracing::error!(error = %e, "creating a sandbox panicked");
-                            wait = wait.min(RETRY);
+                            let delay = (RETRY * (1 << self.sandbox_failures.min(5)))
+                                .min(Duration::from_secs(60));
+                            self.sandbox_failures += 1;
+                            self.sandbox_retry = Some(Instant::now() + delay);
+                            wait = wait.min(delay);
                         }
                     }
                 }

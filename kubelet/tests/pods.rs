@@ -273,6 +273,11 @@ fn restart_policies_back_off_oom_and_limits() {
             sh("fail", "Never", "exit 3"),
             sh("retry", "OnFailure", "exit 2"),
             pod(
+                "badvol",
+                json!({"volumes": [{"name": "cfg", "configMap": {"name": "x"}}],
+                       "containers": [{"name": "c", "image": BUSYBOX, "imagePullPolicy": "IfNotPresent", "command": ["sleep", "3600"]}]}),
+            ),
+            pod(
                 "init",
                 json!({
                     "volumes": [{"name": "work", "emptyDir": {"medium": "Memory"}}],
@@ -362,6 +367,26 @@ fn restart_policies_back_off_oom_and_limits() {
             .as_str()
             .unwrap()
             .starts_with("back-off 20s"));
+        // A volume the node cannot provide: the pod stays ContainerCreating, and says why.
+        let p = wait_pod(&pods, "badvol", 30, |p| p["status"]["phase"] == "Pending").await;
+        assert_eq!(
+            state(&p, "state")["waiting"]["reason"],
+            "ContainerCreating"
+        );
+        let events: Api<Event> = Api::namespaced(pods.clone().into_client(), "default");
+        let failed: Vec<String> = events
+            .list(&ListParams::default().fields("involvedObject.name=badvol"))
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|e| e.reason.as_deref() == Some("FailedCreatePodSandBox"))
+            .filter_map(|e| e.message)
+            .collect();
+        assert!(
+            !failed.is_empty() && failed.iter().all(|m| m.contains("only emptyDir and hostPath")),
+            "{failed:?}"
+        );
         // OnFailure restarts a failing container too.
         wait_pod(&pods, "retry", 30, |p| {
             p["status"]["containerStatuses"][0]["restartCount"].as_u64() >= Some(1)
