@@ -56,6 +56,19 @@ async fn wait_gone(api: &Api<Pod>, name: &str, secs: u64) -> Duration {
     t.elapsed()
 }
 
+/// (reason, message) of the events about pod `name`.
+async fn events_of(pods: &Api<Pod>, name: &str) -> Vec<(String, String)> {
+    let events: Api<Event> = Api::namespaced(pods.clone().into_client(), "default");
+    events
+        .list(&ListParams::default().fields(&format!("involvedObject.name={name}")))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|e| (e.reason.unwrap_or_default(), e.message.unwrap_or_default()))
+        .collect()
+}
+
 fn running(p: &Value) -> bool {
     p["status"]["phase"] == "Running"
         && p["status"]["containerStatuses"]
@@ -222,15 +235,7 @@ fn pods_run_share_their_network_and_volumes_and_answer_on_their_ip() {
         assert_eq!(p["status"]["containerStatuses"].as_array().unwrap().len(), 2);
 
         // The kubelet told the story in events.
-        let events: Api<Event> = Api::namespaced(client.clone(), "default");
-        let reasons: Vec<String> = events
-            .list(&ListParams::default().fields("involvedObject.name=web"))
-            .await
-            .unwrap()
-            .items
-            .into_iter()
-            .filter_map(|e| e.reason)
-            .collect();
+        let reasons: Vec<String> = events_of(&pods, "web").await.into_iter().map(|e| e.0).collect();
         for r in ["Scheduled", "Pulled", "Created", "Started"] {
             assert!(reasons.iter().any(|x| x == r), "no {r} event in {reasons:?}");
         }
@@ -373,15 +378,11 @@ fn restart_policies_back_off_oom_and_limits() {
             state(&p, "state")["waiting"]["reason"],
             "ContainerCreating"
         );
-        let events: Api<Event> = Api::namespaced(pods.clone().into_client(), "default");
-        let failed: Vec<String> = events
-            .list(&ListParams::default().fields("involvedObject.name=badvol"))
+        let failed: Vec<String> = events_of(&pods, "badvol")
             .await
-            .unwrap()
-            .items
             .into_iter()
-            .filter(|e| e.reason.as_deref() == Some("FailedCreatePodSandBox"))
-            .filter_map(|e| e.message)
+            .filter(|(reason, _)| reason == "FailedCreatePodSandBox")
+            .map(|(_, message)| message)
             .collect();
         assert!(
             !failed.is_empty() && failed.iter().all(|m| m.contains("only emptyDir and hostPath")),
