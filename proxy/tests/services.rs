@@ -196,7 +196,16 @@ fn services_route_to_ready_pods_and_the_proxy_leaves_no_trace() {
             get(&format!("{NODE_IP}:{node_port}")).await.is_err()
                 && get(&format!("{cluster_ip}:8080")).await.is_err()
         });
-        deployments.delete("web", &DeleteParams::default()).await.unwrap();
+        // The apiserver dies: the rules in force stay and keep serving.
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(node.apiserver.pid()),
+            nix::sys::signal::SIGKILL,
+        )
+        .unwrap();
+        for _ in 0..3 {
+            assert!(get(&addr).await.unwrap().contains("bootcamp"));
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
     });
     // cleanup leaves the node's rules exactly as they were before the proxy.
     node.kill_proxy();

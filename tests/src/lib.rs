@@ -37,6 +37,11 @@ impl Apiserver {
         Self { child, dir }
     }
 
+    /// The apiserver's process id (for fault tests: `kill -9` of a process we started).
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
     /// The kubeconfig the apiserver wrote for `who` (admin, kubelet, proxy).
     pub fn kubeconfig(&self, who: &str) -> PathBuf {
         self.dir.path().join(format!("{who}.kubeconfig"))
