@@ -87,6 +87,19 @@ async fn http_get(addr: &str) -> std::io::Result<String> {
     Ok(out)
 }
 
+/// The app's answer on `addr`, retried for a while: a container without a readiness probe is
+/// ready once it runs, which can be a moment before its app listens (as in Kubernetes).
+async fn answer(addr: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match http_get(addr).await {
+            Ok(a) => return a,
+            Err(e) if Instant::now() > deadline => panic!("{addr} does not answer: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
 /// A cgroup file of container `cid` of pod `uid`, in whichever layout the machine has.
 fn cgroup_file(node: &Node, uid: &str, cid: &str, v1: (&str, &str), v2: &str) -> String {
     let rel = format!("{}/pod{uid}/{cid}", node.cgroup_root);
@@ -211,10 +224,10 @@ fn pods_run_share_their_network_and_volumes_and_answer_on_their_ip() {
         );
         assert_eq!(cs["restartCount"], 0);
         // The app answers on the pod's IP, and its hostname is the pod's name.
-        let answer = http_get(&format!("{ip}:8080")).await.unwrap();
+        let reply = answer(&format!("{ip}:8080")).await;
         assert!(
-            answer.contains("Hello Kubernetes bootcamp! | Running on: web |"),
-            "{answer}"
+            reply.contains("Hello Kubernetes bootcamp! | Running on: web |"),
+            "{reply}"
         );
 
         // Two containers share localhost and an emptyDir: the sidecar fetched the web
@@ -467,7 +480,7 @@ fn graceful_deletion_and_kubelet_restarts() {
             .to_string();
         let ip = web["status"]["podIP"].as_str().unwrap().to_string();
         node.kill_kubelet();
-        assert!(http_get(&format!("{ip}:8080")).await.unwrap().contains("Running on: web"));
+        assert!(answer(&format!("{ip}:8080")).await.contains("Running on: web"));
         pods.delete("doomed", &DeleteParams::default().grace_period(0))
             .await
             .unwrap();
@@ -484,7 +497,7 @@ fn graceful_deletion_and_kubelet_restarts() {
         assert_eq!(container_id(&after, 0), container_id(&web, 0));
         assert_eq!(after["status"]["containerStatuses"][0]["restartCount"], 0);
         assert_eq!(after["status"]["podIP"], web["status"]["podIP"]);
-        assert!(http_get(&format!("{ip}:8080")).await.unwrap().contains("Running on: web"));
+        assert!(answer(&format!("{ip}:8080")).await.contains("Running on: web"));
         let web_uid = web["metadata"]["uid"].as_str().unwrap().to_string();
 
         // `cleanup` removes everything the kubelet made while pods still run.

@@ -88,6 +88,23 @@ fn services_route_to_ready_pods_and_the_proxy_leaves_no_trace() {
                 e.subsets.iter().flatten().flat_map(|s| s.addresses.iter().flatten()).count() == 3
             })
         });
+        // Ready without a readiness probe means running, a moment before the app listens:
+        // wait until each pod answers on its own address.
+        let ips: Vec<String> = endpoints
+            .get("web")
+            .await
+            .unwrap()
+            .subsets
+            .into_iter()
+            .flatten()
+            .flat_map(|s| s.addresses.into_iter().flatten())
+            .map(|a| a.ip)
+            .collect();
+        for ip in &ips {
+            eventually!(format!("pod {ip} answers"), 20, {
+                get(&format!("{ip}:8080")).await.is_ok()
+            });
+        }
         let web = services.get("web").await.unwrap();
         let spec = web.spec.unwrap();
         let cluster_ip = spec.cluster_ip.unwrap();
