@@ -112,8 +112,12 @@ impl Flags {
         ))
     }
 
-    fn runtime(&self, store: Arc<Store>, node_ip: IpAddr) -> Result<PodRuntime, String> {
-        let (network, _) = self.network()?;
+    fn runtime(
+        &self,
+        store: Arc<Store>,
+        node_ip: IpAddr,
+        network: NetworkConfigList,
+    ) -> Result<PodRuntime, String> {
         let exe = std::env::current_exe().map_err(|e| format!("finding my binary: {e}"))?;
         Ok(PodRuntime::new(
             RuntimeConfig {
@@ -154,14 +158,15 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
     crate::image::pull::install_crypto_provider();
     let node_ip = flags.node_ip.unwrap_or_else(node::default_node_ip);
     let store = flags.store().map_err(anyhow::Error::msg)?;
-    let rt = Arc::new(
-        flags
-            .runtime(store.clone(), node_ip)
-            .map_err(anyhow::Error::msg)?,
-    );
-    if flags.network().map_err(anyhow::Error::msg)?.1 {
+    let (network, default_network) = flags.network().map_err(anyhow::Error::msg)?;
+    if default_network {
         masq::install(&flags.pod_cidr).map_err(anyhow::Error::msg)?;
     }
+    let rt = Arc::new(
+        flags
+            .runtime(store.clone(), node_ip, network)
+            .map_err(anyhow::Error::msg)?,
+    );
     let mut registry = RegistryConfig::default();
     for m in &flags.mirrors {
         registry.add_mirror_flag(m).map_err(anyhow::Error::msg)?;
@@ -194,7 +199,8 @@ pub fn cleanup(flags: &Flags, purge: bool) -> Result<(), String> {
     let node_ip = flags
         .node_ip
         .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
-    let rt = flags.runtime(store.clone(), node_ip)?;
+    let (network, default_network) = flags.network()?;
+    let rt = flags.runtime(store.clone(), node_ip, network)?;
     let uids = rt.pod_uids();
     for uid in &uids {
         rt.kill_all(uid);
@@ -215,7 +221,6 @@ pub fn cleanup(flags: &Flags, purge: bool) -> Result<(), String> {
         let _ = crate::image::rootfs::remove_rootfs(&store, &e.file_name().to_string_lossy());
     }
     let _ = std::fs::remove_dir_all(rt.state_root());
-    let (_, default_network) = flags.network()?;
     if default_network {
         masq::remove()?;
         if std::path::Path::new("/sys/class/net")

@@ -450,19 +450,15 @@ impl Worker {
                     }
                     wait = wait.min(remaining + Duration::from_millis(10));
                 }
-                Action::RemoveSandbox => {}
+                Action::RemoveSandbox => {
+                    if !self.teardown().await {
+                        return Step::Wait(RETRY);
+                    }
+                }
                 Action::Finalize => {
-                    if self.rt().pod_dir(&self.uid).exists() {
-                        let rt = self.k.rt.clone();
-                        let uid = self.uid.clone();
-                        match tokio::task::spawn_blocking(move || rt.remove_sandbox(&uid)).await {
-                            Ok(Ok(())) => {}
-                            Ok(Err(e)) => {
-                                tracing::warn!(uid = %self.uid, error = %e, "tearing down a pod");
-                                return Step::Wait(RETRY);
-                            }
-                            Err(_) => return Step::Wait(RETRY),
-                        }
+                    // A sandbox that was never finished is not "ready", yet has left state.
+                    if self.rt().pod_dir(&self.uid).exists() && !self.teardown().await {
+                        return Step::Wait(RETRY);
                     }
                     if !gone && !self.finalize(pod).await {
                         return Step::Wait(RETRY);
@@ -486,13 +482,32 @@ impl Worker {
             futures::future::join_all(futures).await;
             again = true;
         }
+        // Nothing was made or stopped: the state read above is still what runs.
         if !gone && !terminal && !again {
-            self.write_status(pod).await;
+            self.write_status(pod, &state).await;
         }
         if again {
             Step::Again
         } else {
             Step::Wait(wait)
+        }
+    }
+
+    /// Removes everything of the pod from the node (its containers have stopped); false if
+    /// that failed (tried again later).
+    async fn teardown(&self) -> bool {
+        let rt = self.k.rt.clone();
+        let uid = self.uid.clone();
+        match tokio::task::spawn_blocking(move || rt.remove_sandbox(&uid)).await {
+            Ok(Ok(())) => true,
+            Ok(Err(e)) => {
+                tracing::warn!(uid = %self.uid, error = %e, "tearing down a pod");
+                false
+            }
+            Err(e) => {
+                tracing::error!(uid = %self.uid, error = %e, "tearing down a pod panicked");
+                false
+            }
         }
     }
 
@@ -629,51 +644,33 @@ impl Worker {
         let mut out = BTreeMap::new();
         for e in c.env.iter().flatten() {
             let Some(from) = &e.value_from else { continue };
-            if let Some(r) = &from.config_map_key_ref {
+            let (kind, name, key, optional, value) = if let Some(r) = &from.config_map_key_ref {
                 let api: Api<ConfigMap> = Api::namespaced(self.k.client.clone(), &ns);
-                let v = api
-                    .get_opt(&r.name)
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .and_then(|cm| cm.data.and_then(|d| d.get(&r.key).cloned()));
-                match v {
-                    Some(v) => {
-                        out.insert(e.name.clone(), v);
-                    }
-                    None if r.optional == Some(true) => {}
-                    None => {
-                        return Err(format!(
-                            "couldn't find key {} in ConfigMap {ns}/{}",
-                            r.key, r.name
-                        ))
-                    }
-                }
+                let cm = api.get_opt(&r.name).await.map_err(|e| e.to_string())?;
+                let value = cm.and_then(|cm| cm.data?.get(&r.key).cloned());
+                ("ConfigMap", &r.name, &r.key, r.optional, value)
             } else if let Some(r) = &from.secret_key_ref {
                 let api: Api<Secret> = Api::namespaced(self.k.client.clone(), &ns);
-                let v = api
-                    .get_opt(&r.name)
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .and_then(|s| s.data.and_then(|d| d.get(&r.key).cloned()));
-                match v {
-                    Some(v) => {
-                        out.insert(e.name.clone(), String::from_utf8_lossy(&v.0).into_owned());
-                    }
-                    None if r.optional == Some(true) => {}
-                    None => {
-                        return Err(format!(
-                            "couldn't find key {} in Secret {ns}/{}",
-                            r.key, r.name
-                        ))
-                    }
+                let secret = api.get_opt(&r.name).await.map_err(|e| e.to_string())?;
+                let value = secret
+                    .and_then(|s| s.data?.get(&r.key).cloned())
+                    .map(|b| String::from_utf8_lossy(&b.0).into_owned());
+                ("Secret", &r.name, &r.key, r.optional, value)
+            } else {
+                continue;
+            };
+            match value {
+                Some(v) => {
+                    out.insert(e.name.clone(), v);
                 }
+                None if optional == Some(true) => {}
+                None => return Err(format!("couldn't find key {key} in {kind} {ns}/{name}")),
             }
         }
         Ok(out)
     }
 
-    async fn write_status(&mut self, pod: &Pod) {
-        let state = self.observe().await;
+    async fn write_status(&mut self, pod: &Pod, state: &PodState) {
         // A container that runs waits for nothing.
         self.waiting
             .retain(|name, _| state.latest(name).is_none_or(|i| i.exit.is_some()));
@@ -684,7 +681,7 @@ impl Worker {
         let status = status::pod_status(
             pod,
             &status::Inputs {
-                state: &state,
+                state,
                 waiting: &self.waiting,
                 host_ip: &host_ip,
                 now: &now,

@@ -88,6 +88,26 @@ pub struct Ruleset {
 }
 
 impl Ruleset {
+    /// Declares `chain` of `table` (a chain may have no rules).
+    fn chain(&mut self, table: &str, chain: &str) {
+        self.chains
+            .entry((table.to_string(), chain.to_string()))
+            .or_default();
+    }
+
+    /// Appends `rule` (`-A <chain> …`) to its chain of `table`.
+    fn rule(&mut self, table: &str, rule: String) {
+        let chain = rule
+            .strip_prefix("-A ")
+            .and_then(|r| r.split(' ').next())
+            .expect("a rule line")
+            .to_string();
+        self.chains
+            .entry((table.to_string(), chain))
+            .or_default()
+            .push(rule);
+    }
+
     /// The `iptables-restore --noflush` input that turns what is in place into this ruleset.
     /// With `previous` (the last ruleset applied) only chains whose rules changed are
     /// rewritten — a partial sync, as kube-proxy's; without it every chain is. Chains in
@@ -178,16 +198,13 @@ fn proto(sp: &ServicePort) -> String {
 }
 
 /// Rules that spread over `eps` (with ClientIP affinity first, if any) into `chain`.
-fn spread(out: &mut String, chain: &str, sp: &ServicePort, eps: &[&Endpoint]) {
+fn spread(out: &mut Ruleset, chain: &str, sp: &ServicePort, eps: &[&Endpoint]) {
     let id = sp.id();
     if let Some(t) = sp.affinity_seconds {
         for e in eps {
             let sep = sep_name(sp, e);
-            let _ = writeln!(
-                out,
-                "-A {chain} -m comment --comment \"{id} -> {}:{}\" -m recent --name {sep} --rcheck --seconds {t} --reap -j {sep}",
-                e.ip, e.port
-            );
+            out.rule("nat", format!("-A {chain} -m comment --comment \"{id} -> {}:{}\" -m recent --name {sep} --rcheck --seconds {t} --reap -j {sep}",
+                e.ip, e.port));
         }
     }
     let n = eps.len();
@@ -195,16 +212,15 @@ fn spread(out: &mut String, chain: &str, sp: &ServicePort, eps: &[&Endpoint]) {
         let sep = sep_name(sp, e);
         if i + 1 < n {
             let p = 1.0 / (n - i) as f64;
-            let _ = writeln!(
-                out,
-                "-A {chain} -m comment --comment \"{id} -> {}:{}\" -m statistic --mode random --probability {p:.10} -j {sep}",
-                e.ip, e.port
-            );
+            out.rule("nat", format!("-A {chain} -m comment --comment \"{id} -> {}:{}\" -m statistic --mode random --probability {p:.10} -j {sep}",
+                e.ip, e.port));
         } else {
-            let _ = writeln!(
-                out,
-                "-A {chain} -m comment --comment \"{id} -> {}:{}\" -j {sep}",
-                e.ip, e.port
+            out.rule(
+                "nat",
+                format!(
+                    "-A {chain} -m comment --comment \"{id} -> {}:{}\" -j {sep}",
+                    e.ip, e.port
+                ),
             );
         }
     }
@@ -212,18 +228,13 @@ fn spread(out: &mut String, chain: &str, sp: &ServicePort, eps: &[&Endpoint]) {
 
 /// The ruleset for `ports`.
 pub fn render(ports: &[ServicePort], cfg: &Config) -> Ruleset {
-    let mut chains: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut out = Ruleset::default();
     for c in NAT_CHAINS {
-        chains.insert(("nat".into(), c.to_string()));
+        out.chain("nat", c);
     }
     for c in FILTER_CHAINS {
-        chains.insert(("filter".into(), c.to_string()));
+        out.chain("filter", c);
     }
-    let mut nat = String::new();
-    let mut nat_services = String::new();
-    let mut nat_nodeports = String::new();
-    let mut filter_services = String::new();
-    let mut filter_external = String::new();
 
     let mut ports: Vec<&ServicePort> = ports.iter().collect();
     ports.sort_by_key(|p| (p.id(), p.protocol.clone()));
@@ -242,166 +253,117 @@ pub fn render(ports: &[ServicePort], cfg: &Config) -> Ruleset {
         if eps.is_empty() {
             // No endpoints: refuse at once instead of letting connections hang.
             if let Some(ip) = &sp.cluster_ip {
-                let _ = writeln!(
-                    filter_services,
-                    "-A KUBE-SERVICES -m comment --comment \"{id} has no endpoints\" {pr} -d {ip}/32 --dport {} -j REJECT",
-                    sp.port
-                );
+                out.rule("filter", format!("-A KUBE-SERVICES -m comment --comment \"{id} has no endpoints\" {pr} -d {ip}/32 --dport {} -j REJECT",
+                    sp.port));
             }
             for ip in sp.external_ips.iter().chain(&sp.load_balancer_ips) {
-                let _ = writeln!(
-                    filter_external,
-                    "-A KUBE-EXTERNAL-SERVICES -m comment --comment \"{id} has no endpoints\" {pr} -d {ip}/32 --dport {} -j REJECT",
-                    sp.port
-                );
+                out.rule("filter", format!("-A KUBE-EXTERNAL-SERVICES -m comment --comment \"{id} has no endpoints\" {pr} -d {ip}/32 --dport {} -j REJECT",
+                    sp.port));
             }
             if let Some(np) = sp.node_port {
-                let _ = writeln!(
-                    filter_external,
-                    "-A KUBE-EXTERNAL-SERVICES -m comment --comment \"{id} has no endpoints\" -m addrtype --dst-type LOCAL {pr} --dport {np} -j REJECT"
-                );
+                out.rule("filter", format!("-A KUBE-EXTERNAL-SERVICES -m comment --comment \"{id} has no endpoints\" -m addrtype --dst-type LOCAL {pr} --dport {np} -j REJECT"));
             }
             continue;
         }
 
-        chains.insert(("nat".into(), svc.clone()));
+        out.chain("nat", &svc);
         // Cluster IP: to the service chain (or the local endpoints only).
         let internal_target = if sp.internal_local { &svl } else { &svc };
         if let Some(ip) = &sp.cluster_ip {
-            let _ = writeln!(
-                nat_services,
-                "-A KUBE-SERVICES -m comment --comment \"{id} cluster IP\" {pr} -d {ip}/32 --dport {} -j {internal_target}",
-                sp.port
-            );
+            out.rule("nat", format!("-A KUBE-SERVICES -m comment --comment \"{id} cluster IP\" {pr} -d {ip}/32 --dport {} -j {internal_target}",
+                sp.port));
         }
         if has_external {
-            chains.insert(("nat".into(), ext.clone()));
+            out.chain("nat", &ext);
             for (ip, what) in sp.external_ips.iter().map(|ip| (ip, "external IP")).chain(
                 sp.load_balancer_ips
                     .iter()
                     .map(|ip| (ip, "loadbalancer IP")),
             ) {
-                let _ = writeln!(
-                    nat_services,
-                    "-A KUBE-SERVICES -m comment --comment \"{id} {what}\" {pr} -d {ip}/32 --dport {} -j {ext}",
-                    sp.port
-                );
+                out.rule("nat", format!("-A KUBE-SERVICES -m comment --comment \"{id} {what}\" {pr} -d {ip}/32 --dport {} -j {ext}",
+                    sp.port));
             }
             if let Some(np) = sp.node_port {
-                let _ = writeln!(
-                    nat_nodeports,
-                    "-A KUBE-NODEPORTS -m comment --comment {id} {pr} --dport {np} -j {ext}"
+                out.rule(
+                    "nat",
+                    format!(
+                        "-A KUBE-NODEPORTS -m comment --comment {id} {pr} --dport {np} -j {ext}"
+                    ),
                 );
             }
             if sp.external_local {
                 if let Some(cidr) = &cfg.cluster_cidr {
-                    let _ = writeln!(
-                        nat,
-                        "-A {ext} -m comment --comment \"pod traffic for {id} external destinations\" -s {cidr} -j {svc}"
-                    );
+                    out.rule("nat", format!("-A {ext} -m comment --comment \"pod traffic for {id} external destinations\" -s {cidr} -j {svc}"));
                 }
-                let _ = writeln!(
-                    nat,
-                    "-A {ext} -m comment --comment \"masquerade LOCAL traffic for {id} external destinations\" -m addrtype --src-type LOCAL -j KUBE-MARK-MASQ"
-                );
-                let _ = writeln!(
-                    nat,
-                    "-A {ext} -m comment --comment \"route LOCAL traffic for {id} external destinations\" -m addrtype --src-type LOCAL -j {svc}"
-                );
-                let _ = writeln!(nat, "-A {ext} -j {svl}");
+                out.rule("nat", format!("-A {ext} -m comment --comment \"masquerade LOCAL traffic for {id} external destinations\" -m addrtype --src-type LOCAL -j KUBE-MARK-MASQ"));
+                out.rule("nat", format!("-A {ext} -m comment --comment \"route LOCAL traffic for {id} external destinations\" -m addrtype --src-type LOCAL -j {svc}"));
+                out.rule("nat", format!("-A {ext} -j {svl}"));
                 if locals.is_empty() {
                     if let Some(np) = sp.node_port {
-                        let _ = writeln!(
-                            filter_external,
-                            "-A KUBE-EXTERNAL-SERVICES -m comment --comment \"{id} has no local endpoints\" -m addrtype --dst-type LOCAL {pr} --dport {np} -j DROP"
-                        );
+                        out.rule("filter", format!("-A KUBE-EXTERNAL-SERVICES -m comment --comment \"{id} has no local endpoints\" -m addrtype --dst-type LOCAL {pr} --dport {np} -j DROP"));
                     }
                 }
             } else {
-                let _ = writeln!(
-                    nat,
-                    "-A {ext} -m comment --comment \"masquerade traffic for {id} external destinations\" -j KUBE-MARK-MASQ"
-                );
-                let _ = writeln!(nat, "-A {ext} -j {svc}");
+                out.rule("nat", format!("-A {ext} -m comment --comment \"masquerade traffic for {id} external destinations\" -j KUBE-MARK-MASQ"));
+                out.rule("nat", format!("-A {ext} -j {svc}"));
             }
         }
         // The service chain: masquerade off-cluster sources, then spread.
         if let (Some(cidr), Some(ip)) = (&cfg.cluster_cidr, &sp.cluster_ip) {
-            let _ = writeln!(
-                nat,
-                "-A {svc} -m comment --comment \"{id} cluster IP\" {pr} -d {ip}/32 --dport {} ! -s {cidr} -j KUBE-MARK-MASQ",
-                sp.port
-            );
+            out.rule("nat", format!("-A {svc} -m comment --comment \"{id} cluster IP\" {pr} -d {ip}/32 --dport {} ! -s {cidr} -j KUBE-MARK-MASQ",
+                sp.port));
         }
-        spread(&mut nat, &svc, sp, &eps);
+        spread(&mut out, &svc, sp, &eps);
         if sp.internal_local || sp.external_local {
-            chains.insert(("nat".into(), svl.clone()));
-            spread(&mut nat, &svl, sp, &locals);
+            out.chain("nat", &svl);
+            spread(&mut out, &svl, sp, &locals);
         }
         for e in &eps {
             let sep = sep_name(sp, e);
-            chains.insert(("nat".into(), sep.clone()));
+            out.chain("nat", &sep);
             // Hairpin: a pod reaching itself through its service is masqueraded.
-            let _ = writeln!(
-                nat,
-                "-A {sep} -m comment --comment {id} -s {}/32 -j KUBE-MARK-MASQ",
-                e.ip
+            out.rule(
+                "nat",
+                format!(
+                    "-A {sep} -m comment --comment {id} -s {}/32 -j KUBE-MARK-MASQ",
+                    e.ip
+                ),
             );
             let recent = if sp.affinity_seconds.is_some() {
                 format!(" -m recent --name {sep} --set --rsource")
             } else {
                 String::new()
             };
-            let _ = writeln!(
-                nat,
-                "-A {sep} -m comment --comment {id} {pr}{recent} -j DNAT --to-destination {}:{}",
-                e.ip, e.port
-            );
+            out.rule("nat", format!("-A {sep} -m comment --comment {id} {pr}{recent} -j DNAT --to-destination {}:{}",
+                e.ip, e.port));
         }
     }
 
-    let mut out = Ruleset::default();
-    for k in chains {
-        out.chains.insert(k, Vec::new());
-    }
-    let mut add = |table: &str, lines: &str| {
-        for l in lines.lines() {
-            let chain = l
-                .strip_prefix("-A ")
-                .and_then(|r| r.split(' ').next())
-                .expect("a rule line");
-            out.chains
-                .get_mut(&(table.to_string(), chain.to_string()))
-                .unwrap_or_else(|| panic!("rule for undeclared chain {chain}"))
-                .push(l.to_string());
-        }
-    };
-    add("filter", &filter_services);
-    add("filter", &filter_external);
-    add(
-        "filter",
-        &format!(
+    let fixed = [
+        (
+            "filter",
+            format!(
             "-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP\n\
              -A KUBE-FORWARD -m comment --comment \"kubernetes forwarding rules\" -m mark --mark {MASQ_MARK}/{MASQ_MARK} -j ACCEPT\n\
              -A KUBE-FORWARD -m comment --comment \"kubernetes forwarding conntrack rule\" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n\
              -A KUBE-FIREWALL ! -s 127.0.0.0/8 -d 127.0.0.0/8 -m comment --comment \"block incoming localnet connections\" -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP"
+            ),
         ),
-    );
-    add(
-        "nat",
-        &format!(
+        (
+            "nat",
+            format!(
             "-A KUBE-POSTROUTING -m mark ! --mark {MASQ_MARK}/{MASQ_MARK} -j RETURN\n\
              -A KUBE-POSTROUTING -j MARK --xor-mark {MASQ_MARK}\n\
              -A KUBE-POSTROUTING -m comment --comment \"kubernetes service traffic requiring SNAT\" -j MASQUERADE --random-fully\n\
-             -A KUBE-MARK-MASQ -j MARK --or-mark {MASQ_MARK}"
+             -A KUBE-MARK-MASQ -j MARK --or-mark {MASQ_MARK}\n\
+             -A KUBE-SERVICES -m comment --comment \"kubernetes service nodeports; NOTE: this must be the last rule in this chain\" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS"
+            ),
         ),
-    );
-    add("nat", &nat_services);
-    add("nat", &nat_nodeports);
-    add("nat", &nat);
-    add(
-        "nat",
-        "-A KUBE-SERVICES -m comment --comment \"kubernetes service nodeports; NOTE: this must be the last rule in this chain\" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS",
-    );
+    ];
+    for (table, rules) in fixed {
+        for r in rules.lines() {
+            out.rule(table, r.to_string());
+        }
+    }
     out
 }
