@@ -126,6 +126,13 @@ pub async fn run(flags: Flags) -> Result<()> {
         let cert = pki.client_cert(&id)?;
         pki.write_kubeconfig(file, &url, &user, &cert)?;
     }
+    // The identity the apiserver presents to kubelets (kubeadm's apiserver-kubelet-client).
+    let (kc_cert, kc_key) = pki.client_cert(&ClientIdentity {
+        file: "apiserver-kubelet-client",
+        user: "kube-apiserver-kubelet-client".into(),
+        groups: vec!["system:masters".into()],
+    })?;
+    let kubelet_tls = http::streaming::kubelet_client_tls(&kc_cert, &kc_key)?;
     controllers::bootstrap::run(&catalog, advertise, port).await?;
     tokio::spawn(controllers::namespace::run(catalog.clone()));
     tokio::spawn(controllers::start(
@@ -151,6 +158,7 @@ pub async fn run(flags: Flags) -> Result<()> {
         catalog,
         tokens,
         server_address,
+        kubelet_tls,
     });
     // Written last: its presence means the server is ready for clients.
     std::fs::write(flags.data_dir.join("port"), port.to_string())?;

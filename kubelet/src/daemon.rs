@@ -15,6 +15,7 @@ use crate::node::{self, NodeConfig};
 use crate::runtime::cgroups;
 use crate::runtime::pods::{PodRuntime, RuntimeConfig};
 use crate::runtime::sandbox::DnsConfig;
+use crate::server;
 
 /// How the kubelet runs (every flag has an embedded default).
 #[derive(Clone, Debug, clap::Args)]
@@ -178,6 +179,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
     ));
     let kc = Kubeconfig::read_from(&flags.kubeconfig)
         .map_err(|e| anyhow::anyhow!("reading {}: {e}", flags.kubeconfig.display()))?;
+    let client_ca = cluster_ca(&kc)?;
     let cfg = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?;
     let client = kube::Client::try_from(cfg)?;
     let node = NodeConfig {
@@ -188,7 +190,58 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         kubelet_port: flags.kubelet_port,
     };
     let facts = node::host_facts(&flags.root_dir);
-    Kubelet::new(client, node, facts, rt, images).run().await
+    let name = node.name.clone();
+    let kubelet = Kubelet::new(client, node, facts, rt.clone(), images);
+    // The server: on the node's address and loopback.
+    let mut addrs = vec![node_ip];
+    if !node_ip.is_loopback() {
+        addrs.push(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
+    }
+    let mut listeners = Vec::new();
+    for ip in &addrs {
+        let addr = std::net::SocketAddr::new(*ip, flags.kubelet_port);
+        listeners.push(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("listening on {addr}: {e}"))?,
+        );
+    }
+    let tls = server::tls_config(&client_ca, &name, &addrs)?;
+    let state = Arc::new(server::State {
+        kubelet: kubelet.clone(),
+        rt,
+        exe: std::env::current_exe()?,
+        run_dir: flags.root_dir.join("exec"),
+    });
+    tokio::spawn(server::serve(listeners, tls, state));
+    kubelet.run().await
+}
+
+/// The CA of the kubeconfig's cluster: the kubelet's server trusts client certificates it
+/// signed (the apiserver's kubelet client, the admin).
+fn cluster_ca(kc: &Kubeconfig) -> anyhow::Result<Vec<u8>> {
+    use base64::Engine;
+    let current = kc.current_context.clone().unwrap_or_default();
+    let cluster_name = kc
+        .contexts
+        .iter()
+        .find(|c| c.name == current)
+        .and_then(|c| c.context.as_ref())
+        .map(|c| c.cluster.clone());
+    let cluster = kc
+        .clusters
+        .iter()
+        .find(|c| Some(&c.name) == cluster_name.as_ref())
+        .or(kc.clusters.first())
+        .and_then(|c| c.cluster.as_ref())
+        .ok_or_else(|| anyhow::anyhow!("the kubeconfig names no cluster"))?;
+    if let Some(data) = &cluster.certificate_authority_data {
+        return Ok(base64::engine::general_purpose::STANDARD.decode(data.trim())?);
+    }
+    if let Some(path) = &cluster.certificate_authority {
+        return Ok(std::fs::read(path)?);
+    }
+    anyhow::bail!("the kubeconfig's cluster has no certificate authority: client certificates could not be verified")
 }
 
 /// Removes everything the kubelet made on this machine: containers (killed), their mounts,
@@ -242,6 +295,7 @@ pub fn cleanup(flags: &Flags, purge: bool) -> Result<(), String> {
         let _ = std::fs::remove_dir_all(flags.root_dir.join("ipam"));
     }
     let _ = std::fs::remove_dir_all(flags.root_dir.join("cni-cache"));
+    let _ = std::fs::remove_dir_all(flags.root_dir.join("exec"));
     cgroups::remove_tree(&flags.cgroup_root);
     netns::release_dir();
     if purge {

@@ -101,6 +101,22 @@ impl Kubelet {
         }
     }
 
+    /// The pod `ns/name` bound to this node, as last seen from the API (the newest, should a
+    /// deleted one of the same name still be terminating).
+    pub fn find_pod(&self, ns: &str, name: &str) -> Option<Pod> {
+        let workers = self.workers.lock().expect("workers");
+        workers
+            .values()
+            .map(|tx| tx.borrow().clone())
+            .filter(|(p, gone)| {
+                !gone
+                    && p.metadata.namespace.as_deref() == Some(ns)
+                    && p.metadata.name.as_deref() == Some(name)
+            })
+            .map(|(p, _)| p)
+            .max_by_key(|p| p.metadata.creation_timestamp.as_ref().map(|t| t.0))
+    }
+
     fn wake(&self, uid: &str) -> Arc<Notify> {
         self.wakes
             .lock()

@@ -7,4 +7,5 @@ pub mod logs;
 pub mod network;
 pub mod node;
 pub mod runtime;
+pub mod server;
 pub mod status;

@@ -143,6 +143,114 @@ pub fn read(path: &Path, opts: &LogOptions) -> std::io::Result<Vec<u8>> {
     Ok(render(&parse(&data), opts))
 }
 
+/// Reads a log as it grows (`logs -f`): whole records only, parts of a line held until its
+/// `F` record, rotation followed (the open file is read to its end, then the path again
+/// from its start).
+pub struct Follower {
+    path: PathBuf,
+    file: Option<std::fs::File>,
+    /// Bytes after the last newline read.
+    pending: Vec<u8>,
+    /// The unfinished line per stream (stdout, stderr).
+    open: [Option<Line>; 2],
+    timestamps: bool,
+}
+
+impl Follower {
+    /// Follows `path` from `offset` (the end of what was already shown).
+    pub fn new(path: &Path, offset: u64, timestamps: bool) -> Self {
+        use std::io::Seek;
+        let file = std::fs::File::open(path).ok().and_then(|mut f| {
+            f.seek(std::io::SeekFrom::Start(offset)).ok()?;
+            Some(f)
+        });
+        Self {
+            path: path.to_path_buf(),
+            file,
+            pending: Vec::new(),
+            open: [None, None],
+            timestamps,
+        }
+    }
+
+    /// The lines finished since the last call.
+    pub fn poll(&mut self) -> Vec<u8> {
+        use std::io::Read;
+        use std::os::unix::fs::MetadataExt;
+        let mut out = Vec::new();
+        loop {
+            let mut data = Vec::new();
+            if let Some(f) = self.file.as_mut() {
+                let _ = f.read_to_end(&mut data);
+            }
+            self.feed(&data, &mut out);
+            // Rotated (or not there yet): the path names another file now.
+            let current = std::fs::metadata(&self.path).ok().map(|m| m.ino());
+            let ours = self
+                .file
+                .as_ref()
+                .and_then(|f| f.metadata().ok())
+                .map(|m| m.ino());
+            if current.is_some() && current != ours {
+                self.file = std::fs::File::open(&self.path).ok();
+                continue;
+            }
+            return out;
+        }
+    }
+
+    fn feed(&mut self, data: &[u8], out: &mut Vec<u8>) {
+        self.pending.extend_from_slice(data);
+        let Some(end) = self.pending.iter().rposition(|b| *b == b'\n') else {
+            return;
+        };
+        let complete: Vec<u8> = self.pending.drain(..=end).collect();
+        for raw in complete.split(|b| *b == b'\n') {
+            let Some((time, stream, full, content)) = record(raw) else {
+                continue;
+            };
+            let slot = match stream {
+                Stream::Stdout => 0,
+                Stream::Stderr => 1,
+            };
+            let line = self.open[slot].get_or_insert_with(|| Line {
+                time: time.to_string(),
+                stream,
+                content: Vec::new(),
+            });
+            line.content.extend_from_slice(content);
+            if full {
+                let line = self.open[slot].take().expect("open line");
+                if self.timestamps {
+                    out.extend_from_slice(line.time.as_bytes());
+                    out.push(b' ');
+                }
+                out.extend_from_slice(&line.content);
+                out.push(b'\n');
+            }
+        }
+    }
+}
+
+/// The log as shown now, and where following it goes on (the current file's length up to
+/// its last whole record).
+pub fn read_for_follow(path: &Path, opts: &LogOptions) -> std::io::Result<(Vec<u8>, u64)> {
+    let mut data = Vec::new();
+    let list = files(path);
+    let mut offset = 0;
+    for (i, f) in list.iter().enumerate() {
+        let bytes = std::fs::read(f)?;
+        if i + 1 == list.len() {
+            let whole = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |e| e + 1);
+            offset = whole as u64;
+            data.extend_from_slice(&bytes[..whole]);
+        } else {
+            data.extend(bytes);
+        }
+    }
+    Ok((render(&parse(&data), opts), offset))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,5 +330,33 @@ garbage line\n\
             .collect();
         assert!(numbers.windows(2).all(|w| w[1] == w[0] + 1), "{numbers:?}");
         assert!(numbers[0] > 0, "rotation dropped nothing: {numbers:?}");
+    }
+
+    #[test]
+    fn follower_emits_whole_lines_across_writes_and_rotation() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("0.log");
+        std::fs::write(&path, b"2026-11-25T08:00:00Z stdout F old\n").unwrap();
+        let (shown, offset) = read_for_follow(&path, &LogOptions::default()).unwrap();
+        assert_eq!(shown, b"old\n");
+        let mut f = Follower::new(&path, offset, false);
+        assert!(f.poll().is_empty());
+        let append = |bytes: &[u8]| {
+            use std::io::Write;
+            let mut file = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&path)
+                .unwrap();
+            file.write_all(bytes).unwrap();
+        };
+        append(b"2026-11-25T08:00:01Z stdout P a");
+        assert!(f.poll().is_empty(), "half a record is held back");
+        append(b"b\n2026-11-25T08:00:02Z stderr F err\n2026-11-25T08:00:03Z stdout F cd\n");
+        assert_eq!(f.poll(), b"err\nabcd\n");
+        // Rotation: the file is renamed away and a new one starts.
+        append(b"2026-11-25T08:00:04Z stdout F last-of-old\n");
+        std::fs::rename(&path, dir.path().join("0.log.1")).unwrap();
+        std::fs::write(&path, b"2026-11-25T08:00:05Z stdout F new\n").unwrap();
+        assert_eq!(f.poll(), b"last-of-old\nnew\n");
     }
 }

@@ -40,6 +40,9 @@ enum Command {
     /// Run one container (started by the kubelet, not by hand).
     #[command(hide = true)]
     Shim(tinykube_kubelet::runtime::shim::ShimArgs),
+    /// Run one command in a running container (started by the kubelet's exec, not by hand).
+    #[command(hide = true)]
+    ExecHelper(tinykube_kubelet::runtime::exec::ExecArgs),
 }
 
 #[derive(Args, Clone)]
@@ -132,6 +135,9 @@ fn main() -> ExitCode {
     if let Some(Command::Shim(args)) = cli.command {
         return ExitCode::from(tinykube_kubelet::runtime::shim::run(args) as u8);
     }
+    if let Some(Command::ExecHelper(args)) = cli.command {
+        return ExitCode::from(tinykube_kubelet::runtime::exec::run(args) as u8);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("TINYKUBE_LOG")
@@ -158,7 +164,7 @@ fn main() -> ExitCode {
     let r = match command {
         Command::Images(c) => images(c),
         Command::Cleanup { flags, purge } => tinykube_kubelet::daemon::cleanup(&flags, purge),
-        Command::Shim(_) => unreachable!("handled above"),
+        Command::Shim(_) | Command::ExecHelper(_) => unreachable!("handled above"),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

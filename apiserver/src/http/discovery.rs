@@ -128,6 +128,19 @@ pub fn resources(c: &Catalog, group: &str, version: &str) -> Option<Value> {
                     doc["kind"] = "Binding".into();
                     doc["verbs"] = json!(["create"]);
                 }
+                "log" => {
+                    doc["kind"] = "Pod".into();
+                    doc["verbs"] = json!(["get"]);
+                }
+                "exec" | "attach" | "portforward" => {
+                    let kind = match *sub {
+                        "exec" => "PodExecOptions",
+                        "attach" => "PodAttachOptions",
+                        _ => "PodPortForwardOptions",
+                    };
+                    doc["kind"] = kind.into();
+                    doc["verbs"] = json!(["create", "get"]);
+                }
                 "finalize" => {
                     doc["kind"] = i.kind.into();
                     doc["verbs"] = json!(["update"]);

@@ -309,6 +309,23 @@ async fn resource_request(
         };
         return Err(ApiError::forbidden(&target, &why));
     }
+    if let (true, "pods", Some(sub)) = (
+        info.group.is_empty(),
+        info.resource,
+        rp.subresource.as_deref(),
+    ) {
+        if super::streaming::SUBRESOURCES.contains(&sub) {
+            return super::streaming::handle(
+                &state.catalog,
+                &state.kubelet_tls,
+                ns.unwrap_or("default"),
+                name,
+                sub,
+                req,
+            )
+            .await;
+        }
+    }
     let headers = req.headers().clone();
     let header_str = |h: header::HeaderName| {
         headers

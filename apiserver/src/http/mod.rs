@@ -5,6 +5,7 @@ pub mod discovery;
 pub mod handler;
 pub mod negotiate;
 pub mod route;
+pub mod streaming;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -28,6 +29,8 @@ pub struct AppState {
     pub tokens: Tokens,
     /// host:port, for `/api`'s serverAddressByClientCIDRs.
     pub server_address: String,
+    /// How the apiserver dials kubelets (its kubelet-client certificate).
+    pub kubelet_tls: Arc<rustls::ClientConfig>,
 }
 
 /// TLS that accepts (but does not require) client certificates signed by `ca_pem`.

@@ -2,6 +2,7 @@
 
 pub mod cgroups;
 pub mod crilog;
+pub mod exec;
 pub mod plan;
 pub mod pods;
 pub mod sandbox;

@@ -25,7 +25,7 @@ pub static INFO: ResourceInfo = ResourceInfo {
     namespaced: true,
     short_names: &["po"],
     categories: &["all"],
-    subresources: &["status", "binding"],
+    subresources: &["status", "binding", "log", "exec", "attach", "portforward"],
     name_rule: NameRule::Subdomain,
 };
 

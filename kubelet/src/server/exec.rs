@@ -1,0 +1,513 @@
+//! `exec` (and `attach`): a command run in a running container by the exec helper
+//! ([`crate::runtime::exec`]), its stdio carried over WebSocket (`v5`/`v4.channel.k8s.io`)
+//! or SPDY/3.1 streams, as the kubelet's CRI streaming server does.
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{header, Request, Response};
+use hyper::body::Incoming;
+use serde_json::{json, Value};
+use tokio::io::unix::AsyncFd;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::mpsc;
+
+use super::{find_pod, query_pairs, running_instance, status, Body, State};
+use crate::runtime::exec::ExecReport;
+
+/// What the client sends.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Input {
+    Stdin(Bytes),
+    /// The client closed its stdin.
+    StdinEof,
+    Resize {
+        width: u16,
+        height: u16,
+    },
+}
+
+/// What the process writes.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Output {
+    Stdout(Bytes),
+    Stderr(Bytes),
+}
+
+/// What the client asked for (the query of `pods/exec`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Options {
+    pub command: Vec<String>,
+    pub stdin: bool,
+    pub stdout: bool,
+    pub stderr: bool,
+    pub tty: bool,
+}
+
+impl Options {
+    pub fn parse(query: Option<&str>) -> Result<Options, String> {
+        let mut o = Options::default();
+        let flag = |v: &str| matches!(v, "" | "true" | "1" | "True");
+        for (k, v) in query_pairs(query) {
+            match k.as_str() {
+                "command" => o.command.push(v),
+                "stdin" | "input" => o.stdin = flag(&v),
+                "stdout" | "output" => o.stdout = flag(&v),
+                "stderr" | "error" => o.stderr = flag(&v),
+                "tty" => o.tty = flag(&v),
+                _ => {}
+            }
+        }
+        if !(o.stdin || o.stdout || o.stderr) {
+            return Err("you must specify at least 1 of stdin, stdout, stderr".into());
+        }
+        // A terminal has one output stream.
+        if o.tty {
+            o.stderr = false;
+        }
+        Ok(o)
+    }
+}
+
+/// How an exec ended: the command's exit code, or why it could not run.
+pub type Outcome = Result<i32, String>;
+
+/// The Status written on the error/status stream at the end (v4 and later).
+pub fn outcome_status(outcome: &Outcome, command: &[String]) -> Value {
+    match outcome {
+        Ok(0) => json!({"metadata": {}, "status": "Success"}),
+        Ok(code) => json!({
+            "metadata": {},
+            "status": "Failure",
+            "message": format!(
+                "command terminated with non-zero exit code: command '{}' exited with {code}",
+                command.join(" ")
+            ),
+            "reason": "NonZeroExitCode",
+            "details": {"causes": [{"reason": "ExitCode", "message": code.to_string()}]},
+        }),
+        Err(e) => json!({
+            "metadata": {},
+            "status": "Failure",
+            "message": format!("Internal error occurred: {e}"),
+            "reason": "InternalError",
+            "details": {"causes": [{"message": e}]},
+            "code": 500,
+        }),
+    }
+}
+
+pub async fn handle(
+    state: Arc<State>,
+    ns: &str,
+    pod_name: &str,
+    container: &str,
+    attach: bool,
+    mut req: Request<Incoming>,
+) -> Response<Body> {
+    let opts = match Options::parse(req.uri().query()) {
+        Ok(o) => o,
+        Err(e) => return status(400, "BadRequest", e),
+    };
+    if attach {
+        return status(
+            400,
+            "BadRequest",
+            "attach is not supported by tinykube's kubelet: use exec",
+        );
+    }
+    if opts.command.is_empty() {
+        return status(
+            400,
+            "BadRequest",
+            "you must specify at least one command for the container",
+        );
+    }
+    let pod = match find_pod(&state, ns, pod_name) {
+        Ok(p) => p,
+        Err(r) => return r.response(),
+    };
+    let instance = match running_instance(&state, &pod, container) {
+        Ok(i) => i,
+        Err(r) => return r.response(),
+    };
+    let id = instance.record.id.clone();
+    let session = {
+        let state = state.clone();
+        let opts = opts.clone();
+        move |input, output| async move { run(&state, &id, &opts, input, output).await }
+    };
+    if is_upgrade(&req, "websocket") {
+        return match super::ws::accept(&req, super::ws::CHANNEL_PROTOCOLS) {
+            Ok((response, protocol)) => {
+                let upgrade = hyper::upgrade::on(&mut req);
+                tokio::spawn(async move {
+                    match upgrade.await {
+                        Ok(io) => super::ws::exec_session(io, &protocol, opts, session).await,
+                        Err(e) => tracing::debug!(error = %e, "exec: upgrade failed"),
+                    }
+                });
+                response
+            }
+            Err(r) => r.response(),
+        };
+    }
+    if is_upgrade(&req, "SPDY/3.1") {
+        return match super::spdy::accept(&req, super::spdy::EXEC_PROTOCOLS) {
+            Ok((response, protocol)) => {
+                let upgrade = hyper::upgrade::on(&mut req);
+                tokio::spawn(async move {
+                    match upgrade.await {
+                        Ok(io) => {
+                            super::spdy::exec_session(
+                                hyper_util::rt::TokioIo::new(io),
+                                &protocol,
+                                opts,
+                                session,
+                            )
+                            .await
+                        }
+                        Err(e) => tracing::debug!(error = %e, "exec: upgrade failed"),
+                    }
+                });
+                response
+            }
+            Err(r) => r.response(),
+        };
+    }
+    status(400, "BadRequest", "Upgrade request required")
+}
+
+/// Whether the request asks to upgrade to `protocol`.
+pub fn is_upgrade(req: &Request<Incoming>, protocol: &str) -> bool {
+    req.headers()
+        .get_all(header::UPGRADE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|p| p.trim().eq_ignore_ascii_case(protocol))
+}
+
+/// Runs `opts.command` in container `id`, carrying stdio between the channels and the
+/// process until it exits and its output is drained.
+pub async fn run(
+    state: &State,
+    id: &str,
+    opts: &Options,
+    input: mpsc::Receiver<Input>,
+    output: mpsc::Sender<Output>,
+) -> Outcome {
+    let (report_r, report_w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
+    let mut cmd = tokio::process::Command::new(&state.exe);
+    cmd.arg("exec-helper")
+        .arg("--id")
+        .arg(id)
+        .arg("--state-root")
+        .arg(state.rt.state_root());
+    let console = if opts.tty {
+        let _ = std::fs::create_dir_all(&state.run_dir);
+        let path = state
+            .run_dir
+            .join(format!("exec-{:016x}.sock", rand::random::<u64>()));
+        let listener = tokio::net::UnixListener::bind(&path)
+            .map_err(|e| format!("console socket {}: {e}", path.display()))?;
+        cmd.arg("--tty").arg("--console-socket").arg(&path);
+        Some((listener, path))
+    } else {
+        None
+    };
+    cmd.arg("--").args(&opts.command);
+    let piped = |on: bool| {
+        if on && !opts.tty {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        }
+    };
+    cmd.stdin(piped(opts.stdin))
+        .stdout(piped(opts.stdout))
+        .stderr(piped(opts.stderr))
+        .env_remove("LISTEN_FDS")
+        .env_remove("LISTEN_PID");
+    let w = report_w.as_raw_fd();
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if w == crate::runtime::exec::REPORT_FD {
+                if libc::fcntl(w, libc::F_SETFD, 0) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            } else if libc::dup2(w, crate::runtime::exec::REPORT_FD) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let spawned = cmd.spawn();
+    drop(report_w);
+    let mut child = spawned.map_err(|e| format!("starting the exec helper: {e}"))?;
+    let result = supervise(&mut child, report_r, console, input, output).await;
+    // The helper exits right after the command; reap it without holding the client.
+    tokio::spawn(async move {
+        let _ = child.wait().await;
+    });
+    result
+}
+
+async fn supervise(
+    child: &mut tokio::process::Child,
+    report_r: OwnedFd,
+    console: Option<(tokio::net::UnixListener, std::path::PathBuf)>,
+    mut input: mpsc::Receiver<Input>,
+    output: mpsc::Sender<Output>,
+) -> Outcome {
+    let reports = tokio::net::unix::pipe::Receiver::from_owned_fd(report_r)
+        .map_err(|e| format!("report pipe: {e}"))?;
+    let mut reports = BufReader::new(reports).lines();
+    let mut next_report = async || -> Result<ExecReport, String> {
+        let line = reports
+            .next_line()
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("the exec helper ended without a word")?;
+        let r: ExecReport = serde_json::from_str(&line).map_err(|e| e.to_string())?;
+        match r.error {
+            Some(e) => Err(e),
+            None => Ok(r),
+        }
+    };
+    if let Some((listener, path)) = console {
+        let master = tokio::select! {
+            m = receive_master(&listener) => m,
+            r = next_report() => Err(r.err().unwrap_or_else(|| "no terminal".into())),
+            _ = tokio::time::sleep(Duration::from_secs(20)) => Err("timed out waiting for the terminal".into()),
+        };
+        let _ = std::fs::remove_file(&path);
+        let master = master?;
+        next_report().await?;
+        let exited = async {
+            let code = next_report().await?.exit_code.unwrap_or(255);
+            Ok::<i32, String>(code)
+        };
+        return pty_session(master, exited, input, output).await;
+    }
+    next_report().await?;
+    let mut stdin = child.stdin.take();
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let pump = |r: Option<Box<dyn tokio::io::AsyncRead + Unpin + Send>>, err: bool| {
+        let output = output.clone();
+        async move {
+            let Some(mut r) = r else { return };
+            let mut buf = vec![0u8; 32 * 1024];
+            while let Ok(n) = r.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                let chunk = Bytes::copy_from_slice(&buf[..n]);
+                let o = if err {
+                    Output::Stderr(chunk)
+                } else {
+                    Output::Stdout(chunk)
+                };
+                if output.send(o).await.is_err() {
+                    break;
+                }
+            }
+        }
+    };
+    let out_done = pump(stdout.map(|s| Box::new(s) as _), false);
+    let err_done = pump(stderr.map(|s| Box::new(s) as _), true);
+    let drained = async { tokio::join!(out_done, err_done) };
+    tokio::pin!(drained);
+    let feed = async {
+        while let Some(i) = input.recv().await {
+            match i {
+                Input::Stdin(b) => {
+                    if let Some(s) = stdin.as_mut() {
+                        if s.write_all(&b).await.is_err() {
+                            stdin = None;
+                        }
+                    }
+                }
+                Input::StdinEof => stdin = None,
+                Input::Resize { .. } => {}
+            }
+        }
+        // The client is gone: close stdin, as the process would see.
+        drop(stdin.take());
+        std::future::pending::<()>().await
+    };
+    tokio::pin!(feed);
+    let code = tokio::select! {
+        r = next_report() => r?.exit_code.unwrap_or(255),
+        _ = &mut feed => unreachable!("feeding never ends"),
+    };
+    // Output written just before the exit is still in the pipes; something the command
+    // left running may hold them open, so the wait is bounded.
+    tokio::select! {
+        _ = &mut drained => {}
+        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+    }
+    Ok(code)
+}
+
+/// Receives the pty master libcontainer sends to the console socket.
+async fn receive_master(listener: &tokio::net::UnixListener) -> Result<OwnedFd, String> {
+    let (stream, _) = listener.accept().await.map_err(|e| e.to_string())?;
+    let stream = stream.into_std().map_err(|e| e.to_string())?;
+    stream.set_nonblocking(false).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    tokio::task::spawn_blocking(move || {
+        use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+        use std::os::fd::FromRawFd;
+        let mut buf = [0u8; 4096];
+        let mut iov = [io::IoSliceMut::new(&mut buf)];
+        let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+        let msg = recvmsg::<()>(
+            stream.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::empty(),
+        )
+        .map_err(|e| format!("receiving the terminal: {e}"))?;
+        for c in msg.cmsgs().map_err(|e| e.to_string())? {
+            if let ControlMessageOwned::ScmRights(fds) = c {
+                if let Some(fd) = fds.first() {
+                    // SAFETY: SCM_RIGHTS gave us a new descriptor that nothing else owns.
+                    return Ok(unsafe { OwnedFd::from_raw_fd(*fd) });
+                }
+            }
+        }
+        Err("the console socket carried no terminal".to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+/// Sets the terminal's size.
+pub fn resize(fd: &impl AsRawFd, width: u16, height: u16) {
+    let ws = libc::winsize {
+        ws_row: height,
+        ws_col: width,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads a winsize from the pointer, which outlives the call.
+    unsafe {
+        libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &ws);
+    }
+}
+
+async fn pty_session(
+    master: OwnedFd,
+    exited: impl std::future::Future<Output = Result<i32, String>>,
+    mut input: mpsc::Receiver<Input>,
+    output: mpsc::Sender<Output>,
+) -> Outcome {
+    let flags = nix::fcntl::fcntl(master.as_raw_fd(), nix::fcntl::FcntlArg::F_GETFL)
+        .map_err(|e| e.to_string())?;
+    let flags = nix::fcntl::OFlag::from_bits_truncate(flags) | nix::fcntl::OFlag::O_NONBLOCK;
+    nix::fcntl::fcntl(master.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(flags))
+        .map_err(|e| e.to_string())?;
+    // SAFETY: the master is ours alone and stays registered until the AsyncFd drops it.
+    let master = Arc::new(unsafe { AsyncFd::register(master) }.map_err(|e| e.to_string())?);
+    let reader = {
+        let master = master.clone();
+        async move {
+            let mut buf = vec![0u8; 32 * 1024];
+            loop {
+                let Ok(mut guard) = master.readable().await else {
+                    break;
+                };
+                match guard.try_io(|fd| {
+                    nix::unistd::read(fd.as_raw_fd(), &mut buf).map_err(io::Error::from)
+                }) {
+                    Ok(Ok(0)) | Ok(Err(_)) => break, // EIO: the terminal's last user left
+                    Ok(Ok(n)) => {
+                        let chunk = Bytes::copy_from_slice(&buf[..n]);
+                        if output.send(Output::Stdout(chunk)).await.is_err() {
+                            break;
+                        }
+                    }
+                    Err(_would_block) => continue,
+                }
+            }
+        }
+    };
+    let writer = {
+        let master = master.clone();
+        async move {
+            while let Some(i) = input.recv().await {
+                match i {
+                    Input::Stdin(b) => {
+                        let mut rest = &b[..];
+                        while !rest.is_empty() {
+                            let Ok(mut guard) = master.writable().await else {
+                                return;
+                            };
+                            match guard.try_io(|fd| {
+                                nix::unistd::write(fd.get_ref(), rest).map_err(io::Error::from)
+                            }) {
+                                Ok(Ok(n)) => rest = &rest[n..],
+                                Ok(Err(_)) => return,
+                                Err(_would_block) => continue,
+                            }
+                        }
+                    }
+                    Input::Resize { width, height } => resize(master.get_ref(), width, height),
+                    Input::StdinEof => {}
+                }
+            }
+            std::future::pending::<()>().await
+        }
+    };
+    tokio::pin!(reader, writer, exited);
+    let code = tokio::select! {
+        c = &mut exited => c?,
+        _ = &mut writer => unreachable!("the writer never ends"),
+    };
+    tokio::select! {
+        _ = &mut reader => {}
+        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+    }
+    Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options() {
+        let o = Options::parse(Some(
+            "command=sh&command=-c&command=echo+hi%3B+exit+3&container=c&stdin=true&stdout=true&stderr=true",
+        ))
+        .unwrap();
+        assert_eq!(o.command, ["sh", "-c", "echo hi; exit 3"]);
+        assert!(o.stdin && o.stdout && o.stderr && !o.tty);
+        let t = Options::parse(Some("command=sh&stdout=true&stderr=true&tty=true")).unwrap();
+        assert!(t.tty && !t.stderr, "a terminal has one output");
+        assert!(Options::parse(Some("command=sh")).is_err());
+    }
+
+    #[test]
+    fn status_of_an_exit() {
+        let cmd = ["sh".to_string(), "-c".into(), "exit 3".into()];
+        assert_eq!(outcome_status(&Ok(0), &cmd)["status"], "Success");
+        let s = outcome_status(&Ok(3), &cmd);
+        assert_eq!(s["reason"], "NonZeroExitCode");
+        assert_eq!(s["details"]["causes"][0]["reason"], "ExitCode");
+        assert_eq!(s["details"]["causes"][0]["message"], "3");
+        let e = outcome_status(&Err("container not found".into()), &cmd);
+        assert_eq!(e["reason"], "InternalError");
+    }
+}
