@@ -8,6 +8,7 @@ use k8s_openapi::api::core::v1::{Event, Node as KNode, Pod};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use serde_json::{json, Value};
 use tinykube_e2e::node::{Node, NODE_IP};
+use tinykube_e2e::{answer, http_get};
 
 const BOOTCAMP: &str = "gcr.io/google-samples/kubernetes-bootcamp:v1";
 const BUSYBOX: &str = "busybox:latest";
@@ -74,30 +75,6 @@ fn running(p: &Value) -> bool {
         && p["status"]["containerStatuses"]
             .as_array()
             .is_some_and(|cs| cs.iter().all(|c| c["ready"] == true))
-}
-
-/// `GET /` over plain HTTP/1.0 (from inside the node's namespace).
-async fn http_get(addr: &str) -> std::io::Result<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(addr))
-        .await??;
-    s.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n").await?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).await?;
-    Ok(out)
-}
-
-/// The app's answer on `addr`, retried for a while: a container without a readiness probe is
-/// ready once it runs, which can be a moment before its app listens (as in Kubernetes).
-async fn answer(addr: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match http_get(addr).await {
-            Ok(a) => return a,
-            Err(e) if Instant::now() > deadline => panic!("{addr} does not answer: {e}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    }
 }
 
 /// A cgroup file of container `cid` of pod `uid`, in whichever layout the machine has.

@@ -85,3 +85,28 @@ pub fn built_binary(name: &str) -> PathBuf {
     );
     bin
 }
+
+/// `GET /` over plain HTTP/1.0: the whole answer (headers and body).
+pub async fn http_get(addr: &str) -> std::io::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(addr))
+        .await??;
+    s.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n").await?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).await?;
+    Ok(out)
+}
+
+/// The app's answer on `addr`, retried for a while: a container without a readiness probe is
+/// ready once it runs, which can be a moment before its app listens (as in Kubernetes).
+pub async fn answer(addr: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match http_get(addr).await {
+            Ok(a) if !a.is_empty() => return a,
+            Err(e) if Instant::now() > deadline => panic!("{addr} does not answer: {e}"),
+            Ok(_) if Instant::now() > deadline => panic!("{addr} answers nothing"),
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}

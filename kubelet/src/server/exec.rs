@@ -345,15 +345,21 @@ async fn supervise(
         std::future::pending::<()>().await
     };
     tokio::pin!(feed);
-    let code = tokio::select! {
-        r = next_report() => r?.exit_code.unwrap_or(255),
-        _ = &mut feed => unreachable!("feeding never ends"),
+    let mut output_done = false;
+    let code = loop {
+        tokio::select! {
+            r = next_report() => break r?.exit_code.unwrap_or(255),
+            _ = &mut drained, if !output_done => output_done = true,
+            _ = &mut feed => unreachable!("feeding never ends"),
+        }
     };
     // Output written just before the exit is still in the pipes; something the command
     // left running may hold them open, so the wait is bounded.
-    tokio::select! {
-        _ = &mut drained => {}
-        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+    if !output_done {
+        tokio::select! {
+            _ = &mut drained => {}
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
     }
     Ok(code)
 }
@@ -467,17 +473,24 @@ async fn pty_session(
                     Input::StdinEof => {}
                 }
             }
-            std::future::pending::<()>().await
         }
     };
     tokio::pin!(reader, writer, exited);
-    let code = tokio::select! {
-        c = &mut exited => c?,
-        _ = &mut writer => unreachable!("the writer never ends"),
+    let mut output_done = false;
+    let code = loop {
+        tokio::select! {
+            c = &mut exited => break c?,
+            _ = &mut reader, if !output_done => output_done = true,
+            // The client is gone: the terminal goes with it (closing the master hangs up
+            // the command's session, as closing a terminal window does).
+            _ = &mut writer => return Err("the client went away".into()),
+        }
     };
-    tokio::select! {
-        _ = &mut reader => {}
-        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+    if !output_done {
+        tokio::select! {
+            _ = &mut reader => {}
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
     }
     Ok(code)
 }

@@ -28,16 +28,53 @@ const STATUS: u8 = 3;
 const RESIZE: u8 = 4;
 const CLOSE: u8 = 255;
 
-/// The subprotocols a request offers, in its order.
-pub fn offered(req: &Request<Incoming>) -> Vec<String> {
+/// A terminal's size, as clients send it on the resize channel or stream.
+#[derive(Debug, serde::Deserialize)]
+pub struct TerminalSize {
+    #[serde(rename = "Width")]
+    pub width: u16,
+    #[serde(rename = "Height")]
+    pub height: u16,
+}
+
+/// The protocols a request offers in header `name` (one per line or comma-separated), in
+/// its order.
+pub fn offered_in(req: &Request<Incoming>, name: impl http::header::AsHeaderName) -> Vec<String> {
     req.headers()
-        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .get_all(name)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(|p| p.trim().to_string())
         .filter(|p| !p.is_empty())
         .collect()
+}
+
+/// The subprotocols a WebSocket request offers.
+pub fn offered(req: &Request<Incoming>) -> Vec<String> {
+    offered_in(req, header::SEC_WEBSOCKET_PROTOCOL)
+}
+
+/// The first offered protocol we speak (the client's preference wins, as in Kubernetes).
+pub fn pick(offered: &[String], supported: &[&str]) -> Option<String> {
+    offered
+        .iter()
+        .find(|p| supported.contains(&p.as_str()))
+        .cloned()
+}
+
+/// Ends a WebSocket with a normal close (1000): clients treat anything else as an error.
+pub async fn close_normally<S>(sink: &mut S)
+where
+    S: futures::Sink<Message> + Unpin,
+{
+    let _ = sink
+        .send(Message::Close(Some(CloseFrame {
+            code: CloseCode::Normal,
+            reason: "".into(),
+        })))
+        .await;
+    let _ = sink.flush().await;
 }
 
 /// Answers a WebSocket upgrade with the first of the client's subprotocols we speak.
@@ -49,11 +86,7 @@ pub fn accept(
         return Err(Refused::new(400, "BadRequest", "missing Sec-WebSocket-Key"));
     };
     let offered = offered(req);
-    let Some(protocol) = offered
-        .iter()
-        .find(|p| supported.contains(&p.as_str()))
-        .cloned()
-    else {
+    let Some(protocol) = pick(&offered, supported) else {
         return Err(Refused::new(
             400,
             "BadRequest",
@@ -85,14 +118,7 @@ pub fn input(data: &[u8], v5: bool) -> Option<Input> {
     match channel {
         STDIN => Some(Input::Stdin(Bytes::copy_from_slice(rest))),
         RESIZE => {
-            #[derive(serde::Deserialize)]
-            struct Size {
-                #[serde(rename = "Width")]
-                width: u16,
-                #[serde(rename = "Height")]
-                height: u16,
-            }
-            let s: Size = serde_json::from_slice(rest).ok()?;
+            let s: TerminalSize = serde_json::from_slice(rest).ok()?;
             Some(Input::Resize {
                 width: s.width,
                 height: s.height,
@@ -163,15 +189,53 @@ where
         let _ = sink
             .send(frame(STATUS, &serde_json::to_vec(&st).unwrap_or_default()))
             .await;
-        let _ = sink
-            .send(Message::Close(Some(CloseFrame {
-                code: CloseCode::Normal,
-                reason: "".into(),
-            })))
-            .await;
-        let _ = sink.flush().await;
+        close_normally(&mut sink).await;
     }
     reader.abort();
+}
+
+/// A WebSocket whose binary messages carry a byte stream (SPDY tunnelled over WebSocket:
+/// frames split across messages at any point): the other end of the returned pipe reads
+/// and writes those bytes.
+pub async fn byte_stream(io: Upgraded) -> tokio::io::DuplexStream {
+    let ws = WebSocketStream::from_raw_socket(TokioIo::new(io), Role::Server, None).await;
+    let (mut sink, mut stream) = ws.split();
+    let (ours, theirs) = tokio::io::duplex(256 * 1024);
+    let (mut rd, mut wr) = tokio::io::split(ours);
+    tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        while let Some(Ok(msg)) = stream.next().await {
+            let more = match msg {
+                Message::Binary(data) => wr.write_all(&data).await.is_ok(),
+                Message::Close(_) => false,
+                _ => true,
+            };
+            if !more {
+                break;
+            }
+        }
+        let _ = wr.shutdown().await;
+    });
+    tokio::spawn(async move {
+        use tokio::io::AsyncReadExt;
+        let mut buf = vec![0u8; 128 * 1024];
+        loop {
+            match rd.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if sink
+                        .send(Message::Binary(Bytes::copy_from_slice(&buf[..n])))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            }
+        }
+        close_normally(&mut sink).await;
+    });
+    theirs
 }
 
 async fn send_output<S>(sink: &mut S, o: Output) -> Result<(), S::Error>
