@@ -276,10 +276,15 @@ pub fn cleanup(flags: &Flags, purge: bool) -> Result<(), String> {
     let _ = std::fs::remove_dir_all(rt.state_root());
     if default_network {
         masq::remove()?;
-        if std::path::Path::new("/sys/class/net")
-            .join(&flags.bridge)
-            .exists()
-        {
+        // Asked of `ip`, not /sys/class/net: sysfs shows the namespace it was mounted in,
+        // which need not be ours (a node in its own network namespace).
+        let exists = std::process::Command::new("ip")
+            .args(["link", "show", "dev", &flags.bridge])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if exists {
             let out = std::process::Command::new("ip")
                 .args(["link", "del", &flags.bridge])
                 .output()
