@@ -7,9 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source hack/lib/common.sh
 
-# A real registry, busybox-static (the sample images are made of it), the CNI plugins, and
-# libseccomp for libcontainer.
-ensure_packages conntrack docker-registry busybox-static containernetworking-plugins iproute2 iptables libseccomp-dev pkg-config
+# A real registry, busybox-static (the sample images are made of it), the CNI plugins,
+# libseccomp for libcontainer, and tmux + curl (a real terminal for `kubectl exec -ti`, an
+# anonymous caller of the kubelet).
+ensure_packages conntrack curl docker-registry busybox-static containernetworking-plugins iproute2 iptables libseccomp-dev pkg-config tmux
 
 target="${CARGO_TARGET_DIR:-$PWD/target}"
 venv="$target/python-client"

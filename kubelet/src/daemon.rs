@@ -207,6 +207,8 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         );
     }
     let tls = server::tls_config(&client_ca, &name, &addrs)?;
+    // Console sockets of execs a previous kubelet was serving.
+    let _ = std::fs::remove_dir_all(flags.root_dir.join("exec"));
     let state = Arc::new(server::State {
         kubelet: kubelet.clone(),
         rt,
