@@ -1,0 +1,241 @@
+//! The tutorial with tkctl, on a whole node (apiserver, kubelet, proxy, registry) in its own
+//! network namespace; `get` output compared with the installed kubectl's. Needs root.
+//! (describe and go-template outputs come with the rest of tkctl.)
+
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tinykube_e2e::node::{Node, NODE_IP};
+use tinykube_e2e::{answer, built_binary, http_get};
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Runs `prog` (tkctl or kubectl) as the admin from the node's namespace.
+fn cli(node: &Node, prog: &str, args: &[&str]) -> Output {
+    let bin = if prog == "tkctl" {
+        built_binary("tkctl")
+    } else {
+        prog.into()
+    };
+    Command::new(bin)
+        .arg(format!(
+            "--kubeconfig={}",
+            node.apiserver.kubeconfig("admin").display()
+        ))
+        .args(args)
+        .output()
+        .expect("running the client")
+}
+
+fn tk(node: &Node, args: &[&str]) -> String {
+    let out = cli(node, "tkctl", args);
+    assert!(
+        out.status.success(),
+        "tkctl {args:?}: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+/// A table without its AGE column (the only thing allowed to differ between two clients).
+fn without_age(table: &str) -> Vec<String> {
+    let mut lines = table.lines();
+    let Some(header) = lines.next() else {
+        return vec![];
+    };
+    let age = header.find("AGE");
+    let cut = |l: &str| match age {
+        Some(i) if l.len() > i => {
+            let end = l[i..].find("   ").map_or(l.len(), |e| i + e);
+            format!("{}{}", &l[..i], l[end..].trim_start())
+        }
+        _ => l.to_string(),
+    };
+    std::iter::once(cut(header)).chain(lines.map(cut)).collect()
+}
+
+fn eventually(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "never: {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn the_tutorial_with_tkctl() {
+    let node = Node::start();
+    node.wait_ready();
+    node.start_proxy();
+    node.net.run(|| {
+        let out = tk(
+            &node,
+            &[
+                "run",
+                "kubernetes-first-app",
+                "--image=gcr.io/google-samples/kubernetes-bootcamp:v1",
+                "--port=8080",
+            ],
+        );
+        assert_eq!(out, "deployment.apps/kubernetes-first-app created\n");
+        eventually("the app's pod runs", 60, || {
+            tk(&node, &["get", "pods"])
+                .lines()
+                .skip(1)
+                .any(|l| l.contains("1/1") && l.contains("Running"))
+        });
+        let pods = tk(&node, &["get", "pods"]);
+        assert!(pods.starts_with("NAME "), "{pods}");
+        let header: Vec<&str> = pods.lines().next().unwrap().split_whitespace().collect();
+        assert_eq!(header, ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]);
+        let pod = pods
+            .lines()
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string();
+        assert!(pod.starts_with("kubernetes-first-app-"), "{pod}");
+        let services = tk(&node, &["get", "services"]);
+        assert!(
+            services.lines().nth(1).unwrap().starts_with("kubernetes "),
+            "{services}"
+        );
+
+        let out = tk(
+            &node,
+            &[
+                "expose",
+                "deployment/kubernetes-first-app",
+                "--type=NodePort",
+                "--port",
+                "8080",
+            ],
+        );
+        assert_eq!(out, "service/kubernetes-first-app exposed\n");
+        let svc: Value = serde_json::from_str(&tk(
+            &node,
+            &["get", "services/kubernetes-first-app", "-o", "json"],
+        ))
+        .unwrap();
+        let node_port = svc["spec"]["ports"][0]["nodePort"]
+            .as_i64()
+            .expect("a nodePort");
+        assert_eq!(tk(&node, &["ip"]).trim(), NODE_IP);
+        let via_node_port = format!("{NODE_IP}:{node_port}");
+        let reply = tinykube_e2e_block_on(answer(&via_node_port));
+        assert!(
+            reply.contains(&format!(
+                "Hello Kubernetes bootcamp! | Running on: {pod} | v=1"
+            )),
+            "{reply}"
+        );
+
+        // Labels and selectors.
+        let by_run = tk(&node, &["get", "pods", "-l", "run=kubernetes-first-app"]);
+        assert_eq!(by_run.lines().count(), 2, "{by_run}");
+        let svc_by_run = tk(
+            &node,
+            &["get", "services", "-l", "run=kubernetes-first-app"],
+        );
+        assert!(svc_by_run
+            .lines()
+            .nth(1)
+            .unwrap()
+            .starts_with("kubernetes-first-app "));
+        assert_eq!(
+            tk(&node, &["label", "pod", &pod, "app=v1"]),
+            format!("pod/{pod} labeled\n")
+        );
+        let v1 = tk(&node, &["get", "pods", "-l", "app=v1"]);
+        assert!(v1.lines().nth(1).unwrap().starts_with(&pod), "{v1}");
+        let refused = cli(&node, "tkctl", &["label", "pod", &pod, "app=v2"]);
+        assert_eq!(refused.status.code(), Some(1));
+        assert!(text(&refused.stderr)
+            .contains("'app' already has a value (v1), and --overwrite is false"));
+
+        // The same tables as kubectl's, line for line but for AGE.
+        for what in [
+            ["get", "pods"],
+            ["get", "services"],
+            ["get", "deployments"],
+            ["get", "nodes"],
+        ] {
+            let ours = without_age(&tk(&node, &what));
+            let theirs = without_age(&text(&cli(&node, "kubectl", &what).stdout));
+            assert_eq!(ours, theirs, "{what:?}");
+        }
+        let wide = ["get", "pods", "-o", "wide", "--show-labels"];
+        assert_eq!(
+            without_age(&tk(&node, &wide)),
+            without_age(&text(&cli(&node, "kubectl", &wide).stdout))
+        );
+
+        // exec in the tutorial's old form (no --), logs.
+        let out = cli(
+            &node,
+            "tkctl",
+            &["exec", "-ti", &pod, "curl", "localhost:8080"],
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(
+            text(&out.stdout).contains("Hello Kubernetes bootcamp!"),
+            "{}",
+            text(&out.stdout)
+        );
+        let out = cli(&node, "tkctl", &["exec", &pod, "--", "sh", "-c", "exit 3"]);
+        assert_eq!(out.status.code(), Some(3));
+        assert!(tk(&node, &["logs", &pod]).starts_with("Kubernetes Bootcamp App Started At"));
+
+        // Deleting the service by label: gone from the list, its NodePort refuses.
+        let out = tk(
+            &node,
+            &["delete", "service", "-l", "run=kubernetes-first-app"],
+        );
+        assert_eq!(out, "service \"kubernetes-first-app\" deleted\n");
+        let services = tk(&node, &["get", "services"]);
+        assert_eq!(services.lines().count(), 2, "{services}");
+        eventually("the NodePort refuses", 10, || {
+            tinykube_e2e_block_on(http_get(&via_node_port)).is_err()
+        });
+        let out = cli(&node, "tkctl", &["get", "pods", "nope"]);
+        assert_eq!(out.status.code(), Some(1));
+        assert_eq!(
+            text(&out.stderr),
+            "Error from server (NotFound): pods \"nope\" not found\n"
+        );
+
+        // Scale: three pods.
+        assert_eq!(
+            tk(
+                &node,
+                &["scale", "deployment/kubernetes-first-app", "--replicas=3"]
+            ),
+            "deployment.apps/kubernetes-first-app scaled\n"
+        );
+        eventually("3 pods run", 60, || {
+            tk(&node, &["get", "pods", "-l", "run=kubernetes-first-app"])
+                .lines()
+                .filter(|l| l.contains("Running"))
+                .count()
+                == 3
+        });
+        tk(&node, &["delete", "deployment", "kubernetes-first-app"]);
+    });
+    let out = node.cleanup();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+/// Runs a future on a fresh runtime (the caller's thread is in the node's namespace).
+fn tinykube_e2e_block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
