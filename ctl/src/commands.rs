@@ -236,7 +236,7 @@ pub struct GetArgs {
     /// List across all namespaces.
     #[arg(short = 'A', long)]
     all_namespaces: bool,
-    /// Output format: wide, name, json.
+    /// Output format: wide, name, json, go-template=TEMPLATE, go-template-file=FILE.
     #[arg(short = 'o', long)]
     output: Option<String>,
     #[arg(long)]
@@ -276,9 +276,22 @@ fn query(selector: &Option<String>, fields: &Option<String>) -> String {
 async fn get(ctx: &Ctx, a: GetArgs) -> Res<u8> {
     let targets = targets(&a.args)?;
     let ns = (!a.all_namespaces).then_some(ctx.ns.as_str());
-    let output = a.output.as_deref().unwrap_or("");
+    let requested = a.output.as_deref().unwrap_or("");
+    let template = match requested.split_once('=') {
+        Some(("go-template", t)) => Some(t.to_string()),
+        Some(("go-template-file", f)) => Some(
+            std::fs::read_to_string(f).map_err(|e| format!("error: reading template {f}: {e}"))?,
+        ),
+        _ => None,
+    };
+    // A template is applied to the JSON, as -o json would print it.
+    let output = if template.is_some() {
+        "json"
+    } else {
+        requested
+    };
     if !matches!(output, "" | "wide" | "name" | "json") {
-        return Err(format!("error: unable to match a printer suitable for the output format \"{output}\", allowed formats are: json,name,wide"));
+        return Err(format!("error: unable to match a printer suitable for the output format \"{output}\", allowed formats are: go-template,go-template-file,json,name,wide"));
     }
     let several = targets.len() > 1;
     let mut printed_any = false;
@@ -353,7 +366,14 @@ async fn get(ctx: &Ctx, a: GetArgs) -> Res<u8> {
         } else {
             json!({"apiVersion": "v1", "items": json_items, "kind": "List", "metadata": {"resourceVersion": ""}})
         };
-        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+        match &template {
+            Some(t) => {
+                let text = gtmpl::template(t, go_value(&out))
+                    .map_err(|e| format!("error: error executing template {t:?}: {e}"))?;
+                print!("{text}");
+            }
+            None => println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default()),
+        }
     } else if !printed_any && !failed {
         if a.all_namespaces {
             eprintln!("No resources found");
@@ -362,6 +382,22 @@ async fn get(ctx: &Ctx, a: GetArgs) -> Res<u8> {
         }
     }
     Ok(u8::from(failed))
+}
+
+/// JSON as Go templates see it (kubectl runs them on the decoded JSON object).
+fn go_value(v: &Value) -> gtmpl_value::Value {
+    use gtmpl_value::Value as G;
+    match v {
+        Value::Null => G::Nil,
+        Value::Bool(b) => G::Bool(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => G::from(i),
+            None => G::from(n.as_f64().unwrap_or_default()),
+        },
+        Value::String(s) => G::String(s.clone()),
+        Value::Array(a) => G::Array(a.iter().map(go_value).collect()),
+        Value::Object(o) => G::Object(o.iter().map(|(k, v)| (k.clone(), go_value(v))).collect()),
+    }
 }
 
 #[derive(clap::Args)]

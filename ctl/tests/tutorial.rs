@@ -1,6 +1,6 @@
 //! The tutorial with tkctl, on a whole node (apiserver, kubelet, proxy, registry) in its own
 //! network namespace; `get` output compared with the installed kubectl's. Needs root.
-//! (describe and go-template outputs come with the rest of tkctl.)
+//! (describe comes with the rest of tkctl.)
 
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -118,14 +118,18 @@ fn the_tutorial_with_tkctl() {
             ],
         );
         assert_eq!(out, "service/kubernetes-first-app exposed\n");
+        // export NODE_PORT=$(tkctl get services/kubernetes-first-app -o go-template='{{(index .spec.ports 0).nodePort}}')
+        let template = "go-template={{(index .spec.ports 0).nodePort}}";
+        let node_port = tk(
+            &node,
+            &["get", "services/kubernetes-first-app", "-o", template],
+        );
         let svc: Value = serde_json::from_str(&tk(
             &node,
             &["get", "services/kubernetes-first-app", "-o", "json"],
         ))
         .unwrap();
-        let node_port = svc["spec"]["ports"][0]["nodePort"]
-            .as_i64()
-            .expect("a nodePort");
+        assert_eq!(node_port, svc["spec"]["ports"][0]["nodePort"].to_string());
         assert_eq!(tk(&node, &["ip"]).trim(), NODE_IP);
         let via_node_port = format!("{NODE_IP}:{node_port}");
         let reply = tinykube_e2e_block_on(answer(&via_node_port));
