@@ -184,5 +184,4 @@ fn main() {
             "  port-forward {MB} MB: kubectl (SPDY in WebSocket) {ws:.0} MB/s, kubectl (plain SPDY) {spdy:.0} MB/s, kube-rs (WebSocket channels) {kube_rs:.0} MB/s   goal >= 200 MB/s"
         );
     });
-    let _ = node.cleanup();
 }
