@@ -3,7 +3,7 @@
 //! tinykube node without those, the node's admin kubeconfig).
 //!
 //! This first slice has the tutorial's verbs: `version`, `ip`, `get` (the server's Tables),
-//! `run`, `expose`, `label`, `scale`, `delete`, `logs`, `exec`.
+//! `run`, `expose`, `label`, `scale`, `delete`, `logs`, `exec`, `port-forward`.
 
 mod commands;
 mod resources;
@@ -49,9 +49,17 @@ pub enum Command {
     Logs(commands::LogsArgs),
     /// Execute a command in a container.
     Exec(commands::ExecArgs),
+    /// Forward local ports to a pod.
+    PortForward(commands::PortForwardArgs),
 }
 
 fn main() -> ExitCode {
+    // Like kubectl (Go): output into a closed pipe (`tkctl get pods | head -1`) ends the
+    // program quietly instead of failing on every print.
+    // SAFETY: restoring a signal's default disposition before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -196,6 +196,28 @@ fn the_tutorial_with_tkctl() {
         assert_eq!(out.status.code(), Some(3));
         assert!(tk(&node, &["logs", &pod]).starts_with("Kubernetes Bootcamp App Started At"));
 
+        // port-forward: two requests in a row through it.
+        let mut pf = Command::new(built_binary("tkctl"))
+            .arg(format!(
+                "--kubeconfig={}",
+                node.apiserver.kubeconfig("admin").display()
+            ))
+            .args(["port-forward", &format!("pod/{pod}"), "18080:8080"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut said = std::io::BufReader::new(pf.stdout.take().unwrap());
+        let mut first = String::new();
+        std::io::BufRead::read_line(&mut said, &mut first).unwrap();
+        std::thread::spawn(move || std::io::copy(&mut said, &mut std::io::sink()));
+        assert_eq!(first, "Forwarding from 127.0.0.1:18080 -> 8080\n");
+        for _ in 0..2 {
+            let a = tinykube_e2e_block_on(http_get("127.0.0.1:18080")).unwrap();
+            assert!(a.contains(&format!("Running on: {pod}")), "{a}");
+        }
+        let _ = pf.kill();
+        let _ = pf.wait();
+
         // Deleting the service by label: gone from the list, its NodePort refuses.
         let out = tk(
             &node,
