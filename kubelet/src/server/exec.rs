@@ -184,12 +184,9 @@ pub async fn handle(
 
 /// Whether the request asks to upgrade to `protocol`.
 pub fn is_upgrade(req: &Request<Incoming>, protocol: &str) -> bool {
-    req.headers()
-        .get_all(header::UPGRADE)
+    super::ws::offered_in(req, header::UPGRADE)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|p| p.trim().eq_ignore_ascii_case(protocol))
+        .any(|p| p.eq_ignore_ascii_case(protocol))
 }
 
 /// Runs `opts.command` in container `id`, carrying stdio between the channels and the

@@ -141,7 +141,6 @@ pub async fn handle(
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(16);
     let opts = q.opts.clone();
     let state = state.clone();
-    let container = container.to_string();
     let (ns, pod_name) = (ns.to_string(), pod_name.to_string());
     tokio::spawn(async move {
         let mut out = Limited {
@@ -172,12 +171,11 @@ pub async fn handle(
         let mut follower = Follower::new(&path, offset, opts.timestamps);
         loop {
             // Whether it is over is decided before reading, so the last lines are read.
+            // One stat for the instance's exit, not a re-read of the whole pod each tick.
             let over = match state.kubelet.find_pod(&ns, &pod_name) {
-                Some(p) if p.metadata.uid.as_deref() == Some(&uid) => state
-                    .rt
-                    .observe(&uid)
-                    .latest(&container)
-                    .is_none_or(|i| i.record.id != instance.record.id || i.exit.is_some()),
+                Some(p) if p.metadata.uid.as_deref() == Some(&uid) => {
+                    state.rt.has_exited(&uid, &instance.record)
+                }
                 _ => true,
             };
             let new = follower.poll();
