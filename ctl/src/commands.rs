@@ -12,20 +12,19 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::resources::{self, Kind};
-use crate::table::{self, TableOptions};
 use crate::{Cli, Command};
 
 /// The node's admin kubeconfig, used when the user has none (tinykube's `local-up`).
 const NODE_KUBECONFIG: &str = "/var/lib/tinykube/apiserver/admin.kubeconfig";
-const TABLE_ACCEPT: &str =
+pub(crate) const TABLE_ACCEPT: &str =
     "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
 
-type Res<T> = Result<T, String>;
+pub(crate) type Res<T> = Result<T, String>;
 
-struct Ctx {
-    client: Client,
-    ns: String,
-    server: String,
+pub(crate) struct Ctx {
+    pub client: Client,
+    pub ns: String,
+    pub server: String,
 }
 
 fn kubeconfig_path(flag: Option<&Path>) -> Option<PathBuf> {
@@ -62,7 +61,7 @@ async fn connect(cli: &Cli) -> Res<Ctx> {
 }
 
 /// An error from the server in kubectl's words.
-fn server_error(ctx: &Ctx, e: kube::Error) -> String {
+pub(crate) fn server_error(ctx: &Ctx, e: kube::Error) -> String {
     match e {
         kube::Error::Api(s) => format!("Error from server ({}): {}", s.reason, s.message),
         other => {
@@ -80,7 +79,7 @@ fn server_error(ctx: &Ctx, e: kube::Error) -> String {
     }
 }
 
-async fn request(
+pub(crate) async fn request(
     ctx: &Ctx,
     method: &str,
     uri: &str,
@@ -107,11 +106,11 @@ async fn request(
     serde_json::from_str(&text).map_err(|e| format!("error: decoding the answer: {e}"))
 }
 
-async fn get_json(ctx: &Ctx, uri: &str) -> Res<Value> {
+pub(crate) async fn get_json(ctx: &Ctx, uri: &str) -> Res<Value> {
     request(ctx, "GET", uri, "application/json", None).await
 }
 
-async fn post(ctx: &Ctx, uri: &str, body: Value) -> Res<Value> {
+pub(crate) async fn post(ctx: &Ctx, uri: &str, body: Value) -> Res<Value> {
     request(
         ctx,
         "POST",
@@ -123,7 +122,7 @@ async fn post(ctx: &Ctx, uri: &str, body: Value) -> Res<Value> {
 }
 
 /// How kubectl names an object's type before its name: `pod`, `deployment.apps`.
-fn kind_prefix(kind: &Kind) -> String {
+pub(crate) fn kind_prefix(kind: &Kind) -> String {
     if kind.group.is_empty() {
         kind.singular.to_string()
     } else {
@@ -132,7 +131,7 @@ fn kind_prefix(kind: &Kind) -> String {
 }
 
 /// A server error about object `name` of `kind`: NotFound in kubectl's words.
-fn about(e: String, kind: &Kind, name: &str) -> String {
+pub(crate) fn about(e: String, kind: &Kind, name: &str) -> String {
     if e.contains("(NotFound)") {
         not_found(kind, name)
     } else {
@@ -140,7 +139,7 @@ fn about(e: String, kind: &Kind, name: &str) -> String {
     }
 }
 
-fn not_found(kind: &Kind, name: &str) -> String {
+pub(crate) fn not_found(kind: &Kind, name: &str) -> String {
     format!(
         "Error from server (NotFound): {} \"{name}\" not found",
         kind.qualified()
@@ -152,7 +151,7 @@ pub async fn run(cli: Cli) -> Res<u8> {
     match cli.command {
         Command::Version => version(&ctx).await,
         Command::Ip => ip(&ctx).await,
-        Command::Get(a) => get(&ctx, a).await,
+        Command::Get(a) => crate::get::get(&ctx, a).await,
         Command::Run(a) => run_image(&ctx, a).await,
         Command::Expose(a) => expose(&ctx, a).await,
         Command::Label(a) => label(&ctx, a).await,
@@ -161,6 +160,16 @@ pub async fn run(cli: Cli) -> Res<u8> {
         Command::Logs(a) => logs(&ctx, a).await,
         Command::Exec(a) => exec(&ctx, a).await,
         Command::PortForward(a) => port_forward(&ctx, a).await,
+        Command::Describe(a) => crate::describe::describe(&ctx, a).await,
+        Command::Create(a) => crate::apply::create(&ctx, a).await,
+        Command::Apply(a) => crate::apply::apply(&ctx, a).await,
+        Command::Rollout(a) => crate::rollout::rollout(&ctx, a).await,
+        Command::Set(a) => crate::rollout::set(&ctx, a).await,
+        Command::Annotate(a) => crate::cluster::annotate(&ctx, a).await,
+        Command::ClusterInfo => crate::cluster::cluster_info(&ctx).await,
+        Command::ApiResources(a) => crate::cluster::api_resources(&ctx, a).await,
+        Command::Image(a) => crate::cluster::image(a),
+        Command::Config(_) | Command::Completion(_) => unreachable!("handled before connecting"),
     }
 }
 
@@ -194,7 +203,7 @@ async fn ip(ctx: &Ctx) -> Res<u8> {
 }
 
 /// `TYPE/NAME`, `TYPE NAME...`, `TYPE1,TYPE2`, `all`: the kinds and names meant.
-fn targets(args: &[String]) -> Res<Vec<(&'static Kind, Vec<String>)>> {
+pub(crate) fn targets(args: &[String]) -> Res<Vec<(&'static Kind, Vec<String>)>> {
     let first = args.first().ok_or(
         "You must specify the type of resource to get. Use \"tkctl api-resources\" for a complete list of supported resources.",
     )?;
@@ -225,31 +234,7 @@ fn targets(args: &[String]) -> Res<Vec<(&'static Kind, Vec<String>)>> {
     Ok(kinds.into_iter().map(|k| (k, names.clone())).collect())
 }
 
-#[derive(clap::Args)]
-pub struct GetArgs {
-    /// TYPE[.GROUP] [NAME...] | TYPE/NAME...
-    args: Vec<String>,
-    /// Label selector (e.g. -l key1=value1,key2=value2).
-    #[arg(short = 'l', long)]
-    selector: Option<String>,
-    #[arg(long)]
-    field_selector: Option<String>,
-    /// List across all namespaces.
-    #[arg(short = 'A', long)]
-    all_namespaces: bool,
-    /// Output format: wide, name, json, go-template=TEMPLATE, go-template-file=FILE.
-    #[arg(short = 'o', long)]
-    output: Option<String>,
-    #[arg(long)]
-    show_labels: bool,
-    /// Labels shown as columns.
-    #[arg(short = 'L', long = "label-columns", value_delimiter = ',')]
-    label_columns: Vec<String>,
-    #[arg(long)]
-    no_headers: bool,
-}
-
-fn query(selector: &Option<String>, fields: &Option<String>) -> String {
+pub(crate) fn query(selector: &Option<String>, fields: &Option<String>) -> String {
     let enc = |s: &str| {
         s.bytes()
             .map(|b| match b {
@@ -271,133 +256,6 @@ fn query(selector: &Option<String>, fields: &Option<String>) -> String {
         String::new()
     } else {
         format!("?{}", q.join("&"))
-    }
-}
-
-async fn get(ctx: &Ctx, a: GetArgs) -> Res<u8> {
-    let targets = targets(&a.args)?;
-    let ns = (!a.all_namespaces).then_some(ctx.ns.as_str());
-    let requested = a.output.as_deref().unwrap_or("");
-    let template = match requested.split_once('=') {
-        Some(("go-template", t)) => Some(t.to_string()),
-        Some(("go-template-file", f)) => Some(
-            std::fs::read_to_string(f).map_err(|e| format!("error: reading template {f}: {e}"))?,
-        ),
-        _ => None,
-    };
-    // A template is applied to the JSON, as -o json would print it.
-    let output = if template.is_some() {
-        "json"
-    } else {
-        requested
-    };
-    if !matches!(output, "" | "wide" | "name" | "json") {
-        return Err(format!("error: unable to match a printer suitable for the output format \"{output}\", allowed formats are: go-template,go-template-file,json,name,wide"));
-    }
-    let several = targets.len() > 1;
-    let mut printed_any = false;
-    let mut json_items = Vec::new();
-    let mut failed = false;
-    for (kind, names) in &targets {
-        let accept = if output.is_empty() || output == "wide" {
-            TABLE_ACCEPT
-        } else {
-            "application/json"
-        };
-        let mut tables = Vec::new();
-        if names.is_empty() {
-            let uri = format!("{}{}", kind.path(ns), query(&a.selector, &a.field_selector));
-            tables.push(request(ctx, "GET", &uri, accept, None).await?);
-        } else {
-            for n in names {
-                let uri = format!("{}/{n}", kind.path(Some(&ctx.ns)));
-                match request(ctx, "GET", &uri, accept, None).await {
-                    Ok(v) => tables.push(v),
-                    Err(e) => {
-                        eprintln!("{e}");
-                        failed = true;
-                    }
-                }
-            }
-        }
-        for t in tables {
-            match output {
-                "json" => {
-                    if t["items"].is_array() {
-                        json_items.extend(t["items"].as_array().cloned().unwrap_or_default());
-                    } else {
-                        json_items.push(t);
-                    }
-                }
-                "name" => {
-                    let items = match t["items"].as_array() {
-                        Some(i) => i.clone(),
-                        None => vec![t.clone()],
-                    };
-                    for i in items {
-                        let prefix = kind_prefix(kind);
-                        println!("{prefix}/{}", i["metadata"]["name"].as_str().unwrap_or(""));
-                        printed_any = true;
-                    }
-                }
-                _ => {
-                    if t["rows"].as_array().is_none_or(|r| r.is_empty()) {
-                        continue;
-                    }
-                    if printed_any {
-                        println!();
-                    }
-                    let opts = TableOptions {
-                        wide: output == "wide",
-                        all_namespaces: a.all_namespaces && kind.namespaced,
-                        show_labels: a.show_labels,
-                        label_columns: a.label_columns.clone(),
-                        kind_prefix: several.then(|| kind_prefix(kind)),
-                        no_headers: a.no_headers,
-                    };
-                    print!("{}", table::align(&table::rows(&t, &opts)));
-                    printed_any = true;
-                }
-            }
-        }
-    }
-    if output == "json" {
-        let out = if json_items.len() == 1 && targets.iter().all(|(_, n)| n.len() == 1) {
-            json_items.remove(0)
-        } else {
-            json!({"apiVersion": "v1", "items": json_items, "kind": "List", "metadata": {"resourceVersion": ""}})
-        };
-        match &template {
-            Some(t) => {
-                let text = gtmpl::template(t, go_value(&out))
-                    .map_err(|e| format!("error: error executing template {t:?}: {e}"))?;
-                print!("{text}");
-            }
-            None => println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default()),
-        }
-    } else if !printed_any && !failed {
-        if a.all_namespaces {
-            eprintln!("No resources found");
-        } else {
-            eprintln!("No resources found in {} namespace.", ctx.ns);
-        }
-    }
-    Ok(u8::from(failed))
-}
-
-/// JSON as Go templates see it (kubectl runs them on the decoded JSON object).
-fn go_value(v: &Value) -> gtmpl_value::Value {
-    use gtmpl_value::Value as G;
-    match v {
-        Value::Null => G::Nil,
-        Value::Bool(b) => G::Bool(*b),
-        Value::Number(n) => match n.as_i64() {
-            Some(i) => G::from(i),
-            None => G::from(n.as_f64().unwrap_or_default()),
-        },
-        Value::String(s) => G::String(s.clone()),
-        Value::Array(a) => G::Array(a.iter().map(go_value).collect()),
-        Value::Object(o) => G::Object(o.iter().map(|(k, v)| (k.clone(), go_value(v))).collect()),
     }
 }
 
@@ -426,7 +284,7 @@ pub struct RunArgs {
     args: Vec<String>,
 }
 
-fn parse_pairs(s: &str) -> Res<BTreeMap<String, String>> {
+pub(crate) fn parse_pairs(s: &str) -> Res<BTreeMap<String, String>> {
     s.split(',')
         .filter(|p| !p.is_empty())
         .map(|p| {
@@ -496,7 +354,7 @@ async fn run_image(ctx: &Ctx, a: RunArgs) -> Res<u8> {
 }
 
 /// `TYPE/NAME` or `TYPE NAME`.
-fn one(args: &[String]) -> Res<(&'static Kind, String)> {
+pub(crate) fn one(args: &[String]) -> Res<(&'static Kind, String)> {
     match args {
         [tn] if tn.contains('/') => {
             let (t, n) = tn.split_once('/').unwrap();
@@ -598,7 +456,11 @@ pub struct LabelArgs {
     all: bool,
 }
 
-async fn names_by_selector(ctx: &Ctx, kind: &Kind, selector: Option<&str>) -> Res<Vec<String>> {
+pub(crate) async fn names_by_selector(
+    ctx: &Ctx,
+    kind: &Kind,
+    selector: Option<&str>,
+) -> Res<Vec<String>> {
     let sel = selector.map(str::to_string);
     let list = request(
         ctx,

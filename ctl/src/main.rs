@@ -2,11 +2,17 @@
 //! kubeconfig handling like kubectl's (`--kubeconfig`, `KUBECONFIG`, `~/.kube/config`; on a
 //! tinykube node without those, the node's admin kubeconfig).
 //!
-//! This first slice has the tutorial's verbs: `version`, `ip`, `get` (the server's Tables),
-//! `run`, `expose`, `label`, `scale`, `delete`, `logs`, `exec`, `port-forward`.
+//! Each verb prints what kubectl prints: the server's Tables for `get`, kubectl's describe
+//! layout, its messages and exit codes.
 
+mod apply;
+mod cluster;
 mod commands;
+mod config;
+mod describe;
+mod get;
 mod resources;
+mod rollout;
 mod table;
 
 use std::path::PathBuf;
@@ -34,7 +40,7 @@ pub enum Command {
     /// Print the node's IP address (like `minikube ip`).
     Ip,
     /// Display one or many resources.
-    Get(commands::GetArgs),
+    Get(get::GetArgs),
     /// Run an image: a Deployment (pods labelled run=NAME), or a Pod with --restart=Never.
     Run(commands::RunArgs),
     /// Expose a deployment, replica set, pod or service as a new Service.
@@ -51,6 +57,28 @@ pub enum Command {
     Exec(commands::ExecArgs),
     /// Forward local ports to a pod.
     PortForward(commands::PortForwardArgs),
+    /// Show details of a specific resource or group of resources.
+    Describe(describe::DescribeArgs),
+    /// Create resources from files or stdin.
+    Create(apply::CreateArgs),
+    /// Apply a configuration to resources from files or stdin (client-side apply).
+    Apply(apply::ApplyArgs),
+    /// Manage the rollout of a deployment.
+    Rollout(rollout::RolloutArgs),
+    /// Set specific features on objects (`set image`).
+    Set(rollout::SetArgs),
+    /// Update the annotations on a resource.
+    Annotate(cluster::AnnotateArgs),
+    /// Display addresses of the control plane.
+    ClusterInfo,
+    /// Print the supported API resources on the server.
+    ApiResources(cluster::ApiResourcesArgs),
+    /// Load images into the node or list them (like `minikube image`).
+    Image(cluster::ImageArgs),
+    /// Modify kubeconfig files.
+    Config(config::ConfigArgs),
+    /// Output shell completion code for bash or zsh.
+    Completion(config::CompletionArgs),
 }
 
 fn main() -> ExitCode {
@@ -61,11 +89,17 @@ fn main() -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let cli = Cli::parse();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    match rt.block_on(commands::run(cli)) {
+    let result = match cli.command {
+        // These read or write the kubeconfig only: no server needed.
+        Command::Config(a) => config::config(cli.kubeconfig.as_deref(), a),
+        Command::Completion(a) => config::completion(a),
+        _ => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(commands::run(cli)),
+    };
+    match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("{e}");

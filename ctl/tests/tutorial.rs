@@ -2,69 +2,14 @@
 //! network namespace; `get` output compared with the installed kubectl's. Needs root.
 //! (describe comes with the rest of tkctl.)
 
-use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+mod common;
 
+use std::process::Command;
+
+use common::{block_on, cli, eventually, text, tk, without_age};
 use serde_json::Value;
 use tinykube_e2e::node::{Node, NODE_IP};
 use tinykube_e2e::{answer, built_binary, http_get};
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-/// Runs `prog` (tkctl or kubectl) as the admin from the node's namespace.
-fn cli(node: &Node, prog: &str, args: &[&str]) -> Output {
-    let bin = if prog == "tkctl" {
-        built_binary("tkctl")
-    } else {
-        prog.into()
-    };
-    Command::new(bin)
-        .arg(format!(
-            "--kubeconfig={}",
-            node.apiserver.kubeconfig("admin").display()
-        ))
-        .args(args)
-        .output()
-        .expect("running the client")
-}
-
-fn tk(node: &Node, args: &[&str]) -> String {
-    let out = cli(node, "tkctl", args);
-    assert!(
-        out.status.success(),
-        "tkctl {args:?}: {}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
-}
-
-/// A table without its AGE column (the only thing allowed to differ between two clients).
-fn without_age(table: &str) -> Vec<String> {
-    let mut lines = table.lines();
-    let Some(header) = lines.next() else {
-        return vec![];
-    };
-    let age = header.find("AGE");
-    let cut = |l: &str| match age {
-        Some(i) if l.len() > i => {
-            let end = l[i..].find("   ").map_or(l.len(), |e| i + e);
-            format!("{}{}", &l[..i], l[end..].trim_start())
-        }
-        _ => l.to_string(),
-    };
-    std::iter::once(cut(header)).chain(lines.map(cut)).collect()
-}
-
-fn eventually(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(Instant::now() < deadline, "never: {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
 
 #[test]
 fn the_tutorial_with_tkctl() {
@@ -132,7 +77,7 @@ fn the_tutorial_with_tkctl() {
         assert_eq!(node_port, svc["spec"]["ports"][0]["nodePort"].to_string());
         assert_eq!(tk(&node, &["ip"]).trim(), NODE_IP);
         let via_node_port = format!("{NODE_IP}:{node_port}");
-        let reply = tinykube_e2e_block_on(answer(&via_node_port));
+        let reply = block_on(answer(&via_node_port));
         assert!(
             reply.contains(&format!(
                 "Hello Kubernetes bootcamp! | Running on: {pod} | v=1"
@@ -212,7 +157,7 @@ fn the_tutorial_with_tkctl() {
         std::thread::spawn(move || std::io::copy(&mut said, &mut std::io::sink()));
         assert_eq!(first, "Forwarding from 127.0.0.1:18080 -> 8080\n");
         for _ in 0..2 {
-            let a = tinykube_e2e_block_on(http_get("127.0.0.1:18080")).unwrap();
+            let a = block_on(http_get("127.0.0.1:18080")).unwrap();
             assert!(a.contains(&format!("Running on: {pod}")), "{a}");
         }
         let _ = pf.kill();
@@ -227,7 +172,7 @@ fn the_tutorial_with_tkctl() {
         let services = tk(&node, &["get", "services"]);
         assert_eq!(services.lines().count(), 2, "{services}");
         eventually("the NodePort refuses", 10, || {
-            tinykube_e2e_block_on(http_get(&via_node_port)).is_err()
+            block_on(http_get(&via_node_port)).is_err()
         });
         let out = cli(&node, "tkctl", &["get", "pods", "nope"]);
         assert_eq!(out.status.code(), Some(1));
@@ -255,13 +200,4 @@ fn the_tutorial_with_tkctl() {
     });
     let out = node.cleanup();
     assert!(out.status.success(), "{}", text(&out.stderr));
-}
-
-/// Runs a future on a fresh runtime (the caller's thread is in the node's namespace).
-fn tinykube_e2e_block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
 }
