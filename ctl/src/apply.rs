@@ -1,13 +1,29 @@
 //! `create -f`, `apply -f` (client-side apply: the last-applied annotation and a three-way
 //! merge) and the manifests `delete -f` reads.
+//!
+//! As kubectl, each object is handled in turn and a failure does not stop the others: the
+//! results are printed as they come, the errors together at the end (exit status 1).
 
-use crate::commands::{Ctx, Res};
+use serde_json::Value;
+
+use crate::commands::{kind_prefix, request, Ctx, Res};
+use crate::manifest::{self, Doc, Resolver, Target};
+use crate::merge::{self, LAST_APPLIED};
 
 #[derive(clap::Args)]
 pub struct CreateArgs {
     /// Files, directories or `-` (stdin) holding the objects.
     #[arg(short = 'f', long = "filename")]
     files: Vec<String>,
+    /// Read the directories given with -f recursively.
+    #[arg(short = 'R', long)]
+    recursive: bool,
+    /// strict (or true), warn, ignore (or false): how the server treats unknown fields.
+    #[arg(long, default_value = "strict", num_args = 0..=1, default_missing_value = "strict")]
+    validate: String,
+    /// Record the object in the last-applied annotation, for later `apply`.
+    #[arg(long)]
+    save_config: bool,
 }
 
 #[derive(clap::Args)]
@@ -15,12 +31,318 @@ pub struct ApplyArgs {
     /// Files, directories or `-` (stdin) holding the objects.
     #[arg(short = 'f', long = "filename")]
     files: Vec<String>,
+    /// Read the directories given with -f recursively.
+    #[arg(short = 'R', long)]
+    recursive: bool,
+    /// strict (or true), warn, ignore (or false): how the server treats unknown fields.
+    #[arg(long, default_value = "strict", num_args = 0..=1, default_missing_value = "strict")]
+    validate: String,
 }
 
-pub async fn create(_ctx: &Ctx, _a: CreateArgs) -> Res<u8> {
-    Err("error: create is not implemented yet".into())
+fn field_validation(v: &str) -> Res<&'static str> {
+    match v.to_ascii_lowercase().as_str() {
+        "strict" | "true" => Ok("Strict"),
+        "warn" => Ok("Warn"),
+        "ignore" | "false" => Ok("Ignore"),
+        _ => Err(format!(
+            "error: invalid - validate option \"{v}\"; must be one of: strict (or true), warn, ignore (or false)"
+        )),
+    }
 }
 
-pub async fn apply(_ctx: &Ctx, _a: ApplyArgs) -> Res<u8> {
-    Err("error: apply is not implemented yet".into())
+/// A server error about the object from `source`, in kubectl's words: `Error from server
+/// (AlreadyExists): error when creating "app.yaml": ...`.
+fn when(e: String, doing: &str, source: &str) -> String {
+    match e
+        .strip_prefix("Error from server (")
+        .and_then(|r| r.split_once("): "))
+    {
+        Some((reason, msg)) => {
+            format!("Error from server ({reason}): error when {doing} \"{source}\": {msg}")
+        }
+        None => e,
+    }
+}
+
+/// Prints the errors as kubectl does: one alone as it is, several one per line without the
+/// `error: ` of the client's own errors.
+fn report(errors: &[String]) -> u8 {
+    match errors {
+        [] => 0,
+        [one] => {
+            eprintln!("{one}");
+            1
+        }
+        many => {
+            for e in many {
+                eprintln!("{}", e.strip_prefix("error: ").unwrap_or(e));
+            }
+            1
+        }
+    }
+}
+
+/// The objects of the manifests, each resolved to where it lives (or its error).
+async fn objects(
+    ctx: &Ctx,
+    files: &[String],
+    recursive: bool,
+    verb: &str,
+) -> Res<Vec<Result<(Doc, Target), String>>> {
+    let docs = manifest::read_all(files, recursive)?;
+    if docs.is_empty() {
+        return Err(format!("error: no objects passed to {verb}"));
+    }
+    let explicit = ctx.ns_given.then(|| ctx.ns.clone());
+    let mut resolver = Resolver::default();
+    let mut out = Vec::new();
+    for d in docs {
+        out.push(match d {
+            Ok(mut d) => resolver
+                .resolve(ctx, &mut d, &ctx.ns, explicit.as_deref())
+                .await
+                .map(|t| (d, t)),
+            Err(e) => Err(e),
+        });
+    }
+    Ok(out)
+}
+
+pub async fn create(ctx: &Ctx, a: CreateArgs) -> Res<u8> {
+    let validation = field_validation(&a.validate)?;
+    let mut errors = Vec::new();
+    for o in objects(ctx, &a.files, a.recursive, "create").await? {
+        let (doc, target) = match o {
+            Ok(o) => o,
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
+        let body = if a.save_config {
+            merge::with_last_applied(&doc.obj)
+        } else {
+            doc.obj.clone()
+        };
+        let uri = format!(
+            "{}?fieldManager=kubectl-create&fieldValidation={validation}",
+            target.collection()
+        );
+        match request(
+            ctx,
+            "POST",
+            &uri,
+            "application/json",
+            Some((body, "application/json")),
+        )
+        .await
+        {
+            Ok(created) => println!(
+                "{}/{} created",
+                kind_prefix(&target.kind),
+                created["metadata"]["name"].as_str().unwrap_or(&target.name)
+            ),
+            Err(e) => errors.push(when(e, "creating", &doc.source)),
+        }
+    }
+    Ok(report(&errors))
+}
+
+pub async fn apply(ctx: &Ctx, a: ApplyArgs) -> Res<u8> {
+    let validation = field_validation(&a.validate)?;
+    let mut errors = Vec::new();
+    for o in objects(ctx, &a.files, a.recursive, "apply").await? {
+        match o {
+            Ok((doc, target)) => {
+                if let Err(e) = apply_one(ctx, &doc, &target, validation).await {
+                    errors.push(e);
+                }
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    Ok(report(&errors))
+}
+
+/// kubectl's description of the object's type in apply's errors.
+fn resource_line(t: &Target) -> String {
+    let gv = if t.kind.group.is_empty() {
+        format!("/{}", t.kind.version)
+    } else {
+        format!("{}/{}", t.kind.group, t.kind.version)
+    };
+    format!(
+        "Resource: \"{gv}, Resource={}\", GroupVersionKind: \"{gv}, Kind={}\"\nName: \"{}\", Namespace: \"{}\"",
+        t.kind.plural,
+        t.kind.kind,
+        t.name,
+        t.ns.as_deref().unwrap_or("")
+    )
+}
+
+async fn apply_one(ctx: &Ctx, doc: &Doc, t: &Target, validation: &str) -> Res<()> {
+    let what = format!("{}/{}", kind_prefix(&t.kind), t.name);
+    if t.name.is_empty() {
+        return Err(format!(
+            "error: error when retrieving current configuration of:\n{}\nfrom server for: \"{}\": resource name may not be empty",
+            resource_line(t),
+            doc.source
+        ));
+    }
+    let modified = merge::with_last_applied(&doc.obj);
+    let query = format!("fieldManager=kubectl-client-side-apply&fieldValidation={validation}");
+    let live = match request(ctx, "GET", &t.uri(), "application/json", None).await {
+        Ok(live) => live,
+        Err(e) if e.contains("(NotFound)") => {
+            request(
+                ctx,
+                "POST",
+                &format!("{}?{query}", t.collection()),
+                "application/json",
+                Some((modified, "application/json")),
+            )
+            .await
+            .map_err(|e| when(e, "creating", &doc.source))?;
+            println!("{what} created");
+            return Ok(());
+        }
+        Err(e) => {
+            return Err(match e.strip_prefix("Error from server (") {
+                Some(_) => e.replacen(
+                    "): ",
+                    &format!(
+                        "): error when retrieving current configuration of:\n{}\nfrom server for: \"{}\": ",
+                        resource_line(t),
+                        doc.source
+                    ),
+                    1,
+                ),
+                None => e,
+            })
+        }
+    };
+    let last: Option<Value> = match live["metadata"]["annotations"][LAST_APPLIED].as_str() {
+        Some(s) => serde_json::from_str(s).ok(),
+        None => {
+            eprintln!(
+                "Warning: resource {}/{} is missing the {LAST_APPLIED} annotation which is required by kubectl apply. kubectl apply should only be used on resources created declaratively by either kubectl create --save-config or kubectl apply. The missing annotation will be patched automatically.",
+                t.kind.plural, t.name
+            );
+            None
+        }
+    };
+    let result = merge::three_way(&live, last.as_ref(), &modified);
+    let patch = merge::merge_patch(&live, &result);
+    if patch.as_object().is_some_and(|m| m.is_empty()) {
+        println!("{what} unchanged");
+        return Ok(());
+    }
+    request(
+        ctx,
+        "PATCH",
+        &format!("{}?{query}", t.uri()),
+        "application/json",
+        Some((patch.clone(), "application/merge-patch+json")),
+    )
+    .await
+    .map_err(|e| {
+        let src = &doc.source;
+        match e.strip_prefix("Error from server (").and_then(|r| r.split_once("): ")) {
+            Some((reason, msg)) => format!(
+                "Error from server ({reason}): error when applying patch:\n{}\nto:\n{}\nfor: \"{src}\": error when patching \"{src}\": {msg}",
+                merge::go_json(&patch),
+                resource_line(t)
+            ),
+            None => e,
+        }
+    })?;
+    println!("{what} configured");
+    Ok(())
+}
+
+/// `delete -f`: deletes the objects the manifests name, then (with `wait`) waits until they
+/// are gone.
+pub async fn delete_files(
+    ctx: &Ctx,
+    files: &[String],
+    recursive: bool,
+    ignore_not_found: bool,
+    body: Value,
+    wait: bool,
+) -> Res<u8> {
+    let mut errors = Vec::new();
+    let mut deleted = Vec::new();
+    for o in objects(ctx, files, recursive, "delete").await? {
+        let (doc, t) = match o {
+            Ok(o) => o,
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
+        match request(
+            ctx,
+            "DELETE",
+            &t.uri(),
+            "application/json",
+            Some((body.clone(), "application/json")),
+        )
+        .await
+        {
+            Ok(_) => {
+                println!("{} \"{}\" deleted", kind_prefix(&t.kind), t.name);
+                deleted.push(t.uri());
+            }
+            Err(e) if e.contains("(NotFound)") => {
+                if !ignore_not_found {
+                    errors.push(format!(
+                        "Error from server (NotFound): error when deleting \"{}\": {} \"{}\" not found",
+                        doc.source,
+                        t.kind.qualified(),
+                        t.name
+                    ));
+                }
+            }
+            Err(e) => errors.push(when(e, "deleting", &doc.source)),
+        }
+    }
+    if wait {
+        for uri in deleted {
+            while request(ctx, "GET", &uri, "application/json", None)
+                .await
+                .is_ok()
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+    Ok(report(&errors))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_errors_name_the_file() {
+        assert_eq!(
+            when(
+                "Error from server (AlreadyExists): deployments.apps \"web\" already exists"
+                    .into(),
+                "creating",
+                "d.yaml"
+            ),
+            "Error from server (AlreadyExists): error when creating \"d.yaml\": deployments.apps \"web\" already exists"
+        );
+        let own = "error: the path \"x\" does not exist".to_string();
+        assert_eq!(when(own.clone(), "creating", "d.yaml"), own);
+    }
+
+    #[test]
+    fn validate_values() {
+        assert_eq!(field_validation("false").unwrap(), "Ignore");
+        assert_eq!(field_validation("true").unwrap(), "Strict");
+        assert_eq!(field_validation("Warn").unwrap(), "Warn");
+        assert!(field_validation("maybe").is_err());
+    }
 }

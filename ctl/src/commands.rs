@@ -24,40 +24,83 @@ pub(crate) type Res<T> = Result<T, String>;
 pub(crate) struct Ctx {
     pub client: Client,
     pub ns: String,
+    /// Whether `-n` named the namespace (objects of a manifest must then be in it).
+    pub ns_given: bool,
     pub server: String,
 }
 
-fn kubeconfig_path(flag: Option<&Path>) -> Option<PathBuf> {
+/// The kubeconfig files kubectl would read: `--kubeconfig`, else every file of `KUBECONFIG`,
+/// else `~/.kube/config`; on a tinykube node without any of those, the node's admin kubeconfig.
+pub(crate) fn kubeconfig_paths(flag: Option<&Path>) -> Vec<PathBuf> {
     if let Some(p) = flag {
-        return Some(p.to_path_buf());
+        return vec![p.to_path_buf()];
     }
     if let Some(p) = std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty()) {
-        return std::env::split_paths(&p).find(|p| p.exists());
+        return std::env::split_paths(&p)
+            .filter(|p| !p.as_os_str().is_empty())
+            .collect();
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from)?;
-    let user = home.join(".kube/config");
-    if user.exists() {
-        return Some(user);
+    let user = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .map(|h| h.join(".kube/config"));
+    match user {
+        Some(u) if u.exists() => vec![u],
+        _ => vec![PathBuf::from(NODE_KUBECONFIG)],
     }
-    Some(PathBuf::from(NODE_KUBECONFIG)).filter(|p| p.exists())
 }
 
 async fn connect(cli: &Cli) -> Res<Ctx> {
-    let path = kubeconfig_path(cli.kubeconfig.as_deref()).ok_or(
-        "error: no kubeconfig found (--kubeconfig, KUBECONFIG, ~/.kube/config): is the node up? Bring it up with hack/local-up.sh",
-    )?;
-    let kc = Kubeconfig::read_from(&path)
-        .map_err(|e| format!("error: loading {}: {e}", path.display()))?;
+    let paths: Vec<PathBuf> = kubeconfig_paths(cli.kubeconfig.as_deref())
+        .into_iter()
+        .filter(|p| p.exists() || cli.kubeconfig.is_some())
+        .collect();
+    if paths.is_empty() {
+        return Err("error: no kubeconfig found (--kubeconfig, KUBECONFIG, ~/.kube/config): is the node up? Bring it up with hack/local-up.sh".into());
+    }
+    let mut kc: Option<Kubeconfig> = None;
+    for p in &paths {
+        let one =
+            Kubeconfig::read_from(p).map_err(|e| format!("error: loading {}: {e}", p.display()))?;
+        kc = Some(match kc {
+            Some(k) => k.merge(one).map_err(|e| format!("error: {e}"))?,
+            None => one,
+        });
+    }
+    let kc = kc.expect("at least one file");
+    let path = paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(":");
     let cfg = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
         .await
-        .map_err(|e| format!("error: {}: {e}", path.display()))?;
+        .map_err(|e| format!("error: {path}: {e}"))?;
     let ns = cli
         .namespace
         .clone()
         .unwrap_or_else(|| cfg.default_namespace.clone());
     let server = cfg.cluster_url.to_string();
-    let client = Client::try_from(cfg).map_err(|e| format!("error: {e}"))?;
-    Ok(Ctx { client, ns, server })
+    let client = if cli.verbosity >= 6 {
+        crate::verbose::log(
+            "loader.go:402",
+            &format!("Config loaded from file:  {path}"),
+        );
+        kube::client::ClientBuilder::try_from(cfg)
+            .map_err(|e| format!("error: {e}"))?
+            .with_layer(&crate::verbose::Layer {
+                level: cli.verbosity,
+                base: server.clone(),
+            })
+            .build()
+    } else {
+        Client::try_from(cfg).map_err(|e| format!("error: {e}"))?
+    };
+    Ok(Ctx {
+        client,
+        ns,
+        ns_given: cli.namespace.is_some(),
+        server,
+    })
 }
 
 /// An error from the server in kubectl's words.
@@ -165,7 +208,7 @@ pub async fn run(cli: Cli) -> Res<u8> {
         Command::Apply(a) => crate::apply::apply(&ctx, a).await,
         Command::Rollout(a) => crate::rollout::rollout(&ctx, a).await,
         Command::Set(a) => crate::rollout::set(&ctx, a).await,
-        Command::Annotate(a) => crate::cluster::annotate(&ctx, a).await,
+        Command::Annotate(a) => update_metadata(&ctx, a, Meta::Annotations).await,
         Command::ClusterInfo => crate::cluster::cluster_info(&ctx).await,
         Command::ApiResources(a) => crate::cluster::api_resources(&ctx, a).await,
         Command::Image(a) => crate::cluster::image(a),
@@ -479,6 +522,22 @@ pub(crate) async fn names_by_selector(
 }
 
 async fn label(ctx: &Ctx, a: LabelArgs) -> Res<u8> {
+    update_metadata(ctx, a, Meta::Labels).await
+}
+
+/// Which map of `metadata` `label` and `annotate` change.
+#[derive(Clone, Copy, PartialEq)]
+pub(crate) enum Meta {
+    Labels,
+    Annotations,
+}
+
+/// `label` and `annotate`: KEY=VAL sets, KEY- removes, on named objects, `-l` or `--all`.
+pub(crate) async fn update_metadata(ctx: &Ctx, a: LabelArgs, which: Meta) -> Res<u8> {
+    let (field, noun) = match which {
+        Meta::Labels => ("labels", "label"),
+        Meta::Annotations => ("annotations", "annotation"),
+    };
     let (targets, changes): (Vec<String>, Vec<String>) = a
         .args
         .iter()
@@ -499,7 +558,7 @@ async fn label(ctx: &Ctx, a: LabelArgs) -> Res<u8> {
         names = names_by_selector(ctx, kind, a.selector.as_deref()).await?;
     }
     if changes.is_empty() {
-        return Err("error: at least one label update is required".into());
+        return Err(format!("error: at least one {noun} update is required"));
     }
     let mut set = serde_json::Map::new();
     for c in &changes {
@@ -516,33 +575,59 @@ async fn label(ctx: &Ctx, a: LabelArgs) -> Res<u8> {
     for n in names {
         let uri = format!("{}/{n}", kind.path(Some(&ctx.ns)));
         let obj = get_json(ctx, &uri).await.map_err(|e| about(e, kind, &n))?;
-        let current = &obj["metadata"]["labels"];
-        let mut changed = false;
+        let current = &obj["metadata"][field];
+        let mut patch = serde_json::Map::new();
+        let mut after = current.as_object().cloned().unwrap_or_default();
         for (k, v) in &set {
             match (current.get(k), v) {
                 (Some(old), Value::String(new)) if old != new && !a.overwrite => {
-                    return Err(format!(
-                        "error: '{k}' already has a value ({}), and --overwrite is false",
-                        old.as_str().unwrap_or("")
-                    ))
+                    let old = old.as_str().unwrap_or("");
+                    return Err(match which {
+                        Meta::Labels => format!(
+                            "error: '{k}' already has a value ({old}), and --overwrite is false"
+                        ),
+                        Meta::Annotations => format!("error: --overwrite is false but found the following declared annotation(s): '{k}' already has a value ({old})"),
+                    });
                 }
-                (old, new) => changed |= old.unwrap_or(&Value::Null) != new,
+                (None, Value::Null) => {
+                    if which == Meta::Labels {
+                        println!("label \"{k}\" not found.");
+                    }
+                }
+                (_, Value::Null) => {
+                    after.remove(k);
+                    patch.insert(k.clone(), Value::Null);
+                }
+                (_, new) => {
+                    after.insert(k.clone(), new.clone());
+                    patch.insert(k.clone(), new.clone());
+                }
             }
         }
+        let before = current.as_object().cloned().unwrap_or_default();
+        let changed = after != before;
+        // kubectl's wording: a change that shrinks the map without --overwrite "unlabeled".
+        let shrunk = !a.overwrite
+            && Value::Object(after).to_string().len() < Value::Object(before).to_string().len();
+        let verb = match which {
+            // annotate says so even when nothing changed, as kubectl does.
+            Meta::Annotations => "annotated",
+            Meta::Labels if !changed => "not labeled",
+            Meta::Labels if shrunk => "unlabeled",
+            Meta::Labels => "labeled",
+        };
         if changed {
-            let patch = json!({"metadata": {"labels": set}});
+            let patch = json!({"metadata": {field: patch}});
             request(
                 ctx,
                 "PATCH",
-                &format!("{uri}?fieldManager=kubectl-label"),
+                &format!("{uri}?fieldManager=kubectl-{noun}"),
                 "application/json",
                 Some((patch, "application/merge-patch+json")),
             )
             .await?;
-            println!("{prefix}/{n} labeled");
-        } else {
-            println!("{prefix}/{n} not labeled");
         }
+        println!("{prefix}/{n} {verb}");
     }
     Ok(0)
 }
@@ -594,9 +679,38 @@ pub struct DeleteArgs {
     /// Wait until the objects are gone.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     wait: bool,
+    /// Files, directories or `-` (stdin) naming the objects to delete.
+    #[arg(short = 'f', long = "filename")]
+    files: Vec<String>,
+    /// Read the directories given with -f recursively.
+    #[arg(short = 'R', long)]
+    recursive: bool,
+    /// Treat objects that are not there as deleted.
+    #[arg(long)]
+    ignore_not_found: bool,
 }
 
 async fn delete(ctx: &Ctx, a: DeleteArgs) -> Res<u8> {
+    let mut body = json!({"propagationPolicy": "Background"});
+    if a.now {
+        body["gracePeriodSeconds"] = json!(1);
+    } else if a.grace_period >= 0 {
+        body["gracePeriodSeconds"] = json!(a.grace_period);
+    }
+    if !a.files.is_empty() {
+        if !a.args.is_empty() {
+            return Err("error: when paths, URLs, or stdin is provided as input, you may not specify resource arguments as well".into());
+        }
+        return crate::apply::delete_files(
+            ctx,
+            &a.files,
+            a.recursive,
+            a.ignore_not_found,
+            body,
+            a.wait,
+        )
+        .await;
+    }
     let mut work: Vec<(&'static Kind, Vec<String>)> = targets(&a.args)?;
     if a.selector.is_some() || a.all {
         for (k, names) in work.iter_mut() {
@@ -608,12 +722,6 @@ async fn delete(ctx: &Ctx, a: DeleteArgs) -> Res<u8> {
         }
     } else if work.iter().all(|(_, n)| n.is_empty()) {
         return Err("error: resource(s) were provided, but no name was specified".into());
-    }
-    let mut body = json!({"propagationPolicy": "Background"});
-    if a.now {
-        body["gracePeriodSeconds"] = json!(1);
-    } else if a.grace_period >= 0 {
-        body["gracePeriodSeconds"] = json!(a.grace_period);
     }
     let mut failed = false;
     let mut deleted = Vec::new();
@@ -630,9 +738,10 @@ async fn delete(ctx: &Ctx, a: DeleteArgs) -> Res<u8> {
             .await
             {
                 Ok(_) => {
-                    println!("{} \"{n}\" deleted", kind.singular);
+                    println!("{} \"{n}\" deleted", kind_prefix(kind));
                     deleted.push(uri);
                 }
+                Err(e) if a.ignore_not_found && e.contains("(NotFound)") => {}
                 Err(e) => {
                     eprintln!(
                         "{}",
@@ -659,43 +768,169 @@ async fn delete(ctx: &Ctx, a: DeleteArgs) -> Res<u8> {
 
 #[derive(clap::Args)]
 pub struct LogsArgs {
-    pod: String,
+    /// POD, TYPE/NAME (a deployment's or replica set's pod), or nothing with -l.
+    pod: Option<String>,
+    /// The container (default: the pod's default or only container).
     #[arg(short = 'c', long)]
     container: Option<String>,
+    /// Every pod that matches this label selector.
+    #[arg(short = 'l', long)]
+    selector: Option<String>,
+    /// Every container of the pod.
+    #[arg(long)]
+    all_containers: bool,
+    /// Each line starts with [pod/NAME/CONTAINER].
+    #[arg(long)]
+    prefix: bool,
     #[arg(short = 'f', long)]
     follow: bool,
     #[arg(short = 'p', long)]
     previous: bool,
+    /// Lines from the end (-1: all; 10 with -l).
     #[arg(long)]
     tail: Option<i64>,
+    /// Only lines newer than this duration (5s, 2m, 3h).
+    #[arg(long)]
+    since: Option<String>,
     #[arg(long)]
     timestamps: bool,
 }
 
+/// The container kubectl picks when none is named: the default-container annotation, else
+/// the first (saying so when there are several).
+fn default_container(pod: &Value) -> Option<String> {
+    let names: Vec<&str> = pod["spec"]["containers"]
+        .as_array()?
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    let chosen = pod["metadata"]["annotations"]["kubectl.kubernetes.io/default-container"]
+        .as_str()
+        .filter(|d| names.contains(d))
+        .or(names.first().copied())?;
+    if names.len() > 1 {
+        eprintln!(
+            "Defaulted container \"{chosen}\" out of: {}",
+            names.join(", ")
+        );
+    }
+    Some(chosen.to_string())
+}
+
 async fn logs(ctx: &Ctx, a: LogsArgs) -> Res<u8> {
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ctx.ns);
-    let name = a.pod.strip_prefix("pod/").unwrap_or(&a.pod).to_string();
-    let lp = LogParams {
-        container: a.container.clone(),
-        follow: a.follow,
-        previous: a.previous,
-        tail_lines: a.tail.filter(|t| *t >= 0),
-        timestamps: a.timestamps,
-        ..Default::default()
+    let pods_kind = resources::lookup("pods").unwrap();
+    // The pods meant: one by name, the first of a controller's, or all by selector.
+    let mut names: Vec<String> = Vec::new();
+    match (&a.pod, &a.selector) {
+        (Some(_), Some(_)) => {
+            return Err("error: only one of a pod name or -l selector may be given".into())
+        }
+        (None, None) => {
+            return Err(
+                "error: expected POD or TYPE/NAME is a required argument for the logs command"
+                    .into(),
+            )
+        }
+        (None, Some(sel)) => {
+            names = names_by_selector(ctx, pods_kind, Some(sel)).await?;
+            if names.is_empty() {
+                eprintln!("No resources found in {} namespace.", ctx.ns);
+            }
+        }
+        (Some(p), None) => match p.split_once('/') {
+            Some((t, n)) if resources::lookup(t).is_some_and(|k| k.kind != "Pod") => {
+                let kind = resources::lookup(t).unwrap();
+                let obj = get_json(ctx, &format!("{}/{n}", kind.path(Some(&ctx.ns))))
+                    .await
+                    .map_err(|e| about(e, kind, n))?;
+                let sel = obj["spec"]["selector"]["matchLabels"]
+                    .as_object()
+                    .map(|m| {
+                        m.iter()
+                            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    })
+                    .unwrap_or_default();
+                let found = names_by_selector(ctx, pods_kind, Some(&sel)).await?;
+                if found.len() > 1 {
+                    eprintln!("Found {} pods, using pod/{}", found.len(), found[0]);
+                }
+                names = found.into_iter().take(1).collect();
+                if names.is_empty() {
+                    return Err(format!(
+                        "error: timed out waiting for the condition (no pods of {t}/{n})"
+                    ));
+                }
+            }
+            Some((_, n)) => names.push(n.to_string()),
+            None => names.push(p.clone()),
+        },
+    }
+    let since_seconds = match a.since.as_deref() {
+        Some(s) => Some(
+            crate::rollout::go_duration(s)
+                .ok_or_else(|| format!("error: invalid argument \"{s}\" for \"--since\" flag: time: invalid duration \"{s}\""))?
+                .as_secs_f64()
+                .ceil() as i64,
+        ),
+        None => None,
     };
-    let stream = pods
-        .log_stream(&name, &lp)
-        .await
-        .map_err(|e| server_error(ctx, e))?;
-    let mut lines = stream.lines();
+    let tail = match a.tail {
+        Some(t) if t >= 0 => Some(t),
+        Some(_) => None,
+        None if a.selector.is_some() => Some(10),
+        None => None,
+    };
+    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ctx.ns);
     let mut out = tokio::io::stdout();
-    while let Some(l) = lines.next().await {
-        let l = l.map_err(|e| format!("error: {e}"))?;
-        out.write_all(l.as_bytes())
+    for name in names {
+        let pod = get_json(ctx, &format!("{}/{name}", pods_kind.path(Some(&ctx.ns))))
             .await
-            .map_err(|e| e.to_string())?;
-        out.write_all(b"\n").await.map_err(|e| e.to_string())?;
-        out.flush().await.map_err(|e| e.to_string())?;
+            .map_err(|e| about(e, pods_kind, &name))?;
+        let containers: Vec<String> = if a.all_containers {
+            pod["spec"]["containers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c["name"].as_str().map(str::to_string))
+                .collect()
+        } else {
+            a.container
+                .clone()
+                .or_else(|| default_container(&pod))
+                .into_iter()
+                .collect()
+        };
+        for c in containers {
+            let lp = LogParams {
+                container: Some(c.clone()),
+                follow: a.follow,
+                previous: a.previous,
+                tail_lines: tail,
+                since_seconds,
+                timestamps: a.timestamps,
+                ..Default::default()
+            };
+            let stream = api
+                .log_stream(&name, &lp)
+                .await
+                .map_err(|e| server_error(ctx, e))?;
+            let prefix = if a.prefix {
+                format!("[pod/{name}/{c}] ")
+            } else {
+                String::new()
+            };
+            let mut lines = stream.lines();
+            while let Some(l) = lines.next().await {
+                let l = l.map_err(|e| format!("error: {e}"))?;
+                let line = format!("{prefix}{l}\n");
+                out.write_all(line.as_bytes())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                out.flush().await.map_err(|e| e.to_string())?;
+            }
+        }
     }
     Ok(0)
 }

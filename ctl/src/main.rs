@@ -11,9 +11,14 @@ mod commands;
 mod config;
 mod describe;
 mod get;
+mod jsonpath;
+mod manifest;
+mod merge;
+mod printers;
 mod resources;
 mod rollout;
 mod table;
+mod verbose;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,6 +34,15 @@ pub struct Cli {
     /// The namespace of this request.
     #[arg(short = 'n', long, global = true)]
     pub namespace: Option<String>,
+    /// Log level: 6 shows each request, 7 its headers, 8 the response headers too.
+    #[arg(
+        short = 'v',
+        long = "v",
+        global = true,
+        default_value_t = 0,
+        value_name = "LEVEL"
+    )]
+    pub verbosity: u8,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -68,7 +82,7 @@ pub enum Command {
     /// Set specific features on objects (`set image`).
     Set(rollout::SetArgs),
     /// Update the annotations on a resource.
-    Annotate(cluster::AnnotateArgs),
+    Annotate(commands::LabelArgs),
     /// Display addresses of the control plane.
     ClusterInfo,
     /// Print the supported API resources on the server.

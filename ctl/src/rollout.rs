@@ -1,8 +1,33 @@
-//! `rollout status|history|undo|restart` and `set image`.
+//! `rollout status|history|undo|restart|pause|resume` and `set image`, as kubectl 1.32 does
+//! them for deployments (kubectl's polymorphichelpers: rollout_status.go, history.go,
+//! rollback.go, objectrestarter.go; cmd/set/set_image.go).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
 
 use clap::Subcommand;
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::{Api, WatchEvent, WatchParams};
+use serde_json::{json, Value};
 
-use crate::commands::{Ctx, Res};
+use crate::commands::{self, about, get_json, kind_prefix, request, server_error, Ctx, Res};
+use crate::resources::Kind;
+
+const REVISION: &str = "deployment.kubernetes.io/revision";
+const CHANGE_CAUSE: &str = "kubernetes.io/change-cause";
+const HASH_LABEL: &str = "pod-template-hash";
+const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+/// The deployment's own annotations a rollback keeps (kubectl's annotationsToSkip).
+const ANNOTATIONS_TO_SKIP: &[&str] = &[
+    LAST_APPLIED,
+    REVISION,
+    "deployment.kubernetes.io/revision-history",
+    "deployment.kubernetes.io/desired-replicas",
+    "deployment.kubernetes.io/max-replicas",
+    "deprecated.deployment.rollback.to",
+];
 
 #[derive(clap::Args)]
 pub struct RolloutArgs {
@@ -13,7 +38,59 @@ pub struct RolloutArgs {
 #[derive(Subcommand)]
 enum RolloutCmd {
     /// Show the status of the rollout.
-    Status { args: Vec<String> },
+    Status {
+        /// TYPE NAME or TYPE/NAME.
+        args: Vec<String>,
+        /// Watch the status of the rollout until it's done.
+        #[arg(short = 'w', long, default_value_t = true, num_args = 0..=1,
+              require_equals = true, default_missing_value = "true",
+              action = clap::ArgAction::Set)]
+        watch: bool,
+        /// Pin to a specific revision for showing its status (0: the last).
+        #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+        revision: i64,
+        /// How long to wait (e.g. 1s, 2m, 3h); 0 means never.
+        #[arg(long, default_value = "0s")]
+        timeout: String,
+        #[arg(short = 'l', long)]
+        selector: Option<String>,
+    },
+    /// View rollout history.
+    History {
+        args: Vec<String>,
+        /// See the details, including podTemplate of the revision specified.
+        #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+        revision: i64,
+        #[arg(short = 'l', long)]
+        selector: Option<String>,
+    },
+    /// Undo a previous rollout.
+    Undo {
+        args: Vec<String>,
+        /// The revision to rollback to (0: the last but one).
+        #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+        to_revision: i64,
+        #[arg(short = 'l', long)]
+        selector: Option<String>,
+    },
+    /// Restart a resource.
+    Restart {
+        args: Vec<String>,
+        #[arg(short = 'l', long)]
+        selector: Option<String>,
+    },
+    /// Mark the provided resource as paused.
+    Pause {
+        args: Vec<String>,
+        #[arg(short = 'l', long)]
+        selector: Option<String>,
+    },
+    /// Resume a paused resource.
+    Resume {
+        args: Vec<String>,
+        #[arg(short = 'l', long)]
+        selector: Option<String>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -25,17 +102,1033 @@ pub struct SetArgs {
 #[derive(Subcommand)]
 enum SetCmd {
     /// Update the image of a pod template.
-    Image { args: Vec<String> },
+    Image {
+        /// (TYPE NAME | TYPE/NAME)... CONTAINER_NAME_1=CONTAINER_IMAGE_1 ...
+        args: Vec<String>,
+        #[arg(short = 'l', long)]
+        selector: Option<String>,
+        /// Select all resources of the type(s) given.
+        #[arg(long)]
+        all: bool,
+    },
 }
 
-pub async fn rollout(_ctx: &Ctx, a: RolloutArgs) -> Res<u8> {
+pub async fn rollout(ctx: &Ctx, a: RolloutArgs) -> Res<u8> {
     match a.cmd {
-        RolloutCmd::Status { .. } => Err("error: rollout is not implemented yet".into()),
+        RolloutCmd::Status {
+            args,
+            watch,
+            revision,
+            timeout,
+            selector,
+        } => {
+            if revision < 0 {
+                return Err(format!(
+                    "error: revision must be a positive integer: {revision}"
+                ));
+            }
+            let timeout = go_duration(&timeout).ok_or_else(|| {
+                format!("error: invalid argument \"{timeout}\" for \"--timeout\" flag: time: invalid duration \"{timeout}\"")
+            })?;
+            let objs = objects(ctx, &args, selector.as_deref()).await?;
+            if objs.is_empty() {
+                eprintln!("No resources found in {} namespace.", ctx.ns);
+            }
+            for (kind, obj) in objs {
+                if kind.kind != "Deployment" {
+                    return Err(format!(
+                        "error: no status viewer has been implemented for {}",
+                        group_kind(kind)
+                    ));
+                }
+                status(ctx, kind, name_of(&obj), watch, revision, timeout).await?;
+            }
+            Ok(0)
+        }
+        RolloutCmd::History {
+            args,
+            revision,
+            selector,
+        } => {
+            let objs = objects(ctx, &args, selector.as_deref()).await?;
+            for (kind, obj) in objs {
+                if kind.kind != "Deployment" {
+                    return Err(format!(
+                        "error: no history viewer has been implemented for \"{}\"",
+                        group_kind(kind)
+                    ));
+                }
+                let rss = replica_sets(ctx, &obj).await?;
+                let text = view_history(&rss, revision)?;
+                let with = if revision > 0 {
+                    format!("with revision #{revision}")
+                } else {
+                    String::new()
+                };
+                println!("{}/{} {with}\n{text}", kind_prefix(kind), name_of(&obj));
+            }
+            Ok(0)
+        }
+        RolloutCmd::Undo {
+            args,
+            to_revision,
+            selector,
+        } => {
+            let objs = objects(ctx, &args, selector.as_deref()).await?;
+            for (kind, obj) in objs {
+                if kind.kind != "Deployment" {
+                    return Err(format!(
+                        "error: no rollbacker has been implemented for \"{}\"",
+                        group_kind(kind)
+                    ));
+                }
+                let result = undo(ctx, kind, &obj, to_revision).await?;
+                println!("{}/{} {result}", kind_prefix(kind), name_of(&obj));
+            }
+            Ok(0)
+        }
+        RolloutCmd::Restart { args, selector } => {
+            let now = rfc3339_now();
+            patch_each(ctx, &args, selector.as_deref(), |kind, obj| {
+                if kind.kind != "Deployment" {
+                    return Err("restarting is not supported".into());
+                }
+                if obj["spec"]["paused"] == json!(true) {
+                    return Err("can't restart paused deployment (run rollout resume first)".into());
+                }
+                if obj["spec"]["template"]["metadata"]["annotations"][RESTARTED_AT] == json!(now) {
+                    return Ok(Err(format!("failed to create patch for {}: if restart has already been triggered within the past second, please wait before attempting to trigger another", name_of(obj))));
+                }
+                Ok(Ok((
+                    json!({"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: now}}}}}),
+                    "restarted",
+                )))
+            })
+            .await
+        }
+        RolloutCmd::Pause { args, selector } => {
+            patch_each(ctx, &args, selector.as_deref(), |kind, obj| {
+                if kind.kind != "Deployment" {
+                    return Err("pausing is not supported".into());
+                }
+                if obj["spec"]["paused"] == json!(true) {
+                    return Err("is already paused".into());
+                }
+                Ok(Ok((json!({"spec": {"paused": true}}), "paused")))
+            })
+            .await
+        }
+        RolloutCmd::Resume { args, selector } => {
+            patch_each(ctx, &args, selector.as_deref(), |kind, obj| {
+                if kind.kind != "Deployment" {
+                    return Err("resuming is not supported".into());
+                }
+                if obj["spec"]["paused"] != json!(true) {
+                    return Err("is not paused".into());
+                }
+                Ok(Ok((json!({"spec": {"paused": null}}), "resumed")))
+            })
+            .await
+        }
     }
 }
 
-pub async fn set(_ctx: &Ctx, a: SetArgs) -> Res<u8> {
+/// A kind as Go prints a schema.GroupKind: `Deployment.apps`, `Pod`.
+fn group_kind(kind: &Kind) -> String {
+    if kind.group.is_empty() {
+        kind.kind.to_string()
+    } else {
+        format!("{}.{}", kind.kind, kind.group)
+    }
+}
+
+fn name_of(obj: &Value) -> &str {
+    obj["metadata"]["name"].as_str().unwrap_or_default()
+}
+
+fn object_uri(ctx: &Ctx, kind: &Kind, name: &str) -> String {
+    format!("{}/{name}", kind.path(Some(&ctx.ns)))
+}
+
+/// The objects the arguments name (`TYPE/NAME...`, `TYPE NAME...`, `TYPE` for all of the type,
+/// or `TYPE -l SELECTOR`), fetched as kubectl's resource builder does first.
+async fn objects(
+    ctx: &Ctx,
+    args: &[String],
+    selector: Option<&str>,
+) -> Res<Vec<(&'static Kind, Value)>> {
+    if args.is_empty() {
+        return Err("error: required resource not specified".into());
+    }
+    let mut out = Vec::new();
+    for (kind, names) in commands::targets(args)? {
+        if names.is_empty() {
+            let sel = selector.map(str::to_string);
+            let list = get_json(
+                ctx,
+                &format!(
+                    "{}{}",
+                    kind.path(Some(&ctx.ns)),
+                    commands::query(&sel, &None)
+                ),
+            )
+            .await?;
+            for item in list["items"].as_array().into_iter().flatten() {
+                out.push((kind, item.clone()));
+            }
+            continue;
+        }
+        for n in names {
+            let obj = get_json(ctx, &object_uri(ctx, kind, &n))
+                .await
+                .map_err(|e| about(e, kind, &n))?;
+            out.push((kind, obj));
+        }
+    }
+    Ok(out)
+}
+
+/// One step of `rollout status`: the message for the deployment as it is now and whether
+/// the rollout is done (kubectl's DeploymentStatusViewer).
+pub(crate) fn deployment_status(d: &Value, revision: i64) -> Res<(String, bool)> {
+    let name = name_of(d);
+    if revision > 0 {
+        let current = d["metadata"]["annotations"][REVISION]
+            .as_str()
+            .unwrap_or("0")
+            .parse::<i64>()
+            .map_err(|e| format!("cannot get the revision of deployment \"{name}\": {e}"))?;
+        if current != revision {
+            return Err(format!(
+                "desired revision ({revision}) is different from the running revision ({current})"
+            ));
+        }
+    }
+    let int = |v: &Value| v.as_i64().unwrap_or(0);
+    let st = &d["status"];
+    if int(&d["metadata"]["generation"]) > int(&st["observedGeneration"]) {
+        return Ok((
+            "Waiting for deployment spec update to be observed...".into(),
+            false,
+        ));
+    }
+    let timed_out = st["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| c["type"] == "Progressing" && c["reason"] == "ProgressDeadlineExceeded");
+    if timed_out {
+        return Err(format!(
+            "deployment \"{name}\" exceeded its progress deadline"
+        ));
+    }
+    let (updated, replicas, available) = (
+        int(&st["updatedReplicas"]),
+        int(&st["replicas"]),
+        int(&st["availableReplicas"]),
+    );
+    let waiting = |what: String| {
+        Ok((
+            format!("Waiting for deployment \"{name}\" rollout to finish: {what}..."),
+            false,
+        ))
+    };
+    if let Some(want) = d["spec"]["replicas"].as_i64() {
+        if updated < want {
+            return waiting(format!(
+                "{updated} out of {want} new replicas have been updated"
+            ));
+        }
+    }
+    if replicas > updated {
+        return waiting(format!(
+            "{} old replicas are pending termination",
+            replicas - updated
+        ));
+    }
+    if available < updated {
+        return waiting(format!(
+            "{available} of {updated} updated replicas are available"
+        ));
+    }
+    Ok((
+        format!("deployment \"{name}\" successfully rolled out"),
+        true,
+    ))
+}
+
+/// Go's time.ParseDuration for what `--timeout` takes: `0`, `90s`, `1m30s`, `500ms`, `2h`.
+pub(crate) fn go_duration(s: &str) -> Option<Duration> {
+    if s == "0" {
+        return Some(Duration::ZERO);
+    }
+    let mut rest = s;
+    let mut total = 0f64;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let num_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let n: f64 = rest[..num_end].parse().ok()?;
+        rest = &rest[num_end..];
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_end] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        total += n * scale;
+        rest = &rest[unit_end..];
+    }
+    Some(Duration::from_secs_f64(total))
+}
+
+/// Lists the deployment by name, then watches it from the list's resourceVersion, printing
+/// the status at every event until the rollout is done (or once with `-w=false`).
+async fn status(
+    ctx: &Ctx,
+    _kind: &Kind,
+    name: &str,
+    watch: bool,
+    revision: i64,
+    timeout: Duration,
+) -> Res<()> {
+    let work = watch_status(ctx, name, watch, revision);
+    if timeout.is_zero() {
+        return work.await;
+    }
+    match tokio::time::timeout(timeout, work).await {
+        Ok(r) => r,
+        Err(_) => Err("error: timed out waiting for the condition".into()),
+    }
+}
+
+async fn watch_status(ctx: &Ctx, name: &str, watch: bool, revision: i64) -> Res<()> {
+    let api: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ctx.ns);
+    let field = format!("metadata.name={name}");
+    // Prints one event's status; Some(result) ends the wait.
+    let show = |d: &Value| -> Option<Res<()>> {
+        match deployment_status(d, revision) {
+            Err(e) => Some(Err(format!("error: {e}"))),
+            Ok((msg, done)) => {
+                println!("{msg}");
+                (done || !watch).then_some(Ok(()))
+            }
+        }
+    };
+    'relist: loop {
+        let list = get_json(
+            ctx,
+            &format!(
+                "{}{}",
+                crate::resources::lookup("deployments")
+                    .expect("deployments")
+                    .path(Some(&ctx.ns)),
+                commands::query(&None, &Some(field.clone()))
+            ),
+        )
+        .await?;
+        let mut rv = list["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap_or("0")
+            .to_string();
+        for d in list["items"].as_array().into_iter().flatten() {
+            if let Some(r) = show(d) {
+                return r;
+            }
+        }
+        let wp = WatchParams::default().fields(&field);
+        // A watch the server ends is resumed from the last version seen; an expired version
+        // (an error event) or a broken connection starts over with a list, as a reflector does.
+        loop {
+            let mut stream = api
+                .watch(&wp, &rv)
+                .await
+                .map_err(|e| server_error(ctx, e))?
+                .boxed();
+            while let Some(ev) = stream.next().await {
+                match ev {
+                    Ok(WatchEvent::Added(d)) | Ok(WatchEvent::Modified(d)) => {
+                        if let Some(v) = d.metadata.resource_version.clone() {
+                            rv = v;
+                        }
+                        let v = serde_json::to_value(&d).map_err(|e| e.to_string())?;
+                        if let Some(r) = show(&v) {
+                            return r;
+                        }
+                    }
+                    Ok(WatchEvent::Deleted(_)) => {
+                        return Err("error: object has been deleted".into())
+                    }
+                    Ok(WatchEvent::Bookmark(b)) => rv = b.metadata.resource_version,
+                    Ok(WatchEvent::Error(_)) | Err(_) => continue 'relist,
+                }
+            }
+        }
+    }
+}
+
+/// The ReplicaSets a deployment controls (its selector's, owned by it): kubectl's
+/// deploymentutil.GetAllReplicaSets, old ones first and the one matching the template last.
+async fn replica_sets(ctx: &Ctx, d: &Value) -> Res<Vec<Value>> {
+    let rs_kind = crate::resources::lookup("replicasets").expect("replicasets");
+    let sel = selector_string(&d["spec"]["selector"]);
+    let uri = format!(
+        "{}{}",
+        rs_kind.path(Some(&ctx.ns)),
+        commands::query(&Some(sel).filter(|s| !s.is_empty()), &None)
+    );
+    let list = get_json(ctx, &uri).await.map_err(|e| {
+        format!(
+            "error: failed to retrieve replica sets from deployment {}: {e}",
+            name_of(d)
+        )
+    })?;
+    let uid = &d["metadata"]["uid"];
+    let mut owned: Vec<Value> = list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|rs| {
+            rs["metadata"]["ownerReferences"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|o| o["controller"] == json!(true) && &o["uid"] == uid)
+        })
+        .cloned()
+        .collect();
+    owned.sort_by(|a, b| {
+        let key = |r: &Value| {
+            (
+                r["metadata"]["creationTimestamp"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                name_of(r).to_string(),
+            )
+        };
+        key(a).cmp(&key(b))
+    });
+    if let Some(i) = owned
+        .iter()
+        .position(|rs| equal_ignore_hash(&rs["spec"]["template"], &d["spec"]["template"]))
+    {
+        let new = owned.remove(i);
+        owned.push(new);
+    }
+    Ok(owned)
+}
+
+/// A LabelSelector as a query string (`a=b,c in (d,e)`).
+fn selector_string(sel: &Value) -> String {
+    let mut parts: Vec<String> = sel["matchLabels"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+        .collect();
+    for e in sel["matchExpressions"].as_array().into_iter().flatten() {
+        let key = e["key"].as_str().unwrap_or_default();
+        let values: Vec<&str> = e["values"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        parts.push(match e["operator"].as_str().unwrap_or_default() {
+            "In" => format!("{key} in ({})", values.join(",")),
+            "NotIn" => format!("{key} notin ({})", values.join(",")),
+            "Exists" => key.to_string(),
+            _ => format!("!{key}"),
+        });
+    }
+    parts.join(",")
+}
+
+/// A value without its empty maps, lists and nulls (Go's semantic equality treats nil and
+/// empty alike).
+fn pruned(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| (k.clone(), pruned(v)))
+                .filter(|(_, v)| !is_empty(v))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(pruned).collect()),
+        other => other.clone(),
+    }
+}
+
+fn is_empty(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Object(m) => m.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        _ => false,
+    }
+}
+
+fn without_hash(template: &Value) -> Value {
+    let mut t = template.clone();
+    if let Some(l) = t["metadata"]["labels"].as_object_mut() {
+        l.remove(HASH_LABEL);
+    }
+    t
+}
+
+/// Two pod templates alike but for the pod-template-hash label.
+fn equal_ignore_hash(a: &Value, b: &Value) -> bool {
+    pruned(&without_hash(a)) == pruned(&without_hash(b))
+}
+
+fn rs_revision(rs: &Value) -> Option<i64> {
+    match rs["metadata"]["annotations"][REVISION].as_str() {
+        None => Some(0),
+        Some(s) => s.parse().ok(),
+    }
+}
+
+/// What `rollout history` prints after the object's name: the revision table, or one
+/// revision's pod template.
+pub(crate) fn view_history(rss: &[Value], revision: i64) -> Res<String> {
+    let mut history: BTreeMap<i64, Value> = BTreeMap::new();
+    for rs in rss {
+        let Some(v) = rs_revision(rs) else { continue };
+        let mut template = rs["spec"]["template"].clone();
+        if let Some(cause) = rs["metadata"]["annotations"][CHANGE_CAUSE]
+            .as_str()
+            .filter(|c| !c.is_empty())
+        {
+            template["metadata"]["annotations"][CHANGE_CAUSE] = json!(cause);
+        }
+        history.insert(v, template);
+    }
+    if history.is_empty() {
+        return Ok("No rollout history found.".into());
+    }
+    if revision > 0 {
+        let t = history
+            .get(&revision)
+            .ok_or("error: unable to find the specified revision")?;
+        return Ok(pod_template(t));
+    }
+    let rows: Vec<(String, String)> = history
+        .iter()
+        .map(|(r, t)| {
+            let cause = t["metadata"]["annotations"][CHANGE_CAUSE]
+                .as_str()
+                .filter(|c| !c.is_empty())
+                .unwrap_or("<none>");
+            (r.to_string(), cause.to_string())
+        })
+        .collect();
+    let width = rows
+        .iter()
+        .map(|(r, _)| r.len())
+        .chain(["REVISION".len()])
+        .max()
+        .unwrap_or(0)
+        + 2;
+    let mut out = format!("{:width$}CHANGE-CAUSE\n", "REVISION");
+    for (r, c) in rows {
+        out.push_str(&format!("{r:width$}{c}\n"));
+    }
+    Ok(out)
+}
+
+/// A pod template in kubectl's describe layout (DescribePodTemplate), tabs left as they are:
+/// kubectl prints rollout history's template without a tabwriter.
+fn pod_template(t: &Value) -> String {
+    let mut w = crate::describe::W::default();
+    crate::describe::pod_template(&mut w, t);
+    w.raw()
+}
+
+/// The ReplicaSet to roll back to: the given revision's, or the newest but one.
+fn rollback_target<'a>(rss: &'a [Value], name: &str, to_revision: i64) -> Res<&'a Value> {
+    let not_found = |r: i64| format!("error: unable to find specified revision {r} in history");
+    let mut latest: Option<(i64, &Value)> = None;
+    let mut previous: Option<(i64, &Value)> = None;
+    for rs in rss {
+        let Some(v) = rs_revision(rs) else { continue };
+        if to_revision > 0 {
+            if v == to_revision {
+                return Ok(rs);
+            }
+            continue;
+        }
+        if latest.is_none_or(|(l, _)| l < v) {
+            previous = latest;
+            latest = Some((v, rs));
+        } else if previous.is_none_or(|(p, _)| p < v) {
+            previous = Some((v, rs));
+        }
+    }
+    if to_revision > 0 {
+        return Err(not_found(to_revision));
+    }
+    previous
+        .map(|(_, rs)| rs)
+        .ok_or_else(|| format!("error: no rollout history found for deployment \"{name}\""))
+}
+
+/// The JSON patch (as kubectl's rollback sends) restoring `rs`'s template on deployment `d`.
+pub(crate) fn rollback_patch(d: &Value, rs: &Value) -> Value {
+    let mut annotations = serde_json::Map::new();
+    for k in ANNOTATIONS_TO_SKIP {
+        if let Some(v) = d["metadata"]["annotations"].get(*k) {
+            annotations.insert(k.to_string(), v.clone());
+        }
+    }
+    for (k, v) in rs["metadata"]["annotations"]
+        .as_object()
+        .into_iter()
+        .flatten()
+    {
+        if !ANNOTATIONS_TO_SKIP.contains(&k.as_str()) {
+            annotations.insert(k.clone(), v.clone());
+        }
+    }
+    json!([
+        {"op": "replace", "path": "/spec/template", "value": without_hash(&rs["spec"]["template"])},
+        {"op": "replace", "path": "/metadata/annotations", "value": annotations},
+    ])
+}
+
+async fn undo(ctx: &Ctx, kind: &Kind, d: &Value, to_revision: i64) -> Res<String> {
+    let name = name_of(d);
+    if to_revision < 0 {
+        return Err(format!(
+            "error: unable to find specified revision {to_revision} in history"
+        ));
+    }
+    let rss = replica_sets(ctx, d).await?;
+    let rs = rollback_target(&rss, name, to_revision)?;
+    if d["spec"]["paused"] == json!(true) {
+        return Err("error: you cannot rollback a paused deployment; resume it first with 'kubectl rollout resume' and try again".into());
+    }
+    if equal_ignore_hash(&rs["spec"]["template"], &d["spec"]["template"]) {
+        return Ok(format!(
+            "skipped rollback (current template already matches revision {to_revision})"
+        ));
+    }
+    request(
+        ctx,
+        "PATCH",
+        &object_uri(ctx, kind, name),
+        "application/json",
+        Some((rollback_patch(d, rs), "application/json-patch+json")),
+    )
+    .await
+    .map_err(|e| {
+        format!(
+            "error: failed restoring revision {to_revision}: {}",
+            e.trim_start_matches("error: ")
+        )
+    })?;
+    Ok("rolled back".into())
+}
+
+/// Now in RFC 3339, local time, as Go's time.Now().Format(time.RFC3339).
+fn rfc3339_now() -> String {
+    let now = jiff::Zoned::now();
+    let zone = if now.offset().seconds() == 0 {
+        "Z".to_string()
+    } else {
+        now.strftime("%:z").to_string()
+    };
+    format!("{}{zone}", now.strftime("%Y-%m-%dT%H:%M:%S"))
+}
+
+/// What the patch function of restart/pause/resume decides for one object: an error about
+/// the object (`Err`, printed as `error: deployments.apps "web" …`), an error of its own
+/// (`Ok(Err)`), or a merge patch and the word to print on success.
+type PatchPlan = Result<Result<(Value, &'static str), String>, String>;
+
+async fn patch_each(
+    ctx: &Ctx,
+    args: &[String],
+    selector: Option<&str>,
+    plan: impl Fn(&Kind, &Value) -> PatchPlan,
+) -> Res<u8> {
+    let objs = objects(ctx, args, selector).await?;
+    if objs.is_empty() {
+        eprintln!("No resources found in {} namespace.", ctx.ns);
+        return Ok(0);
+    }
+    let mut errors = Vec::new();
+    for (kind, obj) in objs {
+        let name = name_of(&obj);
+        match plan(kind, &obj) {
+            Err(e) => errors.push(format!("error: {} \"{name}\" {e}", kind.qualified())),
+            Ok(Err(e)) => errors.push(e),
+            Ok(Ok((patch, done))) => {
+                let uri = format!(
+                    "{}?fieldManager=kubectl-rollout",
+                    object_uri(ctx, kind, name)
+                );
+                match request(
+                    ctx,
+                    "PATCH",
+                    &uri,
+                    "application/json",
+                    Some((patch, "application/merge-patch+json")),
+                )
+                .await
+                {
+                    Ok(_) => println!("{}/{name} {done}", kind_prefix(kind)),
+                    Err(e) => errors.push(format!("failed to patch: {e}")),
+                }
+            }
+        }
+    }
+    report(errors)
+}
+
+/// kubectl's aggregate of errors: one per line, exit 1 when there is any.
+fn report(errors: Vec<String>) -> Res<u8> {
+    match errors.len() {
+        0 => Ok(0),
+        1 => {
+            let e = &errors[0];
+            if e.starts_with("error: ") || e.starts_with("Error from server") {
+                Err(e.clone())
+            } else {
+                Err(format!("error: {e}"))
+            }
+        }
+        _ => Err(errors.join("\n")),
+    }
+}
+
+/// `CONTAINER=IMAGE` pairs, in the order given.
+type ImagePairs = Vec<(String, String)>;
+
+/// `set image` arguments: the resources first, then `CONTAINER=IMAGE` pairs.
+pub(crate) fn resources_and_images(args: &[String]) -> Res<(Vec<String>, ImagePairs)> {
+    let mut resources = Vec::new();
+    let mut pairs = Vec::new();
+    let mut invalid = Vec::new();
+    for s in args {
+        let pair = (s.contains('=') && !s.starts_with('=')) || (s.ends_with('-') && s != "-");
+        if !pair {
+            if !pairs.is_empty() || !invalid.is_empty() {
+                return Err(format!(
+                    "error: all resources must be specified before image changes: {s}"
+                ));
+            }
+            resources.push(s.clone());
+        } else if let Some((k, v)) = s.split_once('=').filter(|_| !s.starts_with('=')) {
+            match pairs
+                .iter_mut()
+                .find(|(pk, _): &&mut (String, String)| pk == k)
+            {
+                Some(p) => p.1 = v.to_string(),
+                None => pairs.push((k.to_string(), v.to_string())),
+            }
+        } else {
+            invalid.push(s.clone());
+        }
+    }
+    if !invalid.is_empty() {
+        return Err(format!(
+            "error: invalid image format: {}",
+            invalid.join(", ")
+        ));
+    }
+    Ok((resources, pairs))
+}
+
+/// The JSON patch setting the images in `obj`'s pod spec (at `base`), and the containers
+/// named but not found.
+pub(crate) fn image_patch(
+    obj: &Value,
+    base: &str,
+    images: &[(String, String)],
+) -> (Vec<Value>, Vec<String>) {
+    let spec = obj.pointer(base).cloned().unwrap_or(Value::Null);
+    let mut ops = Vec::new();
+    let mut missing = Vec::new();
+    for (name, image) in images {
+        let mut found = false;
+        for list in ["initContainers", "containers"] {
+            for (i, c) in spec[list].as_array().into_iter().flatten().enumerate() {
+                if name == "*" || c["name"].as_str() == Some(name) {
+                    found = true;
+                    if c["image"].as_str() != Some(image) {
+                        let path = format!("{base}/{list}/{i}");
+                        ops.retain(|o: &Value| o["path"] != json!(format!("{path}/image")));
+                        ops.push(json!({"op": "test", "path": format!("{path}/name"), "value": c["name"]}));
+                        ops.push(json!({"op": "replace", "path": format!("{path}/image"), "value": image}));
+                    }
+                }
+            }
+        }
+        if !found {
+            missing.push(format!("error: unable to find container named \"{name}\""));
+        }
+    }
+    (ops, missing)
+}
+
+pub async fn set(ctx: &Ctx, a: SetArgs) -> Res<u8> {
     match a.cmd {
-        SetCmd::Image { .. } => Err("error: set image is not implemented yet".into()),
+        SetCmd::Image {
+            args,
+            selector,
+            all,
+        } => {
+            let (resources, images) = resources_and_images(&args)?;
+            let mut problems = Vec::new();
+            if all && selector.is_some() {
+                problems.push("cannot set --all and --selector at the same time".to_string());
+            }
+            if resources.is_empty() {
+                problems.push("one or more resources must be specified as <resource> <name> or <resource>/<name>".to_string());
+            }
+            if images.is_empty() {
+                problems.push("at least one image update is required".to_string());
+            } else if images.len() > 1 && images.iter().any(|(k, _)| k == "*") {
+                problems.push("all containers are already specified by *, but saw more than one container_name=container_image pairs".to_string());
+            }
+            if !problems.is_empty() {
+                return report(problems);
+            }
+            let objs = objects(ctx, &resources, selector.as_deref()).await?;
+            let mut errors = Vec::new();
+            let mut patches = Vec::new();
+            for (kind, obj) in &objs {
+                let base = match kind.kind {
+                    "Pod" => "/spec",
+                    "Deployment" | "ReplicaSet" => "/spec/template/spec",
+                    _ => {
+                        errors.push(format!(
+                            "error: {}/{} the object is not a pod or does not have a pod template: *v1.{}",
+                            kind.qualified(),
+                            name_of(obj),
+                            kind.kind
+                        ));
+                        continue;
+                    }
+                };
+                let (ops, missing) = image_patch(obj, base, &images);
+                errors.extend(missing);
+                if !ops.is_empty() {
+                    patches.push((*kind, name_of(obj).to_string(), ops));
+                }
+            }
+            for (kind, name, ops) in patches {
+                let uri = format!("{}?fieldManager=kubectl-set", object_uri(ctx, kind, &name));
+                match request(
+                    ctx,
+                    "PATCH",
+                    &uri,
+                    "application/json",
+                    Some((Value::Array(ops), "application/json-patch+json")),
+                )
+                .await
+                {
+                    Ok(_) => println!("{}/{name} image updated", kind_prefix(kind)),
+                    Err(e) => errors.push(format!(
+                        "failed to patch image update to pod template: {}",
+                        e.trim_start_matches("error: ")
+                    )),
+                }
+            }
+            report(errors)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deployment(gen: i64, observed: i64, replicas: i64, st: Value) -> Value {
+        let mut status = st;
+        status["observedGeneration"] = json!(observed);
+        json!({"metadata": {"name": "web", "generation": gen, "annotations": {REVISION: "2"}},
+               "spec": {"replicas": replicas}, "status": status})
+    }
+
+    #[test]
+    fn status_messages_follow_kubectl() {
+        let d = deployment(2, 1, 3, json!({}));
+        assert_eq!(
+            deployment_status(&d, 0).unwrap(),
+            (
+                "Waiting for deployment spec update to be observed...".into(),
+                false
+            )
+        );
+        let d = deployment(2, 2, 3, json!({"updatedReplicas": 1, "replicas": 3}));
+        assert_eq!(deployment_status(&d, 0).unwrap().0, "Waiting for deployment \"web\" rollout to finish: 1 out of 3 new replicas have been updated...");
+        let d = deployment(2, 2, 3, json!({"updatedReplicas": 3, "replicas": 4}));
+        assert_eq!(deployment_status(&d, 0).unwrap().0, "Waiting for deployment \"web\" rollout to finish: 1 old replicas are pending termination...");
+        let d = deployment(
+            2,
+            2,
+            3,
+            json!({"updatedReplicas": 3, "replicas": 3, "availableReplicas": 1}),
+        );
+        assert_eq!(deployment_status(&d, 0).unwrap().0, "Waiting for deployment \"web\" rollout to finish: 1 of 3 updated replicas are available...");
+        let d = deployment(
+            2,
+            2,
+            3,
+            json!({"updatedReplicas": 3, "replicas": 3, "availableReplicas": 3}),
+        );
+        assert_eq!(
+            deployment_status(&d, 0).unwrap(),
+            ("deployment \"web\" successfully rolled out".into(), true)
+        );
+        assert_eq!(
+            deployment_status(&d, 5).unwrap_err(),
+            "desired revision (5) is different from the running revision (2)"
+        );
+        let d = deployment(
+            2,
+            2,
+            3,
+            json!({"conditions": [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}]}),
+        );
+        assert_eq!(
+            deployment_status(&d, 0).unwrap_err(),
+            "deployment \"web\" exceeded its progress deadline"
+        );
+    }
+
+    fn rs(rev: &str, image: &str, cause: Option<&str>) -> Value {
+        let mut r = json!({"metadata": {"name": format!("web-{rev}"), "annotations": {REVISION: rev}},
+            "spec": {"template": {"metadata": {"labels": {"run": "web", HASH_LABEL: format!("h{rev}")}},
+                "spec": {"containers": [{"name": "web", "image": image, "ports": [{"containerPort": 8080, "protocol": "TCP"}]}]}}}});
+        if let Some(c) = cause {
+            r["metadata"]["annotations"][CHANGE_CAUSE] = json!(c);
+        }
+        r
+    }
+
+    #[test]
+    fn history_table_and_template() {
+        let rss = [
+            rs("10", "a:v2", Some("kubectl set image")),
+            rs("2", "a:v1", None),
+        ];
+        assert_eq!(
+            view_history(&rss, 0).unwrap(),
+            "REVISION  CHANGE-CAUSE\n2         <none>\n10        kubectl set image\n"
+        );
+        assert_eq!(view_history(&[], 0).unwrap(), "No rollout history found.");
+        assert_eq!(
+            view_history(&rss, 3).unwrap_err(),
+            "error: unable to find the specified revision"
+        );
+        assert_eq!(
+            view_history(&rss, 2).unwrap(),
+            "Pod Template:\n  Labels:\tpod-template-hash=h2\n\trun=web\n  Containers:\n   web:\n    Image:\ta:v1\n    Port:\t8080/TCP\n    Host Port:\t0/TCP\n    Environment:\t<none>\n    Mounts:\t<none>\n  Volumes:\t<none>\n  Node-Selectors:\t<none>\n  Tolerations:\t<none>\n"
+        );
+        assert!(view_history(&rss, 10)
+            .unwrap()
+            .contains("  Annotations:\tkubernetes.io/change-cause: kubectl set image\n"));
+    }
+
+    #[test]
+    fn rollback_picks_the_previous_revision_and_keeps_deployment_annotations() {
+        let rss = [
+            rs("1", "a:v1", None),
+            rs("3", "a:v3", None),
+            rs("2", "a:v2", None),
+        ];
+        assert_eq!(name_of(rollback_target(&rss, "web", 0).unwrap()), "web-2");
+        assert_eq!(name_of(rollback_target(&rss, "web", 1).unwrap()), "web-1");
+        assert_eq!(
+            rollback_target(&rss, "web", 9).unwrap_err(),
+            "error: unable to find specified revision 9 in history"
+        );
+        assert_eq!(
+            rollback_target(&rss[..1], "web", 0).unwrap_err(),
+            "error: no rollout history found for deployment \"web\""
+        );
+        let d = json!({"metadata": {"annotations": {REVISION: "3", "note": "mine"}},
+                       "spec": {"template": rss[1]["spec"]["template"]}});
+        let mut target = rs("1", "a:v1", Some("first"));
+        target["metadata"]["annotations"]["deployment.kubernetes.io/desired-replicas"] = json!("2");
+        let p = rollback_patch(&d, &target);
+        assert_eq!(p[0]["path"], "/spec/template");
+        assert_eq!(p[0]["value"]["metadata"]["labels"], json!({"run": "web"}));
+        assert_eq!(p[1]["value"], json!({REVISION: "3", CHANGE_CAUSE: "first"}));
+        assert!(equal_ignore_hash(
+            &rss[1]["spec"]["template"],
+            &json!({"metadata": {"labels": {"run": "web"}, "annotations": {}},
+                    "spec": {"containers": [{"name": "web", "image": "a:v3", "ports": [{"containerPort": 8080, "protocol": "TCP"}]}]}})
+        ));
+        assert!(!equal_ignore_hash(
+            &rss[1]["spec"]["template"],
+            &rss[0]["spec"]["template"]
+        ));
+    }
+
+    #[test]
+    fn set_image_arguments_and_patch() {
+        let args: Vec<String> = ["deployment/web", "web=a:v2", "side=b:1"]
+            .map(String::from)
+            .to_vec();
+        let (res, pairs) = resources_and_images(&args).unwrap();
+        assert_eq!(res, ["deployment/web"]);
+        assert_eq!(pairs.len(), 2);
+        let bad: Vec<String> = ["web=a:v2", "deployment/web"].map(String::from).to_vec();
+        assert_eq!(
+            resources_and_images(&bad).unwrap_err(),
+            "error: all resources must be specified before image changes: deployment/web"
+        );
+        let d = rs("1", "a:v1", None);
+        let (ops, missing) = image_patch(&d, "/spec/template/spec", &pairs);
+        assert_eq!(missing, ["error: unable to find container named \"side\""]);
+        assert_eq!(
+            ops,
+            [
+                json!({"op": "test", "path": "/spec/template/spec/containers/0/name", "value": "web"}),
+                json!({"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": "a:v2"}),
+            ]
+        );
+        let (ops, _) = image_patch(&d, "/spec/template/spec", &[("*".into(), "a:v1".into())]);
+        assert!(ops.is_empty(), "no change, no patch");
+    }
+
+    #[test]
+    fn template_details() {
+        let t = json!({"metadata": {}, "spec": {"containers": [],
+            "tolerations": [{"key": "k", "operator": "Exists", "effect": "NoSchedule"},
+                            {"operator": "Exists"}, {"key": "a", "value": "b", "tolerationSeconds": 5}]}});
+        let text = pod_template(&t);
+        assert!(text.contains("  Containers: <none>\n"), "{text}");
+        assert!(
+            text.ends_with("  Tolerations:\top=Exists\n\ta=b for 5s\n\tk:NoSchedule op=Exists\n"),
+            "{text}"
+        );
+        let p = json!({"httpGet": {"port": 80, "path": "/x"}, "periodSeconds": 10});
+        assert_eq!(
+            crate::describe::kinds::probe(&p),
+            "http-get //:80/x delay=0s timeout=0s period=10s #success=0 #failure=0"
+        );
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(go_duration("0"), Some(Duration::ZERO));
+        assert_eq!(go_duration("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(go_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(go_duration("5"), None);
+        assert_eq!(go_duration("x"), None);
     }
 }

@@ -109,29 +109,44 @@ pub fn rows(table: &Value, o: &TableOptions) -> Vec<Vec<String>> {
     out
 }
 
-/// Aligns rows as Go's tabwriter (minwidth 0, padding 3): every column but the last is as
-/// wide as its widest cell plus three spaces.
+/// Aligns rows as kubectl's tabwriter (minwidth 6, padding 3): every column but the last is
+/// as wide as its widest cell plus three spaces, and at least six.
 pub fn align(rows: &[Vec<String>]) -> String {
-    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let mut width = vec![0usize; cols];
-    for r in rows {
-        for (i, c) in r.iter().enumerate() {
-            width[i] = width[i].max(c.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for r in rows {
-        let mut line = String::new();
-        for (i, c) in r.iter().enumerate() {
-            line.push_str(c);
-            if i + 1 < r.len() {
-                line.push_str(&" ".repeat(width[i] - c.chars().count() + 3));
+    Aligner::default().align(rows)
+}
+
+/// kubectl's tabwriter with RememberWidths (as `get -w` uses it): columns keep the widest
+/// width seen in earlier batches, so later rows line up under the first table.
+#[derive(Clone, Debug, Default)]
+pub struct Aligner {
+    widths: Vec<usize>,
+}
+
+impl Aligner {
+    pub fn align(&mut self, rows: &[Vec<String>]) -> String {
+        for r in rows {
+            // Only cells followed by another one make a column (the last cell is not padded).
+            for (i, c) in r.iter().enumerate().take(r.len().saturating_sub(1)) {
+                let w = (c.chars().count() + 3).max(6);
+                if self.widths.len() <= i {
+                    self.widths.resize(i + 1, 0);
+                }
+                self.widths[i] = self.widths[i].max(w);
             }
         }
-        out.push_str(line.trim_end());
-        out.push('\n');
+        let mut out = String::new();
+        for r in rows {
+            for (i, c) in r.iter().enumerate() {
+                out.push_str(c);
+                if i + 1 < r.len() {
+                    out.push_str(&" ".repeat(self.widths[i] - c.chars().count()));
+                }
+            }
+            // No trim: an empty last cell leaves the padding after the one before it, as in Go.
+            out.push('\n');
+        }
+        out
     }
-    out
 }
 
 #[cfg(test)]
@@ -153,6 +168,32 @@ mod tests {
                  "object": {"metadata": {"name": "a-much-longer-name", "namespace": "kube-system"}}},
             ]
         })
+    }
+
+    #[test]
+    fn narrow_columns_and_remembered_widths() {
+        let rows = |v: &[&[&str]]| -> Vec<Vec<String>> {
+            v.iter()
+                .map(|r| r.iter().map(|c| c.to_string()).collect())
+                .collect()
+        };
+        // Go's tabwriter in kubectl has a minimum cell width of 6.
+        assert_eq!(
+            align(&rows(&[&["A", "B"], &["vm", "Pod"]])),
+            "A     B\nvm    Pod\n"
+        );
+        let mut a = Aligner::default();
+        assert_eq!(
+            a.align(&rows(&[&["NAME", "AGE"], &["web", "1s"]])),
+            "NAME   AGE\nweb    1s\n"
+        );
+        // A later, narrower row keeps the first widths; a wider one widens the column.
+        assert_eq!(a.align(&rows(&[&["w", "2s"]])), "w      2s\n");
+        assert_eq!(
+            a.align(&rows(&[&["a-longer-name", "3s"]])),
+            "a-longer-name   3s\n"
+        );
+        assert_eq!(a.align(&rows(&[&["w", "4s"]])), "w               4s\n");
     }
 
     #[test]

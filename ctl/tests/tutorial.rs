@@ -1,6 +1,6 @@
 //! The tutorial with tkctl, on a whole node (apiserver, kubelet, proxy, registry) in its own
-//! network namespace; `get` output compared with the installed kubectl's. Needs root.
-//! (describe comes with the rest of tkctl.)
+//! network namespace; output compared with the installed kubectl's where both can do the step
+//! (describe is compared line for line in describe.rs). Needs root.
 
 mod common;
 
@@ -103,6 +103,34 @@ fn the_tutorial_with_tkctl() {
         );
         let v1 = tk(&node, &["get", "pods", "-l", "app=v1"]);
         assert!(v1.lines().nth(1).unwrap().starts_with(&pod), "{v1}");
+        // tkctl describe deployment; tkctl describe pod; tkctl describe pods $POD_NAME
+        let described = tk(&node, &["describe", "deployment"]);
+        let field = |text: &str, name: &str| -> Vec<String> {
+            text.lines()
+                .filter_map(|l| l.trim_start().strip_prefix(&format!("{name}:")))
+                .map(|v| v.trim().to_string())
+                .collect()
+        };
+        assert_eq!(field(&described, "Name"), ["kubernetes-first-app"]);
+        assert_eq!(
+            field(&described, "Image"),
+            ["gcr.io/google-samples/kubernetes-bootcamp:v1"]
+        );
+        assert!(
+            field(&described, "NewReplicaSet")[0].starts_with("kubernetes-first-app-"),
+            "{described}"
+        );
+        for args in [&["describe", "pod"][..], &["describe", "pods", &pod]] {
+            let described = tk(&node, args);
+            assert_eq!(field(&described, "Name"), [pod.as_str()], "{described}");
+            assert_eq!(field(&described, "Status"), ["Running"]);
+            assert!(
+                described.contains("\n                  app=v1\n")
+                    || field(&described, "Labels") == ["app=v1"],
+                "{described}"
+            );
+            assert!(described.contains("\nEvents:\n"), "{described}");
+        }
         let refused = cli(&node, "tkctl", &["label", "pod", &pod, "app=v2"]);
         assert_eq!(refused.status.code(), Some(1));
         assert!(text(&refused.stderr)
@@ -180,6 +208,73 @@ fn the_tutorial_with_tkctl() {
             text(&out.stderr),
             "Error from server (NotFound): pods \"nope\" not found\n"
         );
+
+        // Beyond the tutorial: the same words as kubectl for cluster-info, api-resources,
+        // label/annotate in each of their cases, and the kubeconfig commands.
+        let same = |args: &[&str]| {
+            let ours = cli(&node, "tkctl", args);
+            let theirs = cli(&node, "kubectl", args);
+            assert_eq!(
+                (text(&ours.stdout), text(&ours.stderr), ours.status.code()),
+                (
+                    text(&theirs.stdout),
+                    text(&theirs.stderr),
+                    theirs.status.code()
+                ),
+                "{args:?}"
+            );
+        };
+        same(&["cluster-info"]);
+        for args in [
+            &["api-resources"][..],
+            &["api-resources", "-o", "wide"],
+            &["api-resources", "-o", "name", "--namespaced=false"],
+        ] {
+            same(args);
+        }
+        // Each step runs on a pod of its own client, from the same state.
+        let steps: &[&[&str]] = &[
+            &["annotate", "pod", "P", "team=blue"],
+            &["annotate", "pod", "P", "team=red"],
+            &["annotate", "pod", "P", "team=red", "--overwrite"],
+            &["annotate", "pod", "P", "team-"],
+            &["label", "pod", "P", "tier=web", "extra=1"],
+            &["label", "pod", "P", "tier=web"],
+            &["label", "pod", "P", "extra-"],
+            &["label", "pod", "P", "extra-", "tier-"],
+            &["label", "pod", "P", "tier=db", "--overwrite"],
+        ];
+        let said: Vec<Vec<_>> = ["kubectl", "tkctl"]
+            .iter()
+            .map(|prog| {
+                let _ = cli(&node, "kubectl", &["label", "pod", &pod, "tier-", "extra-"]);
+                let _ = cli(&node, "kubectl", &["annotate", "pod", &pod, "team-"]);
+                steps
+                    .iter()
+                    .map(|step| {
+                        let args: Vec<&str> = step
+                            .iter()
+                            .map(|a| if *a == "P" { pod.as_str() } else { a })
+                            .collect();
+                        let out = cli(&node, prog, &args);
+                        (text(&out.stdout), text(&out.stderr), out.status.code())
+                    })
+                    .collect()
+            })
+            .collect();
+        assert_eq!(said[1], said[0], "label/annotate: tkctl then kubectl");
+        let verbose = cli(&node, "tkctl", &["get", "pods", "-v=6"]);
+        assert!(
+            text(&verbose.stderr).contains("round_trippers.go:560] GET https://"),
+            "{}",
+            text(&verbose.stderr)
+        );
+        assert!(text(&verbose.stderr).contains("/api/v1/namespaces/default/pods 200 OK in "));
+        same(&["config", "get-contexts"]);
+        same(&["config", "view"]);
+        same(&["config", "current-context"]);
+        let bash = tk(&node, &["completion", "bash"]);
+        assert!(bash.contains("complete -F _tkctl"), "{bash}");
 
         // Scale: three pods.
         assert_eq!(
