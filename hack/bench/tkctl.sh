@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `tkctl get pods` against `kubectl get pods` on the same running node (bring it up with
+# `tkctl get pods` (and get -o yaml, describe) against kubectl's on the same running node (bring it up with
 # hack/local-up.sh first): wall time p50 of 20 runs each, process start included.
 # Goal (issue 8): tkctl <= 1/5 of kubectl's time.
 set -euo pipefail
@@ -17,6 +17,8 @@ def p50(cmd):
         subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
         ts.append(time.perf_counter() - t)
     return statistics.median(ts) * 1000
-tk, kc = p50([sys.argv[1], "get", "pods"]), p50(["kubectl", "get", "pods"])
-print(f"get pods wall time p50: tkctl {tk:.1f} ms, kubectl {kc:.1f} ms (tkctl = 1/{kc / tk:.1f} of kubectl)   goal <= 1/5")
+for args in (["get", "pods"], ["get", "nodes", "-o", "yaml"], ["describe", "nodes"]):
+    tk, kc = p50([sys.argv[1], *args]), p50(["kubectl", *args])
+    what = " ".join(args)
+    print(f"{what:<20} wall time p50: tkctl {tk:5.1f} ms, kubectl {kc:5.1f} ms (tkctl = 1/{kc / tk:.1f} of kubectl)   goal <= 1/5")
 PY
