@@ -30,6 +30,19 @@ pub const FINALIZER: &str = "kubernetes";
 
 pub struct NamespaceKind;
 
+/// Every namespace carries `kubernetes.io/metadata.name=<name>` (set on create and kept on
+/// update, as Kubernetes does), so namespace selectors can name one.
+fn name_label(ns: &mut Namespace) {
+    if let Some(name) = ns.metadata.name.clone().filter(|n| !n.is_empty()) {
+        ns.metadata
+            .labels
+            .get_or_insert_with(Default::default)
+            .insert(METADATA_NAME.into(), name);
+    }
+}
+
+pub const METADATA_NAME: &str = "kubernetes.io/metadata.name";
+
 impl Kind for NamespaceKind {
     type Obj = Namespace;
 
@@ -38,6 +51,7 @@ impl Kind for NamespaceKind {
     }
 
     fn prepare_for_create(&self, ns: &mut Namespace) {
+        name_label(ns);
         ns.status = Some(NamespaceStatus {
             phase: Some("Active".into()),
             ..Default::default()
@@ -57,6 +71,7 @@ impl Kind for NamespaceKind {
         new.status = old.status.clone();
         // Only the finalize subresource changes spec.finalizers.
         new.spec = old.spec.clone();
+        name_label(new);
     }
 
     fn prepare_for_status_update(&self, new: &mut Namespace, old: &Namespace) {
@@ -129,5 +144,36 @@ impl Kind for NamespaceKind {
             .and_then(|s| s.finalizers)
             .filter(|f| !f.is_empty());
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn named(name: &str, labels: &[(&str, &str)]) -> Namespace {
+        let mut ns = Namespace::default();
+        ns.metadata.name = Some(name.into());
+        if !labels.is_empty() {
+            ns.metadata.labels = Some(
+                labels
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            );
+        }
+        ns
+    }
+
+    #[test]
+    fn the_name_label_is_set_and_cannot_be_changed() {
+        let mut ns = named("web", &[("team", "a")]);
+        NamespaceKind.prepare_for_create(&mut ns);
+        let labels = ns.metadata.labels.clone().unwrap();
+        assert_eq!(labels[METADATA_NAME], "web");
+        assert_eq!(labels["team"], "a");
+        let mut changed = named("web", &[(METADATA_NAME, "other")]);
+        NamespaceKind.prepare_for_update(&mut changed, &ns);
+        assert_eq!(changed.metadata.labels.unwrap()[METADATA_NAME], "web");
     }
 }
