@@ -65,6 +65,29 @@ fn default_container(c: &mut Container) {
             f.api_version.get_or_insert_with(|| "v1".into());
         }
     }
+    for p in [
+        &mut c.liveness_probe,
+        &mut c.readiness_probe,
+        &mut c.startup_probe,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        default_probe(p);
+    }
+}
+
+/// SetDefaults_Probe and SetDefaults_HTTPGetAction: what kubectl describe then shows as
+/// `timeout=1s period=10s #success=1 #failure=3`.
+fn default_probe(p: &mut k8s_openapi::api::core::v1::Probe) {
+    p.timeout_seconds.get_or_insert(1);
+    p.period_seconds.get_or_insert(10);
+    p.success_threshold.get_or_insert(1);
+    p.failure_threshold.get_or_insert(3);
+    if let Some(h) = p.http_get.as_mut() {
+        h.path.get_or_insert_with(|| "/".into());
+        h.scheme.get_or_insert_with(|| "HTTP".into());
+    }
 }
 
 /// SetDefaults_PodSpec: what every pod spec, including templates, gets.
@@ -1012,6 +1035,35 @@ mod tests {
             Some("Always")
         );
         assert_eq!(spec.tolerations.as_ref().unwrap().len(), 2);
+        let mut probed = pod(&[("c", "busybox")]);
+        probed.spec.as_mut().unwrap().containers[0].readiness_probe =
+            Some(k8s_openapi::api::core::v1::Probe {
+                http_get: Some(k8s_openapi::api::core::v1::HTTPGetAction {
+                    port: k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(8080),
+                    ..Default::default()
+                }),
+                period_seconds: Some(5),
+                ..Default::default()
+            });
+        PodKind::default().apply_defaults(&mut probed);
+        let probe = probed.spec.unwrap().containers[0]
+            .readiness_probe
+            .clone()
+            .unwrap();
+        assert_eq!(
+            (
+                probe.timeout_seconds,
+                probe.period_seconds,
+                probe.success_threshold,
+                probe.failure_threshold
+            ),
+            (Some(1), Some(5), Some(1), Some(3))
+        );
+        let get = probe.http_get.unwrap();
+        assert_eq!(
+            (get.path.as_deref(), get.scheme.as_deref()),
+            (Some("/"), Some("HTTP"))
+        );
         let status = p.status.unwrap();
         assert_eq!(status.phase.as_deref(), Some("Pending"));
         assert_eq!(status.qos_class.as_deref(), Some("BestEffort"));
