@@ -1,6 +1,7 @@
 //! Shared harness for tests and benchmarks that run the built binaries: an apiserver on its
 //! own, or a whole node in its own network namespace ([`node`]).
 
+pub mod cli;
 pub mod node;
 
 use std::path::{Path, PathBuf};
@@ -12,7 +13,9 @@ use kube::{Client, Config};
 
 /// A `tinykube-apiserver` on a free port with a temporary data dir; killed on drop.
 pub struct Apiserver {
-    child: Child,
+    child: std::sync::Mutex<Option<Child>>,
+    bin: PathBuf,
+    args: Vec<String>,
     pub dir: tempfile::TempDir,
 }
 
@@ -20,26 +23,75 @@ impl Apiserver {
     /// Starts `bin` with `args` (beyond port and data dir) and waits until it serves.
     pub fn start(bin: &Path, args: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let child = Command::new(bin)
-            .args(["--secure-port", "0", "--data-dir"])
-            .arg(dir.path())
-            .args(args)
+        let api = Self {
+            child: Default::default(),
+            bin: bin.to_path_buf(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            dir,
+        };
+        api.spawn("0");
+        api
+    }
+
+    /// Spawns the apiserver on `port` ("0": any free port) and waits until it writes
+    /// `<data-dir>/port` (its last step before serving).
+    fn spawn(&self, port: &str) {
+        let child = Command::new(&self.bin)
+            .args(["--secure-port", port, "--data-dir"])
+            .arg(self.dir.path())
+            .args(&self.args)
             .env("TINYKUBE_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
-            .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
+            .unwrap_or_else(|e| panic!("starting {}: {e}", self.bin.display()));
+        let mut slot = self.child.lock().unwrap();
+        *slot = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
-        while !dir.path().join("port").exists() {
+        while !self.dir.path().join("port").exists() {
             assert!(Instant::now() < deadline, "apiserver did not start");
+            if let Ok(Some(status)) = slot.as_mut().map_or(Ok(None), Child::try_wait) {
+                panic!("the apiserver exited at start: {status}");
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
-        Self { child, dir }
     }
 
     /// The apiserver's process id (for fault tests: `kill -9` of a process we started).
     pub fn pid(&self) -> i32 {
-        self.child.id() as i32
+        self.child
+            .lock()
+            .unwrap()
+            .as_ref()
+            .map(|c| c.id() as i32)
+            .expect("the apiserver runs")
+    }
+
+    /// The port it serves on (as it wrote it to `<data-dir>/port`).
+    pub fn port(&self) -> u16 {
+        std::fs::read_to_string(self.dir.path().join("port"))
+            .expect("the apiserver's port file")
+            .trim()
+            .parse()
+            .expect("a port number")
+    }
+
+    /// `kill -9` of the apiserver (and reaping it); its data dir stays.
+    pub fn kill(&self) {
+        if let Some(mut c) = self.child.lock().unwrap().take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Kills the apiserver if it runs and starts it again with the same flags, data dir and
+    /// port, so the kubeconfigs it wrote stay valid; returns once it serves. Call it from the
+    /// network namespace it should live in.
+    pub fn restart(&self) {
+        let port = self.port();
+        self.kill();
+        std::fs::remove_file(self.dir.path().join("port")).expect("removing the port file");
+        self.spawn(&port.to_string());
     }
 
     /// The kubeconfig the apiserver wrote for `who` (admin, kubelet, proxy).
@@ -55,8 +107,7 @@ impl Apiserver {
 
 impl Drop for Apiserver {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
 }
 

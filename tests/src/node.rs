@@ -330,6 +330,41 @@ impl Node {
         rules
     }
 
+    /// `kill -9` of the apiserver (its data dir stays for [`Node::restart_apiserver`]).
+    pub fn kill_apiserver(&self) {
+        self.apiserver.kill();
+    }
+
+    /// Starts the apiserver again inside the node, on the same port with the same data dir
+    /// and flags (the kubelet's and proxy's kubeconfigs stay valid); returns once it serves.
+    pub fn restart_apiserver(&self) {
+        self.net.run(|| self.apiserver.restart());
+    }
+
+    /// The processes in the cgroups of pod `uid` on this node (its containers' processes),
+    /// from whichever cgroup hierarchies the machine has; sorted, without duplicates.
+    pub fn pod_processes(&self, uid: &str) -> Vec<i32> {
+        let rel = Path::new(&self.cgroup_root).join(format!("pod{uid}"));
+        let fs = Path::new("/sys/fs/cgroup");
+        let mut roots = vec![fs.join(&rel)];
+        for e in std::fs::read_dir(fs).into_iter().flatten().flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                roots.push(e.path().join(&rel));
+            }
+        }
+        let mut pids = Vec::new();
+        for root in roots {
+            let leaves = std::fs::read_dir(&root).into_iter().flatten().flatten();
+            for dir in std::iter::once(root.clone()).chain(leaves.map(|e| e.path())) {
+                let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+                pids.extend(procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+            }
+        }
+        pids.sort_unstable();
+        pids.dedup();
+        pids
+    }
+
     /// The running kubelet's pid.
     pub fn kubelet_pid(&self) -> Option<i32> {
         self.kubelet.lock().unwrap().as_ref().map(|c| c.id() as i32)

@@ -2,42 +2,13 @@
 //! tables without AGE, waiting for a condition.
 #![allow(dead_code)]
 
-use std::process::{Command, Output};
-use std::time::{Duration, Instant};
-
-use tinykube_e2e::built_binary;
 use tinykube_e2e::node::Node;
 
-pub fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+pub use tinykube_e2e::cli::{cli, eventually, text};
 
-/// Runs `prog` (tkctl or kubectl) as the admin from the node's namespace.
-pub fn cli(node: &Node, prog: &str, args: &[&str]) -> Output {
-    let bin = if prog == "tkctl" {
-        built_binary("tkctl")
-    } else {
-        prog.into()
-    };
-    Command::new(bin)
-        .arg(format!(
-            "--kubeconfig={}",
-            node.apiserver.kubeconfig("admin").display()
-        ))
-        .args(args)
-        .output()
-        .expect("running the client")
-}
-
+/// Runs tkctl and returns its stdout; fails the test if it fails.
 pub fn tk(node: &Node, args: &[&str]) -> String {
-    let out = cli(node, "tkctl", args);
-    assert!(
-        out.status.success(),
-        "tkctl {args:?}: {}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
+    tinykube_e2e::cli::ok(node, "tkctl", args)
 }
 
 /// A table without its AGE column (the only thing allowed to differ between two clients).
@@ -55,14 +26,6 @@ pub fn without_age(table: &str) -> Vec<String> {
         _ => l.to_string(),
     };
     std::iter::once(cut(header)).chain(lines.map(cut)).collect()
-}
-
-pub fn eventually(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(Instant::now() < deadline, "never: {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 /// Runs a future on a fresh runtime (the caller's thread is in the node's namespace).
