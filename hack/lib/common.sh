@@ -46,3 +46,13 @@ prepare_node() {
     export TINYKUBE_BOOTCAMP_BIN
     cargo build --release --workspace --all-targets
 }
+
+# Runs `command...`; with TINYKUBE_TIMINGS set, prints how long it took (`timing: LABEL N.NN s`,
+# on stderr).
+timed() { # label command...
+    local label="$1" t0="$EPOCHREALTIME"
+    shift
+    "$@"
+    [ -z "${TINYKUBE_TIMINGS:-}" ] ||
+        awk -v l="$label" -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "timing: %-14s %6.2f s\n", l, b - a }' >&2
+}
