@@ -117,3 +117,13 @@ cpu="$(awk -v t="$cpu_ticks" -v hz="$hz" -v w="$window" 'BEGIN { printf "%.2f", 
 node_kb=$((total_kb + shim_kb))
 echo "idle: RSS $(mb "$node_kb") MB (apiserver $(mb "${rss[apiserver]}"), kubelet $(mb "${rss[kubelet]}"), proxy $(mb "${rss[proxy]}"), registry $(mb "${rss[registry]}"), ${#shims[@]} shims $(mb "$shim_kb")), CPU $cpu % of a core   anchor: k3s ~500 MB; goal <= 60 MB, <= 1 %"
 echo "  without the registry: RSS $(mb $((node_kb - rss[registry]))) MB"
+# RSS counts the pages processes share (the kubelet's binary text, mapped by the kubelet and
+# every shim; libc) once per process; PSS divides them among their users, so its sum is what
+# the node really holds.
+pss_kb() { awk '/^Pss:/ { print $2 }' "/proc/$1/smaps_rollup" 2>/dev/null || echo 0; }
+pss_total=0
+for p in "${all_pids[@]}"; do
+    [ "$p" = "$(pid_of registry)" ] && continue
+    pss_total=$((pss_total + $(pss_kb "$p")))
+done
+echo "  without the registry: PSS $(mb "$pss_total") MB (shared pages counted once)"
