@@ -380,8 +380,11 @@ impl Node {
         std::fs::read_to_string(self.root.path().join("proxy.log")).unwrap_or_default()
     }
 
-    /// Runs `tinykube-kubelet cleanup` (the kubelet must be stopped).
+    /// Stops the kubelet (`kill -9`), then runs `tinykube-kubelet cleanup`. A kubelet left
+    /// running would restart the containers cleanup stops, behind its back, and they would
+    /// outlive the test.
     pub fn cleanup(&self) -> std::process::Output {
+        self.kill_kubelet();
         self.net.run(|| {
             Command::new(built_binary("tinykube-kubelet"))
                 .arg("cleanup")
