@@ -65,6 +65,29 @@ impl NodeNet {
         Path::new("/run/netns").join(&self.name)
     }
 
+    /// Links the namespace to the caller's (the host's) with a veth, so the host can play
+    /// "outside the cluster": returns the namespace's address on that link. Each link gets a
+    /// /30 of its own in 198.18.0.0/15 (RFC 2544's range for test networks), picked from the
+    /// process id and a counter so that parallel tests do not collide; the pair goes with the
+    /// namespace. Call it from the host's namespace.
+    pub fn link_to_host(&self) -> String {
+        static SEQ: AtomicU32 = AtomicU32::new(0);
+        let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+        let block = (std::process::id().wrapping_mul(64) + seq) % (1 << 15);
+        let base = (198u32 << 24) | (18 << 16) | (block << 2);
+        let addr = |n: u32| std::net::Ipv4Addr::from(base + n).to_string();
+        let host_if = format!("tkh{}x{seq}", std::process::id());
+        run(Command::new("ip").args([
+            "link", "add", &host_if, "type", "veth", "peer", "name", "eth1", "netns", &self.name,
+        ]));
+        run(Command::new("ip").args(["addr", "add", &format!("{}/30", addr(1)), "dev", &host_if]));
+        run(Command::new("ip").args(["link", "set", &host_if, "up"]));
+        let ip = |args: &[&str]| run(Command::new("ip").args(["-n", &self.name]).args(args));
+        ip(&["addr", "add", &format!("{}/30", addr(2)), "dev", "eth1"]);
+        ip(&["link", "set", "eth1", "up"]);
+        addr(2)
+    }
+
     /// Moves the calling thread into the namespace (processes it starts are born there).
     pub fn enter(&self) {
         let f = std::fs::File::open(self.path()).expect("node netns");

@@ -2,7 +2,8 @@
 //! kubelet, proxy, registry in a network namespace of their own): once with tkctl, once with
 //! the installed kubectl 1.32. kubectl cannot `create deployment` against tinykube (it sends
 //! protobuf), so its run starts the app with `tkctl run` and does every other step itself.
-//! Needs root.
+//! The NodePort is asked on the node's address and 127.0.0.1 from the node's namespace, and
+//! from the host (the test's own namespace) over a veth to the node. Needs root.
 
 mod common;
 
@@ -44,7 +45,7 @@ fn labels(described: &str) -> Vec<String> {
 }
 
 /// Every step of the tutorial with client `prog` (but creating the deployment: tkctl's run).
-fn tutorial(node: &Node, prog: &str) {
+fn tutorial(node: &Node, prog: &str, outside: &Outside) {
     // kubectl run kubernetes-first-app --image=... --port=8080
     let out = ok(
         node,
@@ -134,6 +135,16 @@ fn tutorial(node: &Node, prog: &str) {
         let (code, said) = curl(&url);
         assert_eq!((code, said.as_str()), (Some(0), hello.as_str()), "{url}");
     }
+    // And from outside the node: the host, over its link to the node.
+    let url = format!("http://{}:{port}", outside.addr);
+    eventually(&format!("{url} answers the host"), 20, || {
+        outside.curl(&url).0 == Some(0)
+    });
+    assert_eq!(
+        outside.curl(&url),
+        (Some(0), hello.clone()),
+        "{url} from the host"
+    );
 
     // kubectl describe deployment
     let described = ok(node, prog, &["describe", "deployment"]);
@@ -206,6 +217,10 @@ fn tutorial(node: &Node, prog: &str) {
         // curl's 7: could not connect.
         eventually(&format!("{url} refuses"), 10, || curl(&url).0 == Some(7));
     }
+    let url = format!("http://{}:{port}", outside.addr);
+    eventually(&format!("{url} refuses the host"), 10, || {
+        outside.curl(&url).0 == Some(7)
+    });
 
     // kubectl exec -ti $POD_NAME curl localhost:8080: the app still runs. kubectl wants `--`
     // and, with no terminal here, no -t.
@@ -230,14 +245,43 @@ fn tutorial(node: &Node, prog: &str) {
     });
 }
 
+/// The host, outside the cluster: its network namespace (the test's own) and the node's
+/// address on the host's link to it.
+struct Outside {
+    ns: std::fs::File,
+    addr: String,
+}
+
+impl Outside {
+    /// The real curl, run from the host's namespace.
+    fn curl(&self, url: &str) -> (Option<i32>, String) {
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                nix::sched::setns(
+                    std::os::fd::AsFd::as_fd(&self.ns),
+                    nix::sched::CloneFlags::CLONE_NEWNET,
+                )
+                .expect("back to the host's netns");
+                curl(url)
+            })
+            .join()
+            .expect("curl from the host")
+        })
+    }
+}
+
 #[test]
 fn the_tutorial_with_tkctl_then_kubectl() {
     let node = Node::start();
     node.wait_ready();
     node.start_proxy();
+    let outside = Outside {
+        ns: std::fs::File::open("/proc/thread-self/ns/net").expect("the host's netns"),
+        addr: node.net.link_to_host(),
+    };
     node.net.run(|| {
-        tutorial(&node, "tkctl");
-        tutorial(&node, "kubectl");
+        tutorial(&node, "tkctl", &outside);
+        tutorial(&node, "kubectl", &outside);
     });
     node.kill_proxy();
     node.kill_kubelet();
