@@ -107,15 +107,17 @@ impl Drop for Forward {
     }
 }
 
-/// A tmux server of the test's own, running a command in a 100x30 terminal.
+/// A tmux server of the test's own (its socket at `socket`, removed on drop), running a
+/// command in a 100x30 terminal.
 struct Tmux {
-    socket: String,
+    socket: std::path::PathBuf,
 }
 
 impl Tmux {
     fn tmux(&self, args: &[&str]) -> Output {
         Command::new("tmux")
-            .args(["-L", &self.socket])
+            .arg("-S")
+            .arg(&self.socket)
             .args(args)
             .output()
             .expect("tmux")
@@ -141,6 +143,7 @@ impl Tmux {
 impl Drop for Tmux {
     fn drop(&mut self) {
         let _ = self.tmux(&["kill-server"]);
+        let _ = std::fs::remove_file(&self.socket);
     }
 }
 
@@ -243,7 +246,7 @@ fn logs_exec_and_port_forward_through_the_apiserver() {
 
         // A terminal: the command sees the client's size, and a resize.
         let tmux = Tmux {
-            socket: format!("tk-stream-{}", std::process::id()),
+            socket: std::env::temp_dir().join(format!("tk-stream-{}.tmux", std::process::id())),
         };
         let cmd = format!(
             "kubectl --kubeconfig={} exec -ti web -- sh",
