@@ -10,8 +10,9 @@ use crate::commands::{kind_prefix, request, Ctx, Res};
 use crate::manifest::{self, Doc, Resolver, Target};
 use crate::merge::{self, LAST_APPLIED};
 
+/// What create and apply read, and how strictly the server checks it.
 #[derive(clap::Args)]
-pub struct CreateArgs {
+pub struct Manifests {
     /// Files, directories or `-` (stdin) holding the objects.
     #[arg(short = 'f', long = "filename")]
     files: Vec<String>,
@@ -21,6 +22,12 @@ pub struct CreateArgs {
     /// strict (or true), warn, ignore (or false): how the server treats unknown fields.
     #[arg(long, default_value = "strict", num_args = 0..=1, default_missing_value = "strict")]
     validate: String,
+}
+
+#[derive(clap::Args)]
+pub struct CreateArgs {
+    #[command(flatten)]
+    m: Manifests,
     /// Record the object in the last-applied annotation, for later `apply`.
     #[arg(long)]
     save_config: bool,
@@ -28,15 +35,8 @@ pub struct CreateArgs {
 
 #[derive(clap::Args)]
 pub struct ApplyArgs {
-    /// Files, directories or `-` (stdin) holding the objects.
-    #[arg(short = 'f', long = "filename")]
-    files: Vec<String>,
-    /// Read the directories given with -f recursively.
-    #[arg(short = 'R', long)]
-    recursive: bool,
-    /// strict (or true), warn, ignore (or false): how the server treats unknown fields.
-    #[arg(long, default_value = "strict", num_args = 0..=1, default_missing_value = "strict")]
-    validate: String,
+    #[command(flatten)]
+    m: Manifests,
 }
 
 fn field_validation(v: &str) -> Res<&'static str> {
@@ -109,9 +109,9 @@ async fn objects(
 }
 
 pub async fn create(ctx: &Ctx, a: CreateArgs) -> Res<u8> {
-    let validation = field_validation(&a.validate)?;
+    let validation = field_validation(&a.m.validate)?;
     let mut errors = Vec::new();
-    for o in objects(ctx, &a.files, a.recursive, "create").await? {
+    for o in objects(ctx, &a.m.files, a.m.recursive, "create").await? {
         let (doc, target) = match o {
             Ok(o) => o,
             Err(e) => {
@@ -149,9 +149,9 @@ pub async fn create(ctx: &Ctx, a: CreateArgs) -> Res<u8> {
 }
 
 pub async fn apply(ctx: &Ctx, a: ApplyArgs) -> Res<u8> {
-    let validation = field_validation(&a.validate)?;
+    let validation = field_validation(&a.m.validate)?;
     let mut errors = Vec::new();
-    for o in objects(ctx, &a.files, a.recursive, "apply").await? {
+    for o in objects(ctx, &a.m.files, a.m.recursive, "apply").await? {
         match o {
             Ok((doc, target)) => {
                 if let Err(e) = apply_one(ctx, &doc, &target, validation).await {
