@@ -45,6 +45,36 @@ pub enum PullError {
     Store(String),
 }
 
+impl PullError {
+    /// The same kind of error with another message.
+    fn with_message(&self, message: String) -> PullError {
+        match self {
+            PullError::NotFound(_) => PullError::NotFound(message),
+            PullError::Unauthorized(_) => PullError::Unauthorized(message),
+            PullError::Unreachable(_) => PullError::Unreachable(message),
+            PullError::Invalid(_) => PullError::Invalid(message),
+            PullError::Store(_) => PullError::Store(message),
+        }
+    }
+
+    /// The message with its kind, as one endpoint's answer in a list of several.
+    fn described(&self) -> String {
+        match self {
+            PullError::NotFound(m) => format!("not found: {m}"),
+            PullError::Unauthorized(m) => format!("unauthorized: {m}"),
+            PullError::Unreachable(m) => format!("unreachable: {m}"),
+            PullError::Invalid(m) | PullError::Store(m) => m.clone(),
+        }
+    }
+
+    /// Whether a mirror's answer lets the next endpoint be tried, as containerd's and CRI-O's
+    /// mirrors do: the mirror lacks the name, or could not be asked. An authentication or a
+    /// content (digest) error is final.
+    fn gives_way(&self) -> bool {
+        matches!(self, PullError::NotFound(_) | PullError::Unreachable(_))
+    }
+}
+
 impl From<store::StoreError> for PullError {
     fn from(e: store::StoreError) -> Self {
         PullError::Store(e.to_string())
@@ -53,7 +83,16 @@ impl From<store::StoreError> for PullError {
 
 fn classify(err: oci_client::errors::OciDistributionError, what: &str) -> PullError {
     use oci_client::errors::OciDistributionError as E;
-    let msg = format!("{what}: {err}");
+    let mut msg = format!("{what}: {err}");
+    // reqwest's message is only "error sending request for url (…)": the why (connection
+    // refused, a TLS or DNS failure) is in its sources.
+    if let E::RequestError(e) = &err {
+        let mut source = std::error::Error::source(e);
+        while let Some(s) = source {
+            msg.push_str(&format!(": {s}"));
+            source = s.source();
+        }
+    }
     match &err {
         E::ImageManifestNotFoundError(_) => PullError::NotFound(msg),
         E::RegistryError { envelope, .. }
@@ -69,6 +108,8 @@ fn classify(err: oci_client::errors::OciDistributionError, what: &str) -> PullEr
             PullError::NotFound(msg)
         }
         E::ServerError { code: 404, .. } => PullError::NotFound(msg),
+        // A registry (or the proxy in front of it) that fails on its side: as unreachable.
+        E::ServerError { code, .. } if *code >= 500 => PullError::Unreachable(msg),
         E::UnauthorizedError { .. } | E::AuthenticationFailure(_) => PullError::Unauthorized(msg),
         E::RequestError(_) => PullError::Unreachable(msg),
         _ => PullError::Invalid(msg),
@@ -164,26 +205,43 @@ impl ImageService {
     ) -> Result<Pulled, PullError> {
         let started = Instant::now();
         let endpoints = self.config.endpoints(name.registry());
-        let mut errors = Vec::new();
+        // Each endpoint tried and its answer, for the error if none has the image.
+        let mut tried: Vec<String> = Vec::new();
+        let canonical = name.canonical();
         for ep in &endpoints {
-            let auth = auth_for(docker_configs, &ep.host, name.registry())?;
-            match self.pull_from(name, ep, &auth).await {
+            let result = match auth_for(docker_configs, &ep.host, name.registry()) {
+                Ok(auth) => self.pull_from(name, ep, &auth).await,
+                Err(e) => Err(e),
+            };
+            let e = match result {
                 Ok(image) => {
                     return Ok(Pulled {
                         image,
                         took: started.elapsed(),
                     })
                 }
-                // A mirror that cannot be reached gives way to the next endpoint; a mirror
-                // that answered (not found, unauthorized, bad content) is authoritative.
-                Err(PullError::Unreachable(m)) if ep.mirror => {
-                    tracing::warn!(mirror = %ep.host, error = %m, "registry mirror unreachable");
-                    errors.push(m);
-                }
-                Err(e) => return Err(e),
+                Err(e) => e,
+            };
+            let answer = e
+                .described()
+                .replace(&format!("fetching manifest of {canonical}: "), "");
+            tried.push(format!("{}: {answer}", ep.describe()));
+            // A mirror without the name, or unreachable, gives way to the next endpoint.
+            if ep.mirror && e.gives_way() {
+                tracing::info!(mirror = %ep.host, image = %name.canonical(), error = %e, "trying the next endpoint");
+                continue;
             }
+            if tried.len() == 1 {
+                return Err(e);
+            }
+            return Err(e.with_message(format!("{canonical} (tried {})", tried.join("; "))));
         }
-        Err(PullError::Unreachable(errors.join("; ")))
+        // Only mirrors were configured and each gave way (endpoints() ends with the registry
+        // itself, so this is not reached in practice).
+        Err(PullError::Unreachable(format!(
+            "{canonical} (tried {})",
+            tried.join("; ")
+        )))
     }
 
     fn client(&self, ep: &Endpoint, auth: &RegistryAuth) -> Client {

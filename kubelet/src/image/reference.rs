@@ -108,6 +108,15 @@ pub struct Endpoint {
     pub mirror: bool,
 }
 
+impl Endpoint {
+    /// `http://127.0.0.1:5000 (mirror)`, `https://registry-1.docker.io`: for messages.
+    pub fn describe(&self) -> String {
+        let scheme = if self.plain_http { "http" } else { "https" };
+        let role = if self.mirror { " (mirror)" } else { "" };
+        format!("{scheme}://{}{role}", self.host)
+    }
+}
+
 /// The kubelet's registry settings.
 #[derive(Clone, Debug, Default)]
 pub struct RegistryConfig {
@@ -149,8 +158,9 @@ impl RegistryConfig {
                 });
             }
         }
+        // Docker Hub's registry host, as containerd dials it for docker.io.
         let host = if registry == "docker.io" {
-            "index.docker.io".to_string()
+            "registry-1.docker.io".to_string()
         } else {
             registry.to_string()
         };
@@ -326,7 +336,7 @@ mod tests {
         assert_eq!(hub.len(), 3);
         assert_eq!(hub[1].host, "mirror.example");
         assert!(!hub[1].plain_http);
-        assert_eq!(hub[2].host, "index.docker.io");
+        assert_eq!(hub[2].host, "registry-1.docker.io");
         assert!(c.endpoints("registry.lan:5000")[0].plain_http);
         assert!(c.endpoints("localhost:5000")[0].plain_http);
         assert!(!c.endpoints("quay.io")[0].plain_http);

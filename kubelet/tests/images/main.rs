@@ -398,6 +398,106 @@ async fn pull_policies_events_and_back_off() {
     ));
 }
 
+/// Mirrors as containerd's hosts.toml: a mirror without the name, or unreachable, gives way to
+/// the next endpoint and the pull ends at the image's own registry; an image in none of them
+/// fails naming every endpoint and its answer; a mirror's authentication error is final.
+#[tokio::test(flavor = "multi_thread")]
+async fn mirrors_without_the_image_give_way_to_the_registry() {
+    let upstream = registry();
+    let mirror = registry();
+    let base = tinykube_images::busybox_layer(&busybox()).unwrap();
+    let image = tinykube_images::busybox_image(&base);
+    let digest = client(&upstream)
+        .push_image("team/bb", "v1", &image)
+        .await
+        .unwrap();
+    let up = upstream.addr().to_string();
+    // A port nothing listens on: an unreachable mirror.
+    let dead = format!("127.0.0.1:{}", free_port());
+    let node = Node::new(&[format!("{up}=http://{dead},http://{}", mirror.addr())]);
+
+    // Through the dead mirror and the empty one to the registry itself.
+    let blob_gets = upstream.gets("/blobs/");
+    let pulled = node
+        .service
+        .pull(&name(&format!("{up}/team/bb:v1")), &[])
+        .await
+        .unwrap()
+        .image;
+    assert_eq!(pulled.manifest_digest, digest);
+    assert_eq!(pulled.names, [format!("{up}/team/bb:v1")]);
+    assert_eq!(
+        mirror.gets("/v2/team/bb/manifests/v1"),
+        1,
+        "the mirror was asked first"
+    );
+    assert_eq!(upstream.gets("/v2/team/bb/manifests/v1"), 1);
+    assert_eq!(
+        upstream.gets("/blobs/"),
+        blob_gets + 2,
+        "config and layer come from the registry"
+    );
+    assert_eq!(mirror.gets("/blobs/"), 0);
+
+    // In none of them: the error names each endpoint with its answer, in order.
+    let err = node
+        .service
+        .pull(&name(&format!("{up}/team/bb:nope")), &[])
+        .await
+        .unwrap_err();
+    let PullError::NotFound(msg) = &err else {
+        panic!("want NotFound, got {err:?}");
+    };
+    let at = |needle: &str| {
+        msg.find(needle)
+            .unwrap_or_else(|| panic!("{needle:?} is missing from {msg:?}"))
+    };
+    let (d, m, u) = (
+        at(&format!("http://{dead} (mirror): unreachable: ")),
+        at(&format!("http://{} (mirror): not found: ", mirror.addr())),
+        at(&format!("http://{up}: not found: ")),
+    );
+    assert!(d < m && m < u, "{msg}");
+    assert!(
+        msg.starts_with(&format!("{up}/team/bb:nope (tried ")),
+        "{msg}"
+    );
+
+    // The message a user sees in the Failed event and ErrImagePull.
+    let m = ImageManager::new(node.service.clone(), BackOffPolicy::default());
+    let r = m
+        .ensure("pod-1", &format!("{up}/team/bb:nope"), "IfNotPresent", &[])
+        .await;
+    let wait = r.result.unwrap_err();
+    assert_eq!(wait.reason, "ErrImagePull");
+    assert!(
+        wait.message.contains(&format!("http://{up}: not found")),
+        "{}",
+        wait.message
+    );
+    assert!(wait.message.contains(mirror.addr()), "{}", wait.message);
+
+    // A mirror that wants credentials is final: its answer, not the registry's image.
+    let locked = TestRegistry::start_opts(&RegistryOptions {
+        auth: Some(("alice".into(), "s3cret".into())),
+        storage: None,
+        access_log: false,
+    })
+    .unwrap();
+    let strict = Node::new(&[format!("{up}=http://{}", locked.addr())]);
+    let err = strict
+        .service
+        .pull(&name(&format!("{up}/team/bb:v1")), &[])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, PullError::Unauthorized(_)), "{err:?}");
+    assert_eq!(
+        upstream.gets("/v2/team/bb/manifests/v1"),
+        1,
+        "the registry was not asked"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn pull_secrets_authenticate() {
     let setup = registry();
