@@ -45,7 +45,7 @@ pub struct Flags {
     #[arg(long)]
     pub node_ip: Option<IpAddr>,
     /// The range pod IPs are allocated from (the default CNI network's host-local IPAM).
-    #[arg(long, default_value = "10.244.0.0/24")]
+    #[arg(long, default_value = "10.244.0.0/24", value_parser = parse_cidr)]
     pub pod_cidr: String,
     /// The bridge of the default CNI network.
     #[arg(long, default_value = "tinykube0")]
@@ -311,4 +311,39 @@ pub fn cleanup(flags: &Flags, purge: bool) -> Result<(), String> {
         let _ = std::fs::remove_dir(&flags.pod_log_dir);
     }
     Ok(())
+}
+
+/// A CIDR flag (`10.244.0.0/24`, `fd00::/64`): an address and a prefix length that fits it.
+fn parse_cidr(s: &str) -> Result<String, String> {
+    let (addr, len) = s
+        .split_once('/')
+        .ok_or_else(|| format!("invalid CIDR address: {s}"))?;
+    let addr: IpAddr = addr
+        .parse()
+        .map_err(|_| format!("invalid CIDR address: {s}"))?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    match len.parse::<u8>() {
+        Ok(n) if n <= max && !len.starts_with('+') => Ok(s.to_string()),
+        _ => Err(format!("invalid CIDR address: {s}")),
+    }
+}
+
+#[cfg(test)]
+mod cidr_tests {
+    #[test]
+    fn cidrs_are_checked() {
+        for ok in ["10.244.0.0/24", "10.0.0.0/8", "fd00::/64", "1.2.3.4/32"] {
+            assert_eq!(super::parse_cidr(ok).as_deref(), Ok(ok));
+        }
+        for bad in [
+            "10.244.0.0/99",
+            "10.244.0.0",
+            "x/24",
+            "10.0.0.0/",
+            "fd00::/129",
+            "1.2.3.4/+8",
+        ] {
+            assert!(super::parse_cidr(bad).is_err(), "{bad}");
+        }
+    }
 }
