@@ -22,7 +22,10 @@ TINYKUBE_POD_LOG_DIR="${TINYKUBE_POD_LOG_DIR:-/var/log/pods}"   # container logs
 TINYKUBE_TKCTL_LINK="${TINYKUBE_TKCTL_LINK-/usr/local/bin/tkctl}" # made if nothing is there; empty: none
 TINYKUBE_SKIP_BUILD="${TINYKUBE_SKIP_BUILD:-}"                  # 1: use the binaries already built
 TINYKUBE_TIMINGS="${TINYKUBE_TIMINGS:-}"                        # 1: print how long each step took
+TINYKUBE_START_TIMEOUT="${TINYKUBE_START_TIMEOUT:-60}"          # s for the apiserver to serve, the node to be Ready
+TINYKUBE_START_DELAY="${TINYKUBE_START_DELAY:-}"                # s each daemon waits before its exec (tests)
 export TINYKUBE_REGISTRY_ADDR TINYKUBE_REGISTRY_DIR TINYKUBE_RUN TINYKUBE_SKIP_BUILD TINYKUBE_TIMINGS
+export TINYKUBE_START_DELAY
 
 cd "$(dirname "$0")/.."
 source hack/lib/common.sh
@@ -35,20 +38,35 @@ user_cfg="${user_cfg:-$HOME/.kube/config}"
 # What `up` made outside its state dir, so that `down --purge` removes exactly that.
 made="$TINYKUBE_STATE/local-up"
 
-running() { # pidfile -> true if that process is alive
-    [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null
+# What failed, for the message when `up` stops at a failing command (`set -e`): the step under
+# way and the log that tells why.
+step=""
+step_log=""
+reported=""
+images=""
+on_exit() { # exit status
+    # A failure anywhere waits for the sample-images job first: nothing it starts goes untracked.
+    [ -z "$images" ] || wait "$images" 2>/dev/null || true
+    [ "$1" -ne 0 ] && [ -z "$reported" ] || return 0
+    echo "hack/local-up.sh: ${step:-a step} failed (exit $1)" >&2
+    [ -z "$step_log" ] || show_log "$step_log"
+    echo "Fix what is named above and run hack/local-up.sh again; hack/local-up.sh down --purge removes everything." >&2
+}
+trap 'on_exit $?' EXIT
+
+# A step's name and log, for the messages of a failure.
+begin() { # step [log]
+    step="$1"
+    step_log="${2:-}"
 }
 
-stop() { # name
-    local pidfile="$TINYKUBE_RUN/$1.pid"
-    if running "$pidfile"; then
-        local pid; pid="$(cat "$pidfile")"
-        kill "$pid"
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
-        echo "stopped $1 (pid $pid)"
-    fi
-    rm -f "$pidfile"
+# Fails `up` with a message and the last lines of `log`.
+die() { # message [log]
+    echo "hack/local-up.sh: $1" >&2
+    [ -z "${2:-}" ] || show_log "$2"
+    echo "Fix what is named above and run hack/local-up.sh again; hack/local-up.sh down --purge removes everything." >&2
+    reported=1
+    exit 1
 }
 
 kubelet_flags=(
@@ -63,82 +81,136 @@ kubelet_flags=(
 )
 proxy_state=(--state-dir "$TINYKUBE_STATE/proxy")
 
-start_apiserver() {
-    local pidfile="$TINYKUBE_RUN/apiserver.pid"
-    if running "$pidfile"; then
-        echo "apiserver already running (pid $(cat "$pidfile"))"
-        return
-    fi
-    rm -f "$TINYKUBE_STATE/apiserver/port"
-    "$bin/tinykube-apiserver" \
-        --data-dir "$TINYKUBE_STATE/apiserver" \
-        --bind-address "$TINYKUBE_BIND_ADDRESS" \
-        --secure-port "$TINYKUBE_PORT" \
-        --service-cluster-ip-range "$TINYKUBE_SERVICE_CIDR" \
-        --service-node-port-range "$TINYKUBE_NODE_PORTS" \
-        --node-name "$TINYKUBE_NODE_NAME" \
-        >>"$TINYKUBE_RUN/apiserver.log" 2>&1 &
-    echo $! >"$pidfile"
-    for _ in $(seq 200); do
-        [ -f "$TINYKUBE_STATE/apiserver/port" ] && break
-        running "$pidfile" || { tail -20 "$TINYKUBE_RUN/apiserver.log" >&2; exit 1; }
-        sleep 0.05
-    done
-    [ -f "$TINYKUBE_STATE/apiserver/port" ] ||
-        { tail -20 "$TINYKUBE_RUN/apiserver.log" >&2; echo "the apiserver did not start" >&2; exit 1; }
-    echo "apiserver running (pid $(cat "$pidfile"), log $TINYKUBE_RUN/apiserver.log)"
+apiserver_cmd=(
+    "$bin/tinykube-apiserver"
+    --data-dir "$TINYKUBE_STATE/apiserver"
+    --bind-address "$TINYKUBE_BIND_ADDRESS"
+    --secure-port "$TINYKUBE_PORT"
+    --service-cluster-ip-range "$TINYKUBE_SERVICE_CIDR"
+    --service-node-port-range "$TINYKUBE_NODE_PORTS"
+    --node-name "$TINYKUBE_NODE_NAME"
+)
+kubelet_cmd=("$bin/tinykube-kubelet" "${kubelet_flags[@]}")
+proxy_cmd=(
+    "$bin/tinykube-proxy"
+    "${proxy_state[@]}"
+    --kubeconfig "$TINYKUBE_STATE/apiserver/proxy.kubeconfig"
+    --hostname-override "$TINYKUBE_NODE_NAME"
+    --cluster-cidr "$TINYKUBE_POD_CIDR"
+)
+
+# This node's instances of a daemon, one pid a line, found by their first two arguments (the
+# daemon's own dir): for one whose pidfile is lost.
+find_daemon() { # name
+    case "$1" in
+        apiserver) find_processes tinykube-apiserver --data-dir "$TINYKUBE_STATE/apiserver" ;;
+        kubelet) find_processes tinykube-kubelet --root-dir "$TINYKUBE_STATE/kubelet" ;;
+        proxy) find_processes tinykube-proxy --state-dir "$TINYKUBE_STATE/proxy" ;;
+    esac
 }
 
-start_kubelet() {
-    local pidfile="$TINYKUBE_RUN/kubelet.pid"
-    if running "$pidfile"; then
-        echo "kubelet already running (pid $(cat "$pidfile"))"
-    else
-        "$bin/tinykube-kubelet" "${kubelet_flags[@]}" >>"$TINYKUBE_RUN/kubelet.log" 2>&1 &
-        echo $! >"$pidfile"
-        echo "kubelet running (pid $(cat "$pidfile"), log $TINYKUBE_RUN/kubelet.log)"
+# Starts a daemon unless it runs: one recorded in its pidfile, or one of this node's found by its
+# marker (adopted: its pidfile is written again). Prints what it did.
+start_daemon() { # name command...
+    local name="$1" pid
+    shift
+    local pidfile="$TINYKUBE_RUN/$name.pid" log="$TINYKUBE_RUN/$name.log"
+    begin "starting the $name" "$log"
+    if pid="$(pidfile_alive "$pidfile")"; then
+        echo "$name already running (pid $pid)"
+        return
     fi
+    rm -f "$pidfile"
+    pid="$(find_daemon "$name" | head -1)"
+    if [ -n "$pid" ]; then
+        record_pid "$pidfile" "$pid"
+        echo "$name already running (pid $pid, adopted: its pid file was gone)"
+        return
+    fi
+    [ -x "$1" ] || die "$1 is missing: build it (run hack/local-up.sh without TINYKUBE_SKIP_BUILD)"
+    start_process "$pidfile" "$log" "$@"
+    pid="$(head -1 "$pidfile")"
+    # Running once the program is exec'ed: a slow exec (cold machine, TINYKUBE_START_DELAY)
+    # is waited for, a process that is gone fails with its log.
+    if ! wait_exec "$pid" "$1" "$TINYKUBE_START_TIMEOUT"; then
+        alive_or_die "$name"
+        die "the $name (pid $pid) did not start $1 within $TINYKUBE_START_TIMEOUT s" "$log"
+    fi
+    echo "$name running (pid $pid, log $log)"
+}
+
+# Fails `up` if the daemon has exited (its log says why).
+alive_or_die() { # name
+    local log="$TINYKUBE_RUN/$1.log"
+    pidfile_alive "$TINYKUBE_RUN/$1.pid" >/dev/null ||
+        die "the $1 exited (see $log)" "$log"
+}
+
+# Waits until the apiserver serves (it writes its port file as its last step before serving).
+wait_apiserver() {
+    begin "waiting for the apiserver" "$TINYKUBE_RUN/apiserver.log"
+    local deadline=$((SECONDS + TINYKUBE_START_TIMEOUT))
+    until [ -f "$TINYKUBE_STATE/apiserver/port" ]; do
+        alive_or_die apiserver
+        [ "$SECONDS" -lt "$deadline" ] ||
+            die "the apiserver did not serve within $TINYKUBE_START_TIMEOUT s" "$TINYKUBE_RUN/apiserver.log"
+        sleep 0.05
+    done
+}
+
+start_apiserver() {
+    if ! pidfile_alive "$TINYKUBE_RUN/apiserver.pid" >/dev/null &&
+        [ -z "$(find_daemon apiserver)" ]; then
+        rm -f "$TINYKUBE_STATE/apiserver/port"
+    fi
+    start_daemon apiserver "${apiserver_cmd[@]}"
+    wait_apiserver
 }
 
 wait_node_ready() {
     # Ready once the kubelet reports KubeletReady (curl with the admin's certificate: no client
     # needed).
+    begin "waiting for the node to be Ready" "$TINYKUBE_RUN/kubelet.log"
     local pki="$TINYKUBE_STATE/apiserver" host="$TINYKUBE_BIND_ADDRESS"
     [ "$host" = 0.0.0.0 ] && host=127.0.0.1
-    for _ in $(seq 300); do
-        if curl -s --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" \
-            "https://$host:$TINYKUBE_PORT/api/v1/nodes/$TINYKUBE_NODE_NAME" 2>/dev/null |
-            tr -d ' \n' | grep -q '"reason":"KubeletReady"'; then
-            echo "node $TINYKUBE_NODE_NAME is Ready"
-            return
-        fi
-        running "$TINYKUBE_RUN/kubelet.pid" || { tail -20 "$TINYKUBE_RUN/kubelet.log" >&2; exit 1; }
+    local deadline=$((SECONDS + TINYKUBE_START_TIMEOUT))
+    until curl -s --max-time 2 --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" \
+        "https://$host:$TINYKUBE_PORT/api/v1/nodes/$TINYKUBE_NODE_NAME" 2>/dev/null |
+        tr -d ' \n' | grep -q '"reason":"KubeletReady"'; do
+        alive_or_die kubelet
+        alive_or_die apiserver
+        [ "$SECONDS" -lt "$deadline" ] ||
+            die "node $TINYKUBE_NODE_NAME did not become Ready within $TINYKUBE_START_TIMEOUT s" "$TINYKUBE_RUN/kubelet.log"
         sleep 0.1
     done
-    tail -20 "$TINYKUBE_RUN/kubelet.log" >&2
-    echo "node $TINYKUBE_NODE_NAME did not become Ready in 30 s" >&2
-    exit 1
+    echo "node $TINYKUBE_NODE_NAME is Ready"
 }
 
-start_proxy() {
-    local pidfile="$TINYKUBE_RUN/proxy.pid"
-    if running "$pidfile"; then
-        echo "proxy already running (pid $(cat "$pidfile"))"
-        return
+# Stops a daemon: the one in its pidfile, and any other of this node's found by its marker.
+stop_daemon() { # name
+    stop_process "$1" "$TINYKUBE_RUN/$1.pid"
+    local pid
+    for pid in $(find_daemon "$1"); do
+        stop_pid "$1" "$pid"
+    done
+}
+
+# `config ARGS...` on the user's kubeconfig, with the built tkctl or else kubectl.
+kcfg() { # args...
+    if [ -x "$bin/tkctl" ]; then
+        "$bin/tkctl" config "$@" --kubeconfig "$user_cfg"
+    elif command -v kubectl >/dev/null; then
+        kubectl config "$@" --kubeconfig "$user_cfg"
+    else
+        echo "neither $bin/tkctl nor kubectl is there to edit $user_cfg" >&2
+        return 1
     fi
-    "$bin/tinykube-proxy" \
-        --kubeconfig "$TINYKUBE_STATE/apiserver/proxy.kubeconfig" \
-        "${proxy_state[@]}" \
-        --hostname-override "$TINYKUBE_NODE_NAME" \
-        --cluster-cidr "$TINYKUBE_POD_CIDR" \
-        >>"$TINYKUBE_RUN/proxy.log" 2>&1 &
-    echo $! >"$pidfile"
-    echo "proxy running (pid $(cat "$pidfile"), log $TINYKUBE_RUN/proxy.log)"
 }
 
 # Merges the admin kubeconfig into the user's (admin first: its tinykube entries and its
 # current-context win; the user's other entries stay), as minikube does.
 merge_kubeconfig() {
+    begin "merging the tinykube context into $user_cfg"
     local admin="$TINYKUBE_STATE/apiserver/admin.kubeconfig" dir
     dir="$(dirname "$user_cfg")"
     mkdir -p "$made"
@@ -149,9 +221,12 @@ merge_kubeconfig() {
     if [ ! -e "$user_cfg" ]; then
         echo "$user_cfg" >>"$made/kubeconfig-files"
     elif [ ! -e "$made/previous-context" ]; then
-        # The context to give back on `down --purge` (only the first `up` records it).
-        "$bin/tkctl" config current-context --kubeconfig "$user_cfg" >"$made/previous-context" 2>/dev/null ||
-            : >"$made/previous-context"
+        # The context to give back on `down --purge` (only the first `up` records it; never
+        # tinykube itself, current when an earlier node's state was removed without `down`).
+        local previous
+        previous="$(kcfg current-context 2>/dev/null || true)"
+        [ "$previous" != tinykube ] || previous=""
+        printf '%s' "$previous" >"$made/previous-context"
     fi
     local tmp="$dir/.tinykube-merge.$$"
     KUBECONFIG="$admin:$user_cfg" "$bin/tkctl" config view --flatten >"$tmp"
@@ -160,26 +235,42 @@ merge_kubeconfig() {
     echo "context tinykube merged into $user_cfg (current)"
 }
 
-# Takes the tinykube entries out of the user's kubeconfig again (down --purge).
+# `config delete-{context,cluster,user} NAME`, content if there is no such entry.
+kcfg_delete() { # what name
+    local err
+    if ! err="$(kcfg "delete-$1" "$2" 2>&1 >/dev/null)"; then
+        case "$err" in
+            *"cannot delete $1 $2, not in"*) ;;
+            *) echo "$err" >&2; return 1 ;;
+        esac
+    fi
+}
+
+# Takes the tinykube entries out of the user's kubeconfig again (down --purge). Finishes
+# whatever it finds: entries already gone, the context given back already deleted.
 unmerge_kubeconfig() {
-    [ -f "$user_cfg" ] && [ -x "$bin/tkctl" ] || return 0
-    local cfg=(--kubeconfig "$user_cfg") current
-    current="$("$bin/tkctl" config current-context "${cfg[@]}" 2>/dev/null || true)"
-    "$bin/tkctl" config delete-context tinykube "${cfg[@]}" >/dev/null 2>&1 || true
-    "$bin/tkctl" config delete-cluster tinykube "${cfg[@]}" >/dev/null 2>&1 || true
-    "$bin/tkctl" config delete-user tinykube-admin "${cfg[@]}" >/dev/null 2>&1 || true
+    if [ ! -f "$user_cfg" ]; then
+        echo "no $user_cfg: no tinykube context to remove"
+        return 0
+    fi
+    local current previous=""
+    current="$(kcfg current-context 2>/dev/null || true)"
+    kcfg_delete context tinykube
+    kcfg_delete cluster tinykube
+    kcfg_delete user tinykube-admin
     if [ "$current" = tinykube ]; then
-        local previous=""
         [ -f "$made/previous-context" ] && previous="$(cat "$made/previous-context")"
-        if [ -n "$previous" ]; then
-            "$bin/tkctl" config use-context "$previous" "${cfg[@]}" >/dev/null
+        if [ -n "$previous" ] && [ "$previous" != tinykube ] &&
+            kcfg get-contexts -o name 2>/dev/null | grep -qxF -- "$previous"; then
+            kcfg use-context "$previous" >/dev/null
         else
+            [ -z "$previous" ] || echo "the context to give back, $previous, is gone: no current context"
             sed -i 's/^current-context: tinykube$/current-context: ""/' "$user_cfg"
         fi
     fi
     # A file (and dir) `up` made goes again once nothing is left in it.
     if grep -qxF "$user_cfg" "$made/kubeconfig-files" 2>/dev/null &&
-        [ "$("$bin/tkctl" config view "${cfg[@]}" | grep -cE '^(clusters|contexts|users): null$')" = 3 ]; then
+        [ "$(kcfg view | grep -cE '^(clusters|contexts|users): null$')" = 3 ]; then
         rm -f "$user_cfg"
         if grep -qxF "$(dirname "$user_cfg")" "$made/kubeconfig-dirs" 2>/dev/null; then
             rmdir "$(dirname "$user_cfg")" 2>/dev/null || true
@@ -212,25 +303,38 @@ unlink_tkctl() {
 }
 
 up() {
+    begin "installing packages"
     timed packages ensure_packages conntrack curl docker-registry busybox-static containernetworking-plugins iproute2 iptables libseccomp-dev pkg-config
     if [ -z "$TINYKUBE_SKIP_BUILD" ]; then
+        begin "building"
         timed build cargo build --release -p tinykube-apiserver -p tinykube-kubelet -p tinykube-proxy -p tinykube-ctl -p tinykube-images
         TINYKUBE_BOOTCAMP_BIN="$(timed build-bootcamp build_bootcamp)"
         export TINYKUBE_BOOTCAMP_BIN
     fi
     mkdir -p "$TINYKUBE_STATE" "$TINYKUBE_RUN"
+    # One `up` or `down` at a time from here (not during the build: cargo has its own lock).
+    begin "waiting for another hack/local-up.sh"
+    hold_lock 8 "$TINYKUBE_RUN/local-up.lock" "hack/local-up.sh"
     # The registry and its images meanwhile (the kubelet needs them only for its first pull).
+    # A failure anywhere waits for this job first, so that nothing it starts goes untracked.
     local images_log="$TINYKUBE_RUN/sample-images.out"
     TINYKUBE_SKIP_BUILD=1 timed sample-images hack/sample-images.sh >"$images_log" 2>&1 &
-    local images=$!
+    images=$!
     timed apiserver start_apiserver
-    timed kubelet start_kubelet
+    timed kubelet start_daemon kubelet "${kubelet_cmd[@]}"
     timed node-ready wait_node_ready
-    timed proxy start_proxy
-    wait "$images" || { cat "$images_log" >&2; echo "pushing the sample images failed" >&2; exit 1; }
+    timed proxy start_daemon proxy "${proxy_cmd[@]}"
+    begin "starting the registry and pushing the sample images" "$images_log"
+    if ! wait "$images"; then
+        images=""
+        cat "$images_log" >&2
+        die "starting the registry and pushing the sample images failed (above; the registry's log: $TINYKUBE_RUN/registry.log)"
+    fi
+    images=""
     cat "$images_log"
     rm -f "$images_log"
     merge_kubeconfig
+    begin "linking tkctl"
     link_tkctl
     local tk="$bin/tkctl"
     [ "$(command -v tkctl 2>/dev/null)" = "$TINYKUBE_TKCTL_LINK" ] && [ -n "$TINYKUBE_TKCTL_LINK" ] &&
@@ -248,30 +352,71 @@ Stop it with hack/local-up.sh down (--purge: also its data and the tinykube cont
 MSG
 }
 
+# Each step of `down` runs whatever the steps before it did; a failed step says so, and `down`
+# fails at the end, naming each.
+failed=()
+try() { # what command...
+    local what="$1"
+    shift
+    begin "$what"
+    # A background subshell, waited for: `set -e` holds inside it (it would not in an `if`).
+    ("$@") &
+    if ! wait "$!"; then
+        failed+=("$what")
+        echo "down: $what failed; going on" >&2
+    fi
+}
+
+# The proxy's rules outlive it: cleanup removes its chains and jumps (the host's stay).
+proxy_cleanup() {
+    [ -x "$bin/tinykube-proxy" ] || { echo "$bin/tinykube-proxy is missing: cannot remove its rules" >&2; return 1; }
+    "$bin/tinykube-proxy" cleanup "${proxy_state[@]}"
+}
+
+# Containers outlive the kubelet: cleanup stops them and removes every netns, mount, cgroup,
+# bridge and rule the kubelet made.
+kubelet_cleanup() { # [--purge]
+    [ -x "$bin/tinykube-kubelet" ] || { echo "$bin/tinykube-kubelet is missing: cannot stop the pods" >&2; return 1; }
+    "$bin/tinykube-kubelet" cleanup "${kubelet_flags[@]}" "$@"
+}
+
+remove_dirs() {
+    rm -rf "$TINYKUBE_STATE" "$TINYKUBE_RUN"
+    echo "removed $TINYKUBE_STATE and $TINYKUBE_RUN"
+}
+
 down() {
-    stop proxy
-    # The proxy's rules outlive it: cleanup removes its chains and jumps (the host's stay).
-    if [ -x "$bin/tinykube-proxy" ]; then
-        "$bin/tinykube-proxy" cleanup "${proxy_state[@]}"
+    local purge=""
+    case "${1:-}" in
+        "") ;;
+        --purge) purge=--purge ;;
+        *) echo "usage: $0 down [--purge]" >&2; exit 2 ;;
+    esac
+    try "stopping the proxy" stop_daemon proxy
+    try "removing the proxy's rules" proxy_cleanup
+    try "stopping the kubelet" stop_daemon kubelet
+    try "stopping the pods" kubelet_cleanup $purge
+    try "stopping the apiserver" stop_daemon apiserver
+    try "stopping the registry" hack/registry.sh stop $purge
+    if [ -n "$purge" ]; then
+        try "removing the tinykube context" unmerge_kubeconfig
+        try "removing the tkctl link" unlink_tkctl
+        # Only when every daemon stopped: a running one would write into them again.
+        if [ ${#failed[@]} -eq 0 ]; then
+            try "removing $TINYKUBE_STATE and $TINYKUBE_RUN" remove_dirs
+        fi
     fi
-    stop kubelet
-    # Containers outlive the kubelet: cleanup stops them and removes every netns, mount,
-    # cgroup, bridge and rule the kubelet made.
-    if [ -x "$bin/tinykube-kubelet" ]; then
-        "$bin/tinykube-kubelet" cleanup "${kubelet_flags[@]}" ${1:+--purge}
-    fi
-    stop apiserver
-    hack/registry.sh stop ${1:+--purge}
-    if [ "${1:-}" = "--purge" ]; then
-        unmerge_kubeconfig
-        unlink_tkctl
-        rm -rf "$TINYKUBE_STATE" "$TINYKUBE_RUN"
-        echo "removed $TINYKUBE_STATE and $TINYKUBE_RUN"
+    if [ ${#failed[@]} -gt 0 ]; then
+        echo "hack/local-up.sh down: ${#failed[@]} step(s) failed:" >&2
+        printf '  %s\n' "${failed[@]}" >&2
+        [ -z "$purge" ] || echo "$TINYKUBE_STATE is kept; fix what is named above and run hack/local-up.sh down --purge again" >&2
+        reported=1
+        exit 1
     fi
 }
 
 case "${1:-up}" in
     up) up ;;
-    down) shift; down "$@" ;;
+    down) shift; hold_lock 8 "$TINYKUBE_RUN/local-up.lock" "hack/local-up.sh"; down "$@" ;;
     *) echo "usage: $0 [up | down [--purge]]" >&2; exit 2 ;;
 esac

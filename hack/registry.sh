@@ -16,10 +16,15 @@ config="$TINYKUBE_REGISTRY_DIR/config.yml"
 pidfile="$TINYKUBE_RUN_DIR/registry.pid"
 log="$TINYKUBE_RUN_DIR/registry.log"
 
-running() { # true if the recorded pid is alive and is the registry
-    [ -f "$pidfile" ] || return 1
-    local pid; pid="$(cat "$pidfile")"
-    kill -0 "$pid" 2>/dev/null && grep -qa docker-registry "/proc/$pid/cmdline" 2>/dev/null
+# The registry this script started or adopted, if it still runs: prints its pid.
+running() {
+    pidfile_alive "$pidfile"
+}
+
+# A registry started with tinykube's own config (by an earlier run whose pidfile is lost, e.g. a
+# killed local-up): prints its pid.
+ours() {
+    find_processes docker-registry serve "$config" | head -1
 }
 
 ready() { # true once GET /v2/ answers 200
@@ -55,50 +60,89 @@ http:
 YAML
 }
 
+# How long a registry may take from its start to answering GET /v2/ (a cold machine reads the
+# 20 MB binary from disk first).
+TINYKUBE_REGISTRY_START_TIMEOUT="${TINYKUBE_REGISTRY_START_TIMEOUT:-30}"
+
 start() {
-    if running; then
-        echo "registry already running (pid $(cat "$pidfile")) on $TINYKUBE_REGISTRY_ADDR"
+    local pid
+    if pid="$(running)"; then
+        wait_ready "$pid" "registry already running (pid $pid)"
         return
     fi
-    if ready; then
-        echo "something else already serves a registry on $TINYKUBE_REGISTRY_ADDR (not $pidfile)" >&2
+    rm -f "$pidfile"
+    if pid="$(ours)" && [ -n "$pid" ]; then
+        # Ours by its config: adopted, so that `stop` (and local-up's down) can stop it.
+        mkdir -p "$TINYKUBE_RUN_DIR"
+        record_pid "$pidfile" "$pid"
+        wait_ready "$pid" "adopted the registry already running with $config (pid $pid)"
+        return
+    fi
+    local others
+    others="$(listeners "$TINYKUBE_REGISTRY_ADDR" | tr '\n' ' ')"
+    if [ -n "${others// }" ] || ready; then
+        echo "cannot start the registry: $TINYKUBE_REGISTRY_ADDR is already in use" >&2
+        for p in $others; do
+            echo "  by pid $p: $(proc_cmdline "$p")" >&2
+        done
+        [ -n "${others// }" ] || echo "  (by a process this script cannot see)" >&2
+        echo "Stop that process (Debian's own registry service: systemctl disable --now docker-registry)," >&2
+        echo "or give tinykube's registry another address: TINYKUBE_REGISTRY_ADDR=127.0.0.1:5001 $0 start" >&2
         exit 1
     fi
     ensure_packages docker-registry
     write_config
-    nohup "$registry" serve "$config" >>"$log" 2>&1 &
-    echo $! >"$pidfile"
-    for _ in $(seq 100); do
-        running || { tail -20 "$log" >&2; rm -f "$pidfile"; echo "registry failed to start" >&2; exit 1; }
-        ready && break
-        sleep 0.1
+    start_process "$pidfile" "$log" "$registry" serve "$config"
+    pid="$(head -1 "$pidfile")"
+    wait_ready "$pid" "registry running (pid $pid)"
+}
+
+# Waits until the registry `pid` answers; it failed only if it exited or never answered in time.
+wait_ready() { # pid message
+    local pid="$1" deadline=$((SECONDS + TINYKUBE_REGISTRY_START_TIMEOUT)) start
+    start="$(proc_start_time "$pid" || true)"
+    until ready; do
+        if [ -z "$start" ] || [ "$(proc_start_time "$pid" || true)" != "$start" ]; then
+            echo "the registry (pid $pid) exited before it answered on $TINYKUBE_REGISTRY_ADDR" >&2
+            show_log "$log"
+            rm -f "$pidfile"
+            exit 1
+        fi
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            echo "the registry (pid $pid) did not answer on $TINYKUBE_REGISTRY_ADDR within ${TINYKUBE_REGISTRY_START_TIMEOUT} s; it still runs (stop it with $0 stop)" >&2
+            show_log "$log"
+            exit 1
+        fi
+        sleep 0.05
     done
-    ready || { tail -20 "$log" >&2; stop; echo "registry did not answer on $TINYKUBE_REGISTRY_ADDR" >&2; exit 1; }
-    echo "registry running (pid $(cat "$pidfile")) on $TINYKUBE_REGISTRY_ADDR, data $TINYKUBE_REGISTRY_DIR/data, log $log"
+    echo "$2 on $TINYKUBE_REGISTRY_ADDR, data $TINYKUBE_REGISTRY_DIR/data, log $log"
 }
 
 stop() {
-    if running; then
-        local pid; pid="$(cat "$pidfile")"
-        kill "$pid"
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
-        echo "stopped registry (pid $pid)"
-    else
-        echo "registry not running"
+    local pid stopped=""
+    if pid="$(running)"; then
+        stop_pid registry "$pid" || return 1
+        stopped=1
     fi
     rm -f "$pidfile"
+    # A registry of ours whose pidfile was lost.
+    for pid in $(find_processes docker-registry serve "$config"); do
+        stop_pid registry "$pid" || return 1
+        stopped=1
+    done
+    [ -n "$stopped" ] || echo "registry not running"
     if [ "${1:-}" = "--purge" ]; then
         rm -rf "$TINYKUBE_REGISTRY_DIR"
-        rm -f "$log"
+        rm -f "$log" "$TINYKUBE_RUN_DIR/registry.lock"
         echo "removed $TINYKUBE_REGISTRY_DIR and $log"
     fi
 }
 
 status() {
-    if running; then
+    local pid
+    if pid="$(running)"; then
         local state=ready; ready || state="not answering"
-        echo "registry running (pid $(cat "$pidfile")) on $TINYKUBE_REGISTRY_ADDR ($state), data $TINYKUBE_REGISTRY_DIR/data"
+        echo "registry running (pid $pid) on $TINYKUBE_REGISTRY_ADDR ($state), data $TINYKUBE_REGISTRY_DIR/data"
     else
         echo "registry not running"
         exit 3
@@ -106,8 +150,8 @@ status() {
 }
 
 case "${1:-}" in
-    start) start ;;
-    stop) shift; stop "$@" ;;
+    start) hold_lock 9 "$TINYKUBE_RUN_DIR/registry.lock" "hack/registry.sh"; start ;;
+    stop) shift; hold_lock 9 "$TINYKUBE_RUN_DIR/registry.lock" "hack/registry.sh"; stop "$@" ;;
     status) status ;;
     *) echo "usage: $0 start | stop [--purge] | status" >&2; exit 2 ;;
 esac

@@ -76,7 +76,7 @@ sed -n 's/^timing: /    /p' "$tmp/up.log"
 
 # Idle footprint with the app running.
 sleep "$idle"
-pid_of() { cat "$tmp/run/$1.pid"; }
+pid_of() { head -1 "$tmp/run/$1.pid"; }
 daemons=(apiserver kubelet proxy registry)
 # The per-container shims: processes running the kubelet's binary other than the kubelet itself.
 kubelet_exe="$(readlink -f "/proc/$(pid_of kubelet)/exe")"

@@ -73,19 +73,91 @@ impl Setup {
             .expect("running a command in the node")
     }
 
+    /// The machine is as `before` (a snapshot without pods), else panics with the difference.
+    fn assert_as_before(&self, before: &BTreeSet<String>, what: &str) {
+        let after = self.snapshot(&[]);
+        assert!(*before == after, "{what}{}", diff(before, &after));
+    }
+
+    /// A node in a namespace of its own (`prefix`), with temp dirs, and an empty `bin/` for the
+    /// tkctl link.
+    fn new(prefix: &str) -> Self {
+        let net = NodeNet::create(prefix);
+        let setup = Setup {
+            cgroup_root: format!("tinykube-{}", net.name),
+            net,
+            tmp: tempfile::tempdir().expect("temp dir"),
+        };
+        std::fs::create_dir_all(setup.tmp.path().join("bin")).unwrap();
+        std::fs::create_dir_all(setup.home()).unwrap();
+        setup
+    }
+
+    /// `hack/local-up.sh args...` in the node with extra environment `env`; its output,
+    /// whatever the outcome.
+    fn try_local_up(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = Command::new(script());
+        cmd.args(args);
+        cmd.envs(env.iter().copied());
+        self.output(cmd)
+    }
+
     /// `hack/local-up.sh args...` in the node; its output, asserting it succeeded.
     fn local_up(&self, args: &[&str]) -> String {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../hack/local-up.sh");
-        let mut cmd = Command::new(script);
-        cmd.args(args);
-        let out = self.output(cmd);
+        self.local_up_with(args, &[])
+    }
+
+    fn local_up_with(&self, args: &[&str], env: &[(&str, &str)]) -> String {
+        let out = self.try_local_up(args, env);
         assert!(
             out.status.success(),
-            "local-up.sh {args:?}: {}{}",
+            "local-up.sh {args:?} {env:?}: {}{}",
             text(&out.stdout),
             text(&out.stderr)
         );
         text(&out.stdout)
+    }
+
+    /// Each daemon's pidfile names a live process running that daemon's program (not a shell
+    /// still on its way to the exec), and no second instance of it runs.
+    fn assert_daemons_are_theirs(&self) {
+        for (daemon, program) in [
+            ("apiserver", "tinykube-apiserver"),
+            ("kubelet", "tinykube-kubelet"),
+            ("proxy", "tinykube-proxy"),
+            ("registry", "docker-registry"),
+        ] {
+            let pid = self
+                .pid(daemon)
+                .unwrap_or_else(|| panic!("{daemon} has no pid file"));
+            let argv = cmdline(pid);
+            assert!(
+                argv.first()
+                    .is_some_and(|a| a.rsplit('/').next() == Some(program)),
+                "{daemon}'s pid file names pid {pid}, which runs {argv:?}"
+            );
+            let instances = self.instances(program);
+            assert_eq!(instances, [pid], "instances of {program}");
+        }
+    }
+
+    /// The processes running `program` with a first argument under this node's temp dir (this
+    /// node's, by their own dirs or config), sorted.
+    fn instances(&self, program: &str) -> Vec<i32> {
+        let tmp = self.tmp.path().display().to_string();
+        let mut found: Vec<i32> = std::fs::read_dir("/proc")
+            .expect("/proc")
+            .flatten()
+            .filter_map(|e| e.file_name().to_string_lossy().parse::<i32>().ok())
+            .filter(|pid| {
+                let argv = cmdline(*pid);
+                argv.first()
+                    .is_some_and(|a| a.rsplit('/').next() == Some(program))
+                    && argv.iter().skip(1).take(2).any(|a| a.starts_with(&tmp))
+            })
+            .collect();
+        found.sort();
+        found
     }
 
     /// tkctl (`prog`: the built one or the link) as the user, with the merged kubeconfig.
@@ -106,10 +178,11 @@ impl Setup {
         self.tkctl_with(&built_binary("tkctl"), args)
     }
 
+    /// The pid in `daemon`'s pidfile (its first line; the second is the start time).
     fn pid(&self, daemon: &str) -> Option<i32> {
         std::fs::read_to_string(self.run_dir().join(format!("{daemon}.pid")))
             .ok()
-            .and_then(|p| p.trim().parse().ok())
+            .and_then(|p| p.lines().next()?.trim().parse().ok())
     }
 
     /// What the machine has that the node could have touched, one tagged line per thing.
@@ -247,6 +320,22 @@ impl Setup {
     }
 }
 
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../hack/local-up.sh")
+}
+
+/// A process's arguments (empty once it is gone).
+fn cmdline(pid: i32) -> Vec<String> {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| {
+            c.split(|b| *b == 0)
+                .filter(|a| !a.is_empty())
+                .map(text)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn eventually(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while !f() {
@@ -261,8 +350,7 @@ struct Down<'a>(&'a Setup, bool);
 impl Drop for Down<'_> {
     fn drop(&mut self) {
         if !self.1 {
-            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../hack/local-up.sh");
-            let mut cmd = Command::new(script);
+            let mut cmd = Command::new(script());
             cmd.args(["down", "--purge"]);
             let out = self.0.output(cmd);
             if !out.status.success() {
@@ -300,13 +388,7 @@ fn diff(a: &BTreeSet<String>, b: &BTreeSet<String>) -> String {
 
 #[test]
 fn local_up_then_down_purge_leaves_the_machine_as_it_was() {
-    let net = NodeNet::create("tk-lu");
-    let setup = Setup {
-        cgroup_root: format!("tinykube-{}", net.name),
-        net,
-        tmp: tempfile::tempdir().expect("temp dir"),
-    };
-    std::fs::create_dir_all(setup.tmp.path().join("bin")).unwrap();
+    let setup = Setup::new("tk-lu");
     let users = users_kubeconfig(&setup);
     let before = setup.snapshot(&[]);
 
@@ -442,4 +524,264 @@ fn local_up_then_down_purge_leaves_the_machine_as_it_was() {
         text(&users),
         "the user's kubeconfig is not as it was"
     );
+}
+
+/// Drops the page cache, dentries and inodes (as root; where the kernel lets us), so that the
+/// next programs start as on a machine that has never run them: slowly, from disk.
+fn drop_caches() {
+    let _ = Command::new("sync").status();
+    let _ = std::fs::write("/proc/sys/vm/drop_caches", "3");
+}
+
+/// How many fresh starts [`fresh_starts_with_start_delays`] makes (TINYKUBE_LOCALUP_ROUNDS).
+fn rounds() -> usize {
+    std::env::var("TINYKUBE_LOCALUP_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(10)
+}
+
+/// The README's first command the way a new machine runs it, several times in a row: no state,
+/// no registry, caches dropped, and every daemon's start delayed between its fork and its exec
+/// (TINYKUBE_START_DELAY), the window a cold machine opens. Each `up` succeeds with the pidfiles
+/// naming the running programs, and each `down --purge` leaves the machine as it was.
+#[test]
+fn fresh_starts_with_start_delays() {
+    let setup = Setup::new("tk-lr");
+    let before = setup.snapshot(&[]);
+    let mut down = Down(&setup, false);
+    let delays = ["0.5", "0", "1.5", "0.2"];
+    for round in 0..rounds() {
+        let delay = delays[round % delays.len()];
+        drop_caches();
+        let out = setup.local_up_with(&[], &[("TINYKUBE_START_DELAY", delay)]);
+        assert!(out.contains("is Ready"), "round {round}: {out}");
+        assert!(
+            out.contains("registry running (pid "),
+            "round {round}: {out}"
+        );
+        setup.assert_daemons_are_theirs();
+        let nodes = setup.tkctl(&["get", "nodes", "--no-headers"]);
+        assert!(nodes.contains(" Ready "), "round {round}: {nodes}");
+        setup.local_up(&["down", "--purge"]);
+        setup.assert_as_before(&before, &format!("round {round}: "));
+    }
+    down.1 = true;
+}
+
+/// A `local-up` killed half-way (SIGKILL, by the pid we started) leaves nothing untracked: run
+/// again, it finds the daemons started before the kill — by their pidfiles even when the kill
+/// came between a fork and its exec, and by their own dirs when the pidfiles were lost — and
+/// adopts them instead of starting second ones; `down --purge` then stops every one.
+#[test]
+fn a_killed_up_and_lost_pidfiles_are_recovered() {
+    let setup = Setup::new("tk-lk");
+    let before = setup.snapshot(&[]);
+    let mut down = Down(&setup, false);
+    let pidfile = |d: &str| setup.run_dir().join(format!("{d}.pid"));
+
+    // Runs `up` (with `delay` between each daemon's fork and exec) and kills it (SIGKILL, by
+    // the pid we started) once `ready(what it printed so far)`.
+    let kill_up_when = |delay: &str, ready: &dyn Fn(&str) -> bool| {
+        let mut cmd = setup.env(Command::new(script()));
+        cmd.env("TINYKUBE_START_DELAY", delay)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null());
+        let mut up = setup.net.run(move || cmd.spawn()).expect("local-up");
+        let mut stdout = up.stdout.take().unwrap();
+        let printed = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let reader = {
+            let printed = printed.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = std::io::Read::read(&mut stdout, &mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    printed.lock().unwrap().push_str(&text(&buf[..n]));
+                }
+            })
+        };
+        eventually("local-up got far enough", 60, || {
+            ready(&printed.lock().unwrap())
+        });
+        up.kill().expect("kill -9 of local-up");
+        up.wait().expect("reaping local-up");
+        drop(reader);
+    };
+    let runs = |d: &str, program: &str| {
+        setup
+            .pid(d)
+            .is_some_and(|p| cmdline(p).first().is_some_and(|a| a.ends_with(program)))
+    };
+
+    // Killed while the apiserver and the registry are still shells on their way to the exec:
+    // their pidfiles (pid and start time) already name them.
+    kill_up_when("2", &|_| {
+        pidfile("apiserver").exists() && pidfile("registry").exists()
+    });
+    assert!(
+        !runs("apiserver", "tinykube-apiserver") && !runs("registry", "docker-registry"),
+        "the daemons exec'ed before the kill: the delay is too short to test the window"
+    );
+    let out = setup.local_up(&[]);
+    assert!(out.contains("apiserver already running (pid "), "{out}");
+    setup.assert_daemons_are_theirs();
+    setup.local_up(&["down", "--purge"]);
+    setup.assert_as_before(&before, "");
+
+    // Killed once every daemon runs (no fork on its way to an exec), and then the pidfiles are
+    // lost (/run wiped, say).
+    kill_up_when("", &|printed| {
+        printed.contains("proxy running (pid ") && runs("registry", "docker-registry")
+    });
+    let (apiserver, registry) = (
+        setup.pid("apiserver").unwrap(),
+        setup.pid("registry").unwrap(),
+    );
+    for d in ["apiserver", "kubelet", "proxy", "registry"] {
+        let _ = std::fs::remove_file(pidfile(d));
+    }
+    let out = setup.local_up(&[]);
+    assert!(
+        out.contains(&format!(
+            "apiserver already running (pid {apiserver}, adopted"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains("adopted the registry already running with"),
+        "{out}"
+    );
+    assert_eq!(setup.pid("apiserver"), Some(apiserver));
+    assert_eq!(setup.pid("registry"), Some(registry));
+    setup.assert_daemons_are_theirs();
+    // Lost again: `down` still finds and stops them.
+    for d in ["apiserver", "kubelet", "proxy", "registry"] {
+        std::fs::remove_file(pidfile(d)).unwrap();
+    }
+    setup.local_up(&["down", "--purge"]);
+    down.1 = true;
+    setup.assert_as_before(&before, "");
+}
+
+/// Every failure of `up` names what failed with the end of its log, and running `up` again
+/// once the cause is gone succeeds: a kubelet that exits at start, a foreign process on the
+/// registry's port (named with its pid).
+#[test]
+fn a_failed_up_says_why_and_a_second_up_succeeds() {
+    let setup = Setup::new("tk-lf");
+    let before = setup.snapshot(&[]);
+    let mut down = Down(&setup, false);
+
+    // Something else on the registry's port (this test, in the node's namespace).
+    let squatter = setup
+        .net
+        .run(|| std::net::TcpListener::bind("127.0.0.1:5000"))
+        .expect("binding the registry's port");
+    let out = setup.try_local_up(&[], &[]);
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "{}", text(&out.stdout));
+    assert!(
+        err.contains("cannot start the registry: 127.0.0.1:5000 is already in use"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("by pid {}: ", std::process::id())),
+        "{err}"
+    );
+    assert!(err.contains("TINYKUBE_REGISTRY_ADDR="), "what to do: {err}");
+    drop(squatter);
+    let out = setup.local_up(&[]);
+    assert!(out.contains("kubelet already running"), "{out}");
+    setup.assert_daemons_are_theirs();
+    setup.local_up(&["down", "--purge"]);
+
+    // A kubelet that exits at start: named, with the end of its log.
+    let out = setup.try_local_up(&[], &[("TINYKUBE_POD_CIDR", "10.244.0.0/99")]);
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "{}", text(&out.stdout));
+    assert!(
+        err.contains("hack/local-up.sh: the kubelet exited"),
+        "{err}"
+    );
+    assert!(err.contains("kubelet.log:"), "{err}");
+    assert!(err.contains("10.244.0.0/99"), "the log's reason: {err}");
+    let out = setup.local_up(&[]);
+    assert!(out.contains("is Ready"), "{out}");
+    setup.assert_daemons_are_theirs();
+    setup.local_up(&["down", "--purge"]);
+    // Twice: nothing left to do is not a failure.
+    setup.local_up(&["down", "--purge"]);
+    down.1 = true;
+    setup.assert_as_before(&before, "");
+}
+
+/// `down --purge` finishes whatever it finds: a tinykube context that was already current at
+/// `up` (a node whose state was removed by hand) is never given back, a context the user
+/// deleted by hand is no error, and afterwards the next `up` starts with an empty store.
+#[test]
+fn down_purge_is_idempotent_and_the_next_up_is_empty() {
+    let setup = Setup::new("tk-ld");
+    let cfg = setup.kubeconfig();
+    let kubectl = |args: &[&str]| {
+        let out = Command::new("kubectl")
+            .arg(format!("--kubeconfig={}", cfg.display()))
+            .arg("config")
+            .args(args)
+            .output()
+            .expect("kubectl");
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    users_kubeconfig(&setup);
+    // A tinykube context left current by an earlier node whose state dir is gone.
+    kubectl(&["set-cluster", "tinykube", "--server=https://127.0.0.1:6443"]);
+    kubectl(&["set-credentials", "tinykube-admin", "--token=old"]);
+    kubectl(&[
+        "set-context",
+        "tinykube",
+        "--cluster=tinykube",
+        "--user=tinykube-admin",
+    ]);
+    kubectl(&["use-context", "tinykube"]);
+    let before = setup.snapshot(&[]);
+    let mut down = Down(&setup, false);
+
+    setup.local_up(&[]);
+    assert_eq!(setup.tkctl(&["config", "current-context"]), "tinykube\n");
+    let manifest = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        manifest.path(),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: leftover\ndata:\n  a: b\n",
+    )
+    .unwrap();
+    let path = manifest.path().display().to_string();
+    assert_eq!(
+        setup.tkctl(&["create", "-f", &path]),
+        "configmap/leftover created\n"
+    );
+    let out = setup.local_up(&["down", "--purge"]);
+    assert!(out.contains("removed the tinykube context"), "{out}");
+    // The context that was current before is not known: none is current now.
+    assert_eq!(kubectl(&["view", "-o", "jsonpath={.current-context}"]), "");
+    assert_eq!(kubectl(&["get-contexts", "-o", "name"]), "mine\n");
+    setup.local_up(&["down", "--purge"]);
+
+    // The user deletes the context by hand before `down --purge`.
+    setup.local_up(&[]);
+    let cms = setup.tkctl(&["get", "configmaps", "-o", "name"]);
+    assert!(!cms.contains("leftover"), "the store is not empty: {cms}");
+    kubectl(&["delete-context", "tinykube"]);
+    kubectl(&["use-context", "mine"]);
+    let out = setup.local_up(&["down", "--purge"]);
+    assert!(out.contains("removed the tinykube context"), "{out}");
+    assert_eq!(kubectl(&["current-context"]), "mine\n");
+    assert!(!setup.tmp.path().join("state").exists());
+    setup.local_up(&["down", "--purge"]);
+    down.1 = true;
+    setup.assert_as_before(&before, "");
+    // The stale tinykube entries are gone too; the user's stay.
+    assert_eq!(kubectl(&["get-clusters"]), "NAME\nmine\n");
+    assert_eq!(kubectl(&["get-users"]), "NAME\nme\n");
 }
