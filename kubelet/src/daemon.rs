@@ -60,6 +60,10 @@ pub struct Flags {
     /// The parent cgroup of every pod.
     #[arg(long, default_value = "tinykube")]
     pub cgroup_root: String,
+    /// Who makes pods' cgroups: systemd (slices and scopes over D-Bus, where systemd is PID 1
+    /// with cgroup v2 only), cgroupfs (directories), or auto (systemd where it can be).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub cgroup_driver: cgroups::DriverFlag,
     #[arg(long, default_value_t = 110)]
     pub max_pods: u32,
     /// The port the kubelet's server listens on (reported in the Node).
@@ -120,11 +124,17 @@ impl Flags {
         network: NetworkConfigList,
     ) -> Result<PodRuntime, String> {
         let exe = std::env::current_exe().map_err(|e| format!("finding my binary: {e}"))?;
+        let driver = cgroups::resolve(
+            self.cgroup_driver,
+            cgroups::systemd_booted(),
+            cgroups::unified(),
+        )?;
+        tracing::info!(driver = driver.as_str(), root = %self.cgroup_root, "pods' cgroups");
         Ok(PodRuntime::new(
             RuntimeConfig {
                 root: self.root_dir.clone(),
                 log_dir: self.pod_log_dir.clone(),
-                cgroup_root: self.cgroup_root.clone(),
+                cgroups: cgroups::Layout::new(driver, &self.cgroup_root),
                 exe,
                 cni: Cni {
                     plugin_dirs: self.cni_bin_dirs.clone(),
@@ -188,6 +198,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         pod_cidr: flags.pod_cidr.clone(),
         max_pods: flags.max_pods,
         kubelet_port: flags.kubelet_port,
+        root_dir: flags.root_dir.clone(),
     };
     let facts = node::host_facts(&flags.root_dir);
     let name = node.name.clone();
@@ -303,7 +314,11 @@ pub fn cleanup(flags: &Flags, purge: bool) -> Result<(), String> {
     }
     let _ = std::fs::remove_dir_all(flags.root_dir.join("cni-cache"));
     let _ = std::fs::remove_dir_all(flags.root_dir.join("exec"));
-    cgroups::remove_tree(&flags.cgroup_root);
+    // Both drivers' trees: a node may have run with the other one before.
+    cgroups::Layout::new(cgroups::Driver::Cgroupfs, &flags.cgroup_root).remove_all();
+    if cgroups::systemd_booted() {
+        cgroups::Layout::new(cgroups::Driver::Systemd, &flags.cgroup_root).remove_all();
+    }
     netns::release_dir();
     if purge {
         let _ = std::fs::remove_dir_all(&flags.root_dir);

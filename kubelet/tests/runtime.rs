@@ -114,6 +114,7 @@ impl Fixture {
             exit_file: bundle.join("exit.json"),
             log_max_size: 10 << 20,
             log_max_files: 5,
+            systemd_cgroup: false,
         }
     }
 }

@@ -45,8 +45,8 @@ pub struct RuntimeConfig {
     pub root: PathBuf,
     /// Where CRI logs go (`/var/log/pods`).
     pub log_dir: PathBuf,
-    /// The parent cgroup of all pods (`tinykube`).
-    pub cgroup_root: String,
+    /// Where pods' cgroups go: the driver and the parent of all pods (`tinykube`).
+    pub cgroups: cgroups::Layout,
     /// The kubelet binary (re-executed as the shim).
     pub exe: PathBuf,
     pub cni: Cni,
@@ -266,7 +266,7 @@ impl PodRuntime {
 
     /// The pod's cgroup (relative to the cgroup mounts).
     pub fn pod_cgroup(&self, uid: &str) -> String {
-        format!("{}/pod{uid}", self.cfg.cgroup_root)
+        self.cfg.cgroups.pod_cgroup(uid)
     }
 
     pub fn netns_name(uid: &str) -> String {
@@ -673,7 +673,7 @@ impl PodRuntime {
             utsns: Some(sandbox.uts()),
             ipcns: Some(sandbox.ipc()),
             mounts,
-            cgroups_path: format!("/{}/{id}", self.pod_cgroup(&uid)),
+            cgroups_path: self.cfg.cgroups.cgroups_path(&uid, &id),
             pod_ip: net.map(|n| n.pod_ip).unwrap_or_default(),
             host_ip: self.cfg.node_ip.clone(),
             node_name: self.cfg.node_name.clone(),
@@ -698,6 +698,7 @@ impl PodRuntime {
             exit_file: idir.join("exit.json"),
             log_max_size: self.cfg.log_max_size,
             log_max_files: self.cfg.log_max_files,
+            systemd_cgroup: self.cfg.cgroups.driver == cgroups::Driver::Systemd,
         };
         let (report, child) = shim::spawn(&self.cfg.exe, &args)
             .map_err(|e| fail(StartError::create(format!("starting the shim: {e}"))))?;
@@ -757,7 +758,7 @@ impl PodRuntime {
         self.sandbox(uid)
             .remove()
             .map_err(|e| format!("removing the pod's namespaces: {e}"))?;
-        cgroups::remove_tree(&self.pod_cgroup(uid));
+        self.cfg.cgroups.remove_pod(uid);
         fs::remove_dir_all(self.pod_dir(uid))
             .or_else(|e| {
                 if e.kind() == io::ErrorKind::NotFound {

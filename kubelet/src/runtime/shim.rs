@@ -42,6 +42,9 @@ pub struct ShimArgs {
     pub log_max_size: u64,
     #[arg(long, default_value_t = 5)]
     pub log_max_files: usize,
+    /// The container's cgroup is a systemd scope (its cgroupsPath is `slice:prefix:name`).
+    #[arg(long)]
+    pub systemd_cgroup: bool,
 }
 
 /// The first line a shim prints.
@@ -122,6 +125,7 @@ struct Running {
     out: OwnedFd,
     err: OwnedFd,
     started_at: String,
+    oom: OomWatch,
 }
 
 fn start(args: &ShimArgs) -> Result<Running, String> {
@@ -152,7 +156,7 @@ fn start(args: &ShimArgs) -> Result<Running, String> {
         .with_stdout(out_w)
         .with_stderr(err_w)
         .as_init(&args.bundle)
-        .with_systemd(false)
+        .with_systemd(args.systemd_cgroup)
         .with_detach(true)
         .build()
         .map_err(|e| format!("creating container {}: {e}", args.id))?;
@@ -164,12 +168,14 @@ fn start(args: &ShimArgs) -> Result<Running, String> {
     let pid = container
         .pid()
         .ok_or_else(|| format!("container {} has no pid", args.id))?;
+    let oom = OomWatch::new(pid.as_raw());
     Ok(Running {
         container,
         pid,
         out: out_r,
         err: err_r,
         started_at,
+        oom,
     })
 }
 
@@ -258,8 +264,14 @@ fn supervise(args: &ShimArgs, mut running: Running) -> i32 {
         Some(WaitStatus::Signaled(_, s, _)) => (128 + s as i32, Some(s as i32)),
         _ => (255, None),
     };
-    let oom_killed = signal == Some(libc::SIGKILL) && oom_killed(&running.container);
+    let oom_killed = signal == Some(libc::SIGKILL) && running.oom.killed();
     let _ = running.container.delete(true);
+    if args.systemd_cgroup {
+        // An OOM-killed scope stays loaded as failed until reset.
+        let scope =
+            super::cgroups::Layout::new(super::cgroups::Driver::Systemd, "").scope(&args.id);
+        super::cgroups::reset_failed(&scope.into_iter().collect::<Vec<_>>());
+    }
     let record = ExitRecord {
         exit_code,
         signal,
@@ -276,32 +288,43 @@ fn supervise(args: &ShimArgs, mut running: Running) -> i32 {
     0
 }
 
-/// Whether the kernel's OOM killer ended the container (its cgroup counted an oom_kill).
-fn oom_killed(container: &libcontainer::container::Container) -> bool {
-    let Ok(spec) =
-        libcontainer::oci_spec::runtime::Spec::load(container.bundle().join("config.json"))
-    else {
-        return false;
-    };
-    let Some(path) = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone()) else {
-        return false;
-    };
-    let rel = path.strip_prefix("/").unwrap_or(&path).to_path_buf();
-    let v2 = PathBuf::from("/sys/fs/cgroup")
-        .join(&rel)
-        .join("memory.events");
-    if let Ok(events) = std::fs::read_to_string(&v2) {
-        return events
-            .lines()
-            .any(|l| l.strip_prefix("oom_kill ").is_some_and(|n| n.trim() != "0"));
+/// What tells whether the kernel's OOM killer ended the container: its memory cgroup (found
+/// from its init's `/proc/PID/cgroup`, so both drivers and both layouts), and on v2 the
+/// parent's (the pod's) hierarchical `oom_kill` count at the start. A systemd scope's cgroup
+/// may be gone by the time the exit is seen (systemd removes an empty scope at once); the pod's
+/// count then still shows the kill.
+struct OomWatch {
+    cgroup: Option<(PathBuf, bool)>,
+    parent_kills: Option<u64>,
+}
+
+impl OomWatch {
+    fn new(pid: i32) -> Self {
+        let cgroup = super::cgroups::memory_cgroup_of(pid);
+        let parent_kills = match &cgroup {
+            Some((rel, true)) => rel.parent().and_then(super::cgroups::oom_kills_v2),
+            _ => None,
+        };
+        Self {
+            cgroup,
+            parent_kills,
+        }
     }
-    let v1 = PathBuf::from("/sys/fs/cgroup/memory")
-        .join(&rel)
-        .join("memory.oom_control");
-    std::fs::read_to_string(v1).is_ok_and(|c| {
-        c.lines()
-            .any(|l| l.strip_prefix("oom_kill ").is_some_and(|n| n.trim() != "0"))
-    })
+
+    fn killed(&self) -> bool {
+        match &self.cgroup {
+            Some((rel, true)) => match super::cgroups::oom_kills_v2(rel) {
+                Some(n) => n > 0,
+                None => rel
+                    .parent()
+                    .and_then(super::cgroups::oom_kills_v2)
+                    .zip(self.parent_kills)
+                    .is_some_and(|(now, then)| now > then),
+            },
+            Some((rel, false)) => super::cgroups::oom_kills_v1(rel).is_some_and(|n| n > 0),
+            None => false,
+        }
+    }
 }
 
 /// A pidfd for `pid` (readable once the process exits).
@@ -334,6 +357,7 @@ pub fn spawn(exe: &std::path::Path, args: &ShimArgs) -> io::Result<(Report, std:
         .arg(args.log_max_size.to_string())
         .arg("--log-max-files")
         .arg(args.log_max_files.to_string())
+        .args(args.systemd_cgroup.then_some("--systemd-cgroup"))
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
