@@ -35,6 +35,67 @@ pub struct NodeConfig {
     pub pod_cidr: String,
     pub max_pods: u32,
     pub kubelet_port: u16,
+    /// The kubelet's root dir: its filesystem is the node's (nodefs and imagefs).
+    pub root_dir: std::path::PathBuf,
+}
+
+/// The eviction signals behind the node's pressure conditions, as the kubelet's eviction
+/// manager reads them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Signals {
+    /// `memory.available`: what the node can still give without reclaiming (MemAvailable).
+    pub memory_available: u64,
+    /// `nodefs.available` and the filesystem's size, bytes.
+    pub nodefs_available: u64,
+    pub nodefs_size: u64,
+    /// `nodefs.inodesFree` and the filesystem's inodes.
+    pub nodefs_inodes_free: u64,
+    pub nodefs_inodes: u64,
+}
+
+/// The node's pressure conditions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pressure {
+    pub memory: bool,
+    pub disk: bool,
+    pub pid: bool,
+}
+
+/// Kubernetes' default hard eviction thresholds (`evictionHard`): memory.available<100Mi,
+/// nodefs.available<10%, nodefs.inodesFree<5% (imagefs is the same filesystem here, so its own
+/// thresholds do not apply, as in the kubelet). `pid.available` has no default threshold:
+/// PIDPressure stays False.
+pub fn pressure(s: &Signals) -> Pressure {
+    const MEMORY: u64 = 100 << 20;
+    Pressure {
+        memory: s.memory_available < MEMORY,
+        disk: (s.nodefs_size > 0 && s.nodefs_available * 10 < s.nodefs_size)
+            || (s.nodefs_inodes > 0 && s.nodefs_inodes_free * 20 < s.nodefs_inodes),
+        pid: false,
+    }
+}
+
+/// Reads the signals on this machine (`root_dir`: the kubelet's).
+pub fn read_signals(root_dir: &std::path::Path) -> Signals {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let kib = |key: &str| {
+        meminfo
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|v| v * 1024)
+    };
+    let mut s = Signals {
+        memory_available: kib("MemAvailable:").unwrap_or(u64::MAX),
+        ..Default::default()
+    };
+    if let Ok(v) = nix::sys::statvfs::statvfs(root_dir) {
+        s.nodefs_available = v.blocks_available() * v.fragment_size();
+        s.nodefs_size = v.blocks() * v.fragment_size();
+        s.nodefs_inodes_free = v.files_available();
+        s.nodefs_inodes = v.files();
+    }
+    s
 }
 
 fn read_trim(path: &str) -> String {
@@ -112,31 +173,48 @@ fn now() -> String {
         .to_string()
 }
 
-/// The node's conditions: Ready, and no memory/disk/PID pressure.
-pub fn conditions(ready: bool, ready_message: &str) -> Value {
+/// The node's conditions: Ready, and memory/disk/PID pressure, with Kubernetes' reasons and
+/// messages.
+pub fn conditions(ready: bool, ready_message: &str, p: Pressure) -> Value {
     let now = now();
     let cond = |t: &str, status: &str, reason: &str, message: &str| {
         json!({"type": t, "status": status, "reason": reason, "message": message,
                "lastHeartbeatTime": now, "lastTransitionTime": now})
     };
+    let pressure = |t: &str, on: bool, yes: (&str, &str), no: (&str, &str)| {
+        let (reason, message) = if on { yes } else { no };
+        cond(t, if on { "True" } else { "False" }, reason, message)
+    };
     json!([
-        cond(
+        pressure(
             "MemoryPressure",
-            "False",
-            "KubeletHasSufficientMemory",
-            "kubelet has sufficient memory available"
+            p.memory,
+            (
+                "KubeletHasInsufficientMemory",
+                "kubelet has insufficient memory available"
+            ),
+            (
+                "KubeletHasSufficientMemory",
+                "kubelet has sufficient memory available"
+            ),
         ),
-        cond(
+        pressure(
             "DiskPressure",
-            "False",
-            "KubeletHasNoDiskPressure",
-            "kubelet has no disk pressure"
+            p.disk,
+            ("KubeletHasDiskPressure", "kubelet has disk pressure"),
+            ("KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
         ),
-        cond(
+        pressure(
             "PIDPressure",
-            "False",
-            "KubeletHasSufficientPID",
-            "kubelet has sufficient PID available"
+            p.pid,
+            (
+                "KubeletHasInsufficientPID",
+                "kubelet has insufficient PID available"
+            ),
+            (
+                "KubeletHasSufficientPID",
+                "kubelet has sufficient PID available"
+            ),
         ),
         if ready {
             cond("Ready", "True", "KubeletReady", ready_message)
@@ -147,7 +225,13 @@ pub fn conditions(ready: bool, ready_message: &str) -> Value {
 }
 
 /// The status part of the Node (what heartbeats write).
-pub fn node_status(cfg: &NodeConfig, facts: &HostFacts, ready: bool, message: &str) -> Value {
+pub fn node_status(
+    cfg: &NodeConfig,
+    facts: &HostFacts,
+    ready: bool,
+    message: &str,
+    pressure: Pressure,
+) -> Value {
     let resources = json!({
         "cpu": facts.cpus.to_string(),
         "memory": format!("{}Ki", facts.memory_bytes / 1024),
@@ -157,7 +241,7 @@ pub fn node_status(cfg: &NodeConfig, facts: &HostFacts, ready: bool, message: &s
     json!({
         "capacity": resources,
         "allocatable": resources,
-        "conditions": conditions(ready, message),
+        "conditions": conditions(ready, message, pressure),
         "addresses": [
             {"type": "InternalIP", "address": cfg.node_ip.to_string()},
             {"type": "Hostname", "address": cfg.name},
@@ -193,7 +277,7 @@ pub fn node_object(cfg: &NodeConfig, facts: &HostFacts) -> Node {
             },
         },
         "spec": {"podCIDR": cfg.pod_cidr, "podCIDRs": [cfg.pod_cidr]},
-        "status": node_status(cfg, facts, false, "kubelet is starting"),
+        "status": node_status(cfg, facts, false, "kubelet is starting", Pressure::default()),
     }))
     .expect("node object")
 }
@@ -224,7 +308,8 @@ pub async fn post_status(
     message: &str,
 ) -> kube::Result<Node> {
     let nodes: Api<Node> = Api::all(client.clone());
-    let body = json!({"status": node_status(cfg, facts, ready, message)});
+    let p = pressure(&read_signals(&cfg.root_dir));
+    let body = json!({"status": node_status(cfg, facts, ready, message, p)});
     nodes
         .patch_status(&cfg.name, &PatchParams::default(), &Patch::Merge(&body))
         .await
@@ -279,6 +364,7 @@ mod tests {
             pod_cidr: "10.244.0.0/24".into(),
             max_pods: 110,
             kubelet_port: 10250,
+            root_dir: "/".into(),
         };
         let node = node_object(&cfg, &facts());
         let v = serde_json::to_value(&node).unwrap();
@@ -306,6 +392,98 @@ mod tests {
                 ("Ready", "False")
             ]
         );
+    }
+
+    #[test]
+    fn pressure_follows_the_default_eviction_thresholds() {
+        let mi = 1u64 << 20;
+        let ok = Signals {
+            memory_available: 2048 * mi,
+            nodefs_available: 50 * 1024 * mi,
+            nodefs_size: 100 * 1024 * mi,
+            nodefs_inodes_free: 900,
+            nodefs_inodes: 1000,
+        };
+        let none = Pressure::default();
+        for (what, s, want) in [
+            ("plenty", ok, none),
+            (
+                "100Mi left is enough",
+                Signals {
+                    memory_available: 100 * mi,
+                    ..ok
+                },
+                none,
+            ),
+            (
+                "99Mi left",
+                Signals {
+                    memory_available: 99 * mi,
+                    ..ok
+                },
+                Pressure {
+                    memory: true,
+                    ..none
+                },
+            ),
+            (
+                "10% of the disk left",
+                Signals {
+                    nodefs_available: 10 * 1024 * mi,
+                    ..ok
+                },
+                none,
+            ),
+            (
+                "9% of the disk left",
+                Signals {
+                    nodefs_available: 9 * 1024 * mi,
+                    ..ok
+                },
+                Pressure { disk: true, ..none },
+            ),
+            (
+                "4% of the inodes left",
+                Signals {
+                    nodefs_inodes_free: 40,
+                    ..ok
+                },
+                Pressure { disk: true, ..none },
+            ),
+            (
+                "5% of the inodes left",
+                Signals {
+                    nodefs_inodes_free: 50,
+                    ..ok
+                },
+                none,
+            ),
+            (
+                "an unknown filesystem",
+                Signals {
+                    nodefs_size: 0,
+                    nodefs_inodes: 0,
+                    ..ok
+                },
+                none,
+            ),
+        ] {
+            assert_eq!(pressure(&s), want, "{what}");
+        }
+        let c = conditions(
+            true,
+            "ready",
+            Pressure {
+                memory: true,
+                ..none
+            },
+        );
+        assert_eq!(c[0]["status"], "True");
+        assert_eq!(c[0]["reason"], "KubeletHasInsufficientMemory");
+        assert_eq!(c[0]["message"], "kubelet has insufficient memory available");
+        assert_eq!(c[1]["reason"], "KubeletHasNoDiskPressure");
+        // This machine is not under pressure while the tests run.
+        assert_eq!(pressure(&read_signals(std::path::Path::new("/"))), none);
     }
 
     #[test]

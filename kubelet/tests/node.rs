@@ -22,6 +22,7 @@ async fn the_node_registers_heartbeats_and_renews_its_lease() {
         pod_cidr: "10.244.0.0/24".into(),
         max_pods: 110,
         kubelet_port: 10250,
+        root_dir: "/".into(),
     };
     let facts = node::host_facts(std::path::Path::new("/"));
     let created = node::register(&kubelet, &cfg, &facts).await.unwrap();
