@@ -49,7 +49,7 @@ on_exit() { # exit status
     [ -z "$images" ] || wait "$images" 2>/dev/null || true
     [ "$1" -ne 0 ] && [ -z "$reported" ] || return 0
     echo "hack/local-up.sh: ${step:-a step} failed (exit $1)" >&2
-    [ -z "$step_log" ] || show_log "$step_log"
+    [ -z "$step_log" ] || show_step_log "$step_log"
     echo "Fix what is named above and run hack/local-up.sh again; hack/local-up.sh down --purge removes everything." >&2
 }
 trap 'on_exit $?' EXIT
@@ -60,10 +60,20 @@ begin() { # step [log]
     step_log="${2:-}"
 }
 
+# The last lines of a step's log: a daemon's journal where it is a systemd unit.
+show_step_log() { # log
+    local name
+    name="$(basename "$1" .log)"
+    case "$name" in
+        apiserver | kubelet | proxy | registry) show_component_log "$name" "$1" ;;
+        *) show_log "$1" ;;
+    esac
+}
+
 # Fails `up` with a message and the last lines of `log`.
 die() { # message [log]
     echo "hack/local-up.sh: $1" >&2
-    [ -z "${2:-}" ] || show_log "$2"
+    [ -z "${2:-}" ] || show_step_log "$2"
     echo "Fix what is named above and run hack/local-up.sh again; hack/local-up.sh down --purge removes everything." >&2
     reported=1
     exit 1
@@ -109,13 +119,74 @@ find_daemon() { # name
     esac
 }
 
-# Starts a daemon unless it runs: one recorded in its pidfile, or one of this node's found by its
-# marker (adopted: its pidfile is written again). Prints what it did.
+# The systemd unit of daemon `name` running `command...` (systemd hosts): enabled for boot,
+# restarted whenever it exits, ordered after what it needs. The kubelet's unit is delegated and
+# stops only the kubelet itself (KillMode=process): the shims in its cgroup, and the pods, live
+# on through its restarts, as containerd's unit does.
+unit_text() { # name command...
+    local name="$1" after="network-online.target" wants="network-online.target" extra=""
+    shift
+    case "$name" in
+        kubelet)
+            after+=" tinykube-apiserver.service tinykube-registry.service"
+            wants+=" tinykube-apiserver.service"
+            extra=$'Delegate=yes\nKillMode=process\nTasksMax=infinity\nLimitNOFILE=1048576'
+            ;;
+        proxy)
+            after+=" tinykube-apiserver.service"
+            wants+=" tinykube-apiserver.service"
+            ;;
+    esac
+    cat <<UNIT
+# Written by hack/local-up.sh; removed by hack/local-up.sh down --purge.
+[Unit]
+Description=tinykube $name
+Documentation=file://$PWD/README.md
+After=$after
+Wants=$wants
+RequiresMountsFor=$(dirname "$1") $TINYKUBE_STATE
+StartLimitIntervalSec=0
+
+[Service]
+ExecStart=$(unit_command "$@")
+Restart=always
+RestartSec=1
+$extra
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+}
+
+# Daemon `name`'s pid if it runs (its unit, or its pidfile).
+daemon_running() { # name
+    if use_systemd; then
+        unit_running "$1"
+    else
+        pidfile_alive "$TINYKUBE_RUN/$1.pid"
+    fi
+}
+
+# Starts a daemon unless it runs. With systemd: its unit, written and enabled. Without: a
+# process of ours, unless one is recorded in its pidfile or one of this node's is found by its
+# own dirs (adopted: its pidfile is written again). Prints what it did.
 start_daemon() { # name command...
     local name="$1" pid
     shift
     local pidfile="$TINYKUBE_RUN/$name.pid" log="$TINYKUBE_RUN/$name.log"
     begin "starting the $name" "$log"
+    [ -x "$1" ] || die "$1 is missing: build it (run hack/local-up.sh without TINYKUBE_SKIP_BUILD)"
+    if use_systemd; then
+        install_unit "$name" "$(unit_text "$name" "$@")"
+        if pid="$(unit_running "$name")"; then
+            echo "$name already running (unit tinykube-$name.service, pid $pid)"
+            return
+        fi
+        start_unit "$name" || alive_or_die "$name"
+        pid="$(unit_running "$name")" || alive_or_die "$name"
+        echo "$name running (unit tinykube-$name.service, pid $pid, journalctl -u tinykube-$name)"
+        return
+    fi
     if pid="$(pidfile_alive "$pidfile")"; then
         echo "$name already running (pid $pid)"
         return
@@ -127,7 +198,6 @@ start_daemon() { # name command...
         echo "$name already running (pid $pid, adopted: its pid file was gone)"
         return
     fi
-    [ -x "$1" ] || die "$1 is missing: build it (run hack/local-up.sh without TINYKUBE_SKIP_BUILD)"
     start_process "$pidfile" "$log" "$@"
     pid="$(head -1 "$pidfile")"
     # Running once the program is exec'ed: a slow exec (cold machine, TINYKUBE_START_DELAY)
@@ -142,8 +212,13 @@ start_daemon() { # name command...
 # Fails `up` if the daemon has exited (its log says why).
 alive_or_die() { # name
     local log="$TINYKUBE_RUN/$1.log"
-    pidfile_alive "$TINYKUBE_RUN/$1.pid" >/dev/null ||
-        die "the $1 exited (see $log)" "$log"
+    if use_systemd; then
+        unit_running "$1" >/dev/null ||
+            die "the $1 is not running (systemctl status tinykube-$1)" "$log"
+    else
+        pidfile_alive "$TINYKUBE_RUN/$1.pid" >/dev/null ||
+            die "the $1 exited (see $log)" "$log"
+    fi
 }
 
 # Waits until the apiserver serves (it writes its port file as its last step before serving).
@@ -159,8 +234,8 @@ wait_apiserver() {
 }
 
 start_apiserver() {
-    if ! pidfile_alive "$TINYKUBE_RUN/apiserver.pid" >/dev/null &&
-        [ -z "$(find_daemon apiserver)" ]; then
+    if ! daemon_running apiserver >/dev/null &&
+        { use_systemd || [ -z "$(find_daemon apiserver)" ]; }; then
         rm -f "$TINYKUBE_STATE/apiserver/port"
     fi
     start_daemon apiserver "${apiserver_cmd[@]}"
@@ -186,8 +261,12 @@ wait_node_ready() {
     echo "node $TINYKUBE_NODE_NAME is Ready"
 }
 
-# Stops a daemon: the one in its pidfile, and any other of this node's found by its marker.
-stop_daemon() { # name
+# Stops a daemon: its unit (with --purge: removed), or the one in its pidfile and any other of
+# this node's found by its own dirs.
+stop_daemon() { # name [--purge]
+    if use_systemd; then
+        stop_unit "$1" "${2:-}"
+    fi
     stop_process "$1" "$TINYKUBE_RUN/$1.pid"
     local pid
     for pid in $(find_daemon "$1"); do
@@ -304,7 +383,14 @@ unlink_tkctl() {
 
 up() {
     begin "installing packages"
-    timed packages ensure_packages conntrack curl docker-registry busybox-static containernetworking-plugins iproute2 iptables libseccomp-dev pkg-config
+    timed packages ensure_packages "${node_packages[@]}"
+    if [ -z "$TINYKUBE_SKIP_BUILD" ] && ! command -v cargo >/dev/null; then
+        # A tree built elsewhere (a VM given the built binaries): use them as they are.
+        [ -x "$bin/tinykube-kubelet" ] ||
+            die "cargo is not installed and $bin has no tinykube binaries: install Rust (https://rustup.rs) and run hack/local-up.sh again"
+        echo "cargo is not installed: using the binaries in $bin"
+        TINYKUBE_SKIP_BUILD=1
+    fi
     if [ -z "$TINYKUBE_SKIP_BUILD" ]; then
         begin "building"
         timed build cargo build --release -p tinykube-apiserver -p tinykube-kubelet -p tinykube-proxy -p tinykube-ctl -p tinykube-images
@@ -392,11 +478,11 @@ down() {
         --purge) purge=--purge ;;
         *) echo "usage: $0 down [--purge]" >&2; exit 2 ;;
     esac
-    try "stopping the proxy" stop_daemon proxy
+    try "stopping the proxy" stop_daemon proxy $purge
     try "removing the proxy's rules" proxy_cleanup
-    try "stopping the kubelet" stop_daemon kubelet
+    try "stopping the kubelet" stop_daemon kubelet $purge
     try "stopping the pods" kubelet_cleanup $purge
-    try "stopping the apiserver" stop_daemon apiserver
+    try "stopping the apiserver" stop_daemon apiserver $purge
     try "stopping the registry" hack/registry.sh stop $purge
     if [ -n "$purge" ]; then
         try "removing the tinykube context" unmerge_kubeconfig

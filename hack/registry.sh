@@ -64,14 +64,39 @@ YAML
 # 20 MB binary from disk first).
 TINYKUBE_REGISTRY_START_TIMEOUT="${TINYKUBE_REGISTRY_START_TIMEOUT:-30}"
 
+# The registry's unit (systemd hosts): enabled for boot, restarted when it exits.
+unit_text() {
+    cat <<UNIT
+# Written by hack/registry.sh; removed by hack/registry.sh stop --purge.
+[Unit]
+Description=tinykube's local image registry
+After=network-online.target
+Wants=network-online.target
+RequiresMountsFor=$TINYKUBE_REGISTRY_DIR
+StartLimitIntervalSec=0
+
+[Service]
+ExecStart=$(unit_command "$registry" serve "$config")
+Restart=always
+RestartSec=1
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+}
+
 start() {
     local pid
-    if pid="$(running)"; then
+    if use_systemd && pid="$(unit_running registry)"; then
+        wait_ready "$pid" "registry already running (unit tinykube-registry.service, pid $pid)"
+        return
+    fi
+    if ! use_systemd && pid="$(running)"; then
         wait_ready "$pid" "registry already running (pid $pid)"
         return
     fi
     rm -f "$pidfile"
-    if pid="$(ours)" && [ -n "$pid" ]; then
+    if ! use_systemd && pid="$(ours)" && [ -n "$pid" ]; then
         # Ours by its config: adopted, so that `stop` (and local-up's down) can stop it.
         mkdir -p "$TINYKUBE_RUN_DIR"
         record_pid "$pidfile" "$pid"
@@ -92,6 +117,13 @@ start() {
     fi
     ensure_packages docker-registry
     write_config
+    if use_systemd; then
+        install_unit registry "$(unit_text)"
+        start_unit registry || { show_component_log registry "$log"; echo "the registry's unit did not start" >&2; exit 1; }
+        pid="$(unit_running registry)"
+        wait_ready "$pid" "registry running (unit tinykube-registry.service, pid $pid)"
+        return
+    fi
     start_process "$pidfile" "$log" "$registry" serve "$config"
     pid="$(head -1 "$pidfile")"
     wait_ready "$pid" "registry running (pid $pid)"
@@ -104,13 +136,13 @@ wait_ready() { # pid message
     until ready; do
         if [ -z "$start" ] || [ "$(proc_start_time "$pid" || true)" != "$start" ]; then
             echo "the registry (pid $pid) exited before it answered on $TINYKUBE_REGISTRY_ADDR" >&2
-            show_log "$log"
+            show_component_log registry "$log"
             rm -f "$pidfile"
             exit 1
         fi
         if [ "$SECONDS" -ge "$deadline" ]; then
             echo "the registry (pid $pid) did not answer on $TINYKUBE_REGISTRY_ADDR within ${TINYKUBE_REGISTRY_START_TIMEOUT} s; it still runs (stop it with $0 stop)" >&2
-            show_log "$log"
+            show_component_log registry "$log"
             exit 1
         fi
         sleep 0.05
@@ -120,6 +152,10 @@ wait_ready() { # pid message
 
 stop() {
     local pid stopped=""
+    if use_systemd; then
+        [ -z "$(unit_running registry || true)" ] || stopped=1
+        stop_unit registry "${1:-}"
+    fi
     if pid="$(running)"; then
         stop_pid registry "$pid" || return 1
         stopped=1
@@ -140,7 +176,7 @@ stop() {
 
 status() {
     local pid
-    if pid="$(running)"; then
+    if pid="$({ use_systemd && unit_running registry; } || running)"; then
         local state=ready; ready || state="not answering"
         echo "registry running (pid $pid) on $TINYKUBE_REGISTRY_ADDR ($state), data $TINYKUBE_REGISTRY_DIR/data"
     else

@@ -10,7 +10,10 @@ source hack/lib/common.sh
 # A real registry, busybox-static (the sample images are made of it), the CNI plugins,
 # libseccomp for libcontainer, and tmux + curl (a real terminal for `kubectl exec -ti`, an
 # anonymous caller of the kubelet).
-ensure_packages conntrack curl docker-registry busybox-static containernetworking-plugins iproute2 iptables libseccomp-dev pkg-config tmux
+ensure_packages "${node_packages[@]}" tmux
+# The VM test (tests/tests/vm.rs): qemu, and mmdebstrap for its Debian guest image (built once
+# into /var/tmp/tinykube-vm from the Debian mirror, then cached).
+ensure_packages --no-recommends qemu-system-x86 qemu-utils mmdebstrap e2fsprogs binutils
 
 target="${CARGO_TARGET_DIR:-$PWD/target}"
 venv="$target/python-client"

@@ -1,16 +1,24 @@
 # Shared by the hack/ scripts: `source "$(dirname "$0")/lib/common.sh"` (paths relative to the repo).
 
-# Installs Debian packages that are missing (apt-get update only when an install needs it).
-ensure_packages() { # package...
-    local missing=()
+# The Debian packages a node needs (local-up installs them; the VM image has them downloaded).
+node_packages=(conntrack curl docker-registry busybox-static containernetworking-plugins iproute2 iptables libseccomp-dev pkg-config)
+
+# Installs Debian packages that are missing (apt-get update only when an install needs it);
+# `--no-recommends` first: without their Recommends (qemu-system-x86's would bring a GUI).
+ensure_packages() { # [--no-recommends] package...
+    local missing=() extra=()
+    if [ "${1:-}" = --no-recommends ]; then
+        extra=(--no-install-recommends)
+        shift
+    fi
     for p in "$@"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
     done
     [ ${#missing[@]} -eq 0 ] && return
     echo "installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1 ||
-        { apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null; }
+    apt-get install -y -qq "${extra[@]}" "${missing[@]}" >/dev/null 2>&1 ||
+        { apt-get update -qq && apt-get install -y -qq "${extra[@]}" "${missing[@]}" >/dev/null; }
     # On a systemd machine the docker-registry package starts its own service with Debian's
     # config (htpasswd, all interfaces, :5000): tinykube runs its own registry instead.
     if [[ " ${missing[*]} " == *" docker-registry "* ]] && command -v systemctl >/dev/null &&
@@ -41,7 +49,7 @@ build_bootcamp() {
 # What a whole node in a network namespace needs (end-to-end benchmarks): the Debian packages,
 # the static bootcamp (TINYKUBE_BOOTCAMP_BIN) and the release binaries.
 prepare_node() {
-    ensure_packages conntrack docker-registry busybox-static containernetworking-plugins iproute2 iptables libseccomp-dev pkg-config
+    ensure_packages "${node_packages[@]}"
     TINYKUBE_BOOTCAMP_BIN="$(build_bootcamp)"
     export TINYKUBE_BOOTCAMP_BIN
     cargo build --release --workspace --all-targets
@@ -211,4 +219,97 @@ hold_lock() { # fd file who
         [ "${fd%%/*}" = "$BASHPID" ] || echo "  pid ${fd%%/*}: $(proc_cmdline "${fd%%/*}")" >&2
     done
     return 1
+}
+
+# ---- Daemons as systemd units, where systemd is PID 1 ----
+# On such hosts (most users' VMs) the daemons are units, enabled so that the node comes back
+# after a reboot, restarted when they fail, ordered (registry and apiserver before kubelet and
+# proxy), logging to the journal. Elsewhere they are processes of the scripts' own, with pidfiles.
+# TINYKUBE_SERVICE_MANAGER: auto (systemd where it is PID 1), systemd, or pidfiles.
+
+use_systemd() {
+    case "${TINYKUBE_SERVICE_MANAGER:-auto}" in
+        systemd) return 0 ;;
+        pidfiles) return 1 ;;
+        auto) [ -d /run/systemd/system ] ;;
+        *) echo "TINYKUBE_SERVICE_MANAGER=${TINYKUBE_SERVICE_MANAGER}: want auto, systemd or pidfiles" >&2; exit 2 ;;
+    esac
+}
+
+unit_dir="${TINYKUBE_UNIT_DIR:-/etc/systemd/system}"
+
+# The arguments as one ExecStart= line: each quoted, with systemd's specifiers (%) and
+# variables ($) escaped.
+unit_command() { # command...
+    local a out=()
+    for a in "$@"; do
+        a="${a//\\/\\\\}"
+        a="${a//\"/\\\"}"
+        a="${a//%/%%}"
+        a="${a//\$/\$\$}"
+        out+=("\"$a\"")
+    done
+    echo "${out[*]}"
+}
+
+# Writes unit tinykube-NAME.service with `text` (a daemon-reload when it changed).
+install_unit() { # name text
+    local f="$unit_dir/tinykube-$1.service"
+    if [ -f "$f" ] && [ "$(cat "$f")" = "$2" ]; then
+        return 0
+    fi
+    mkdir -p "$unit_dir"
+    printf '%s\n' "$2" >"$f.tmp.$$"
+    mv -f "$f.tmp.$$" "$f"
+    systemctl daemon-reload
+}
+
+# A unit's main pid while it runs (active, running); false otherwise.
+unit_running() { # name
+    local state pid
+    state="$(systemctl show -p ActiveState -p SubState --value "tinykube-$1.service" 2>/dev/null | tr '\n' ' ')"
+    [ "$state" = "active running " ] || return 1
+    pid="$(systemctl show -p MainPID --value "tinykube-$1.service")"
+    [ "${pid:-0}" != 0 ] || return 1
+    echo "$pid"
+}
+
+# Starts (and enables) unit tinykube-NAME and waits until its program runs.
+start_unit() { # name
+    systemctl enable --now "tinykube-$1.service" >/dev/null 2>&1 ||
+        systemctl enable --now "tinykube-$1.service"
+    local deadline=$((SECONDS + ${TINYKUBE_START_TIMEOUT:-60}))
+    until unit_running "$1" >/dev/null; do
+        [ "$SECONDS" -lt "$deadline" ] || return 1
+        sleep 0.05
+    done
+}
+
+# Stops and disables unit tinykube-NAME (with --purge: removes it), if there is one.
+stop_unit() { # name [--purge]
+    local f="$unit_dir/tinykube-$1.service" pid
+    if [ -f "$f" ]; then
+        pid="$(unit_running "$1" || true)"
+        systemctl disable --now "tinykube-$1.service" >/dev/null 2>&1 ||
+            systemctl disable --now "tinykube-$1.service"
+        [ -z "$pid" ] || echo "stopped $1 (unit tinykube-$1.service, pid $pid)"
+    fi
+    if [ "${2:-}" = --purge ]; then
+        systemctl reset-failed "tinykube-$1.service" >/dev/null 2>&1 || true
+        if [ -f "$f" ]; then
+            rm -f "$f"
+            systemctl daemon-reload
+            echo "removed $f"
+        fi
+    fi
+}
+
+# The last lines a component logged: its journal (units) or its log file.
+show_component_log() { # name logfile
+    if use_systemd; then
+        echo "  last lines of its journal (journalctl -u tinykube-$1):" >&2
+        journalctl -u "tinykube-$1.service" -n 20 --no-pager -o cat 2>/dev/null | sed 's/^/    /' >&2 || true
+    else
+        show_log "$2"
+    fi
 }

@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod node;
+pub mod vm;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -142,10 +142,11 @@ impl Setup {
     }
 
     /// The processes running `program` with a first argument under this node's temp dir (this
-    /// node's, by their own dirs or config), sorted.
+    /// node's, by their own dirs or config), sorted; not counting an instance's own children
+    /// between their fork and their exec (the proxy starting iptables-restore, say).
     fn instances(&self, program: &str) -> Vec<i32> {
         let tmp = self.tmp.path().display().to_string();
-        let mut found: Vec<i32> = std::fs::read_dir("/proc")
+        let found: Vec<i32> = std::fs::read_dir("/proc")
             .expect("/proc")
             .flatten()
             .filter_map(|e| e.file_name().to_string_lossy().parse::<i32>().ok())
@@ -156,8 +157,13 @@ impl Setup {
                     && argv.iter().skip(1).take(2).any(|a| a.starts_with(&tmp))
             })
             .collect();
-        found.sort();
-        found
+        let mut own: Vec<i32> = found
+            .iter()
+            .copied()
+            .filter(|pid| !parent(*pid).is_some_and(|p| found.contains(&p)))
+            .collect();
+        own.sort();
+        own
     }
 
     /// tkctl (`prog`: the built one or the link) as the user, with the merged kubeconfig.
@@ -322,6 +328,12 @@ impl Setup {
 
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../hack/local-up.sh")
+}
+
+/// A process's parent.
+fn parent(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(") ")?.1.split(' ').nth(1)?.parse().ok()
 }
 
 /// A process's arguments (empty once it is gone).
