@@ -75,22 +75,9 @@ pub struct Flags {
     pub log_format: String,
 }
 
-/// `90s`, `5m`, `1h`, `500ms`, or plain seconds.
+/// A Go duration (`90s`, `5m`, `1h`, `500ms`), as kube-apiserver's flags take it.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "ms" => n / 1000.0,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(format!("invalid duration {s:?}: use ms, s, m or h")),
-    };
-    Ok(Duration::from_secs_f64(secs))
+    tinykube_machinery::duration::parse(s).map_err(|e| e.to_string())
 }
 
 fn parse_sync(s: &str) -> Result<Synchronous, String> {
@@ -160,7 +147,9 @@ mod tests {
         assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
         assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
-        assert!(parse_duration("5 parsecs").is_err());
+        assert_eq!(
+            parse_duration("2").unwrap_err(),
+            "time: missing unit in duration \"2\""
+        );
     }
 }

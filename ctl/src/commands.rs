@@ -869,8 +869,7 @@ async fn logs(ctx: &Ctx, a: LogsArgs) -> Res<u8> {
     }
     let since_seconds = match a.since.as_deref() {
         Some(s) => Some(
-            crate::rollout::go_duration(s)
-                .ok_or_else(|| format!("error: invalid argument \"{s}\" for \"--since\" flag: time: invalid duration \"{s}\""))?
+            crate::rollout::duration_flag("since", s)?
                 .as_secs_f64()
                 .ceil() as i64,
         ),

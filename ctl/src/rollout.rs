@@ -16,7 +16,7 @@ use crate::resources::Kind;
 
 const REVISION: &str = "deployment.kubernetes.io/revision";
 const CHANGE_CAUSE: &str = "kubernetes.io/change-cause";
-const HASH_LABEL: &str = "pod-template-hash";
+use tinykube_machinery::template::{equal_ignore_hash, HASH_LABEL};
 const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 /// The deployment's own annotations a rollback keeps (kubectl's annotationsToSkip).
@@ -127,9 +127,7 @@ pub async fn rollout(ctx: &Ctx, a: RolloutArgs) -> Res<u8> {
                     "error: revision must be a positive integer: {revision}"
                 ));
             }
-            let timeout = go_duration(&timeout).ok_or_else(|| {
-                format!("error: invalid argument \"{timeout}\" for \"--timeout\" flag: time: invalid duration \"{timeout}\"")
-            })?;
+            let timeout = duration_flag("timeout", &timeout)?;
             let objs = objects(ctx, &args, selector.as_deref()).await?;
             if objs.is_empty() {
                 eprintln!("No resources found in {} namespace.", ctx.ns);
@@ -357,38 +355,10 @@ pub(crate) fn deployment_status(d: &Value, revision: i64) -> Res<(String, bool)>
     ))
 }
 
-/// Go's time.ParseDuration for what `--timeout` takes: `0`, `90s`, `1m30s`, `500ms`, `2h`.
-pub(crate) fn go_duration(s: &str) -> Option<Duration> {
-    if s == "0" {
-        return Some(Duration::ZERO);
-    }
-    let mut rest = s;
-    let mut total = 0f64;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let num_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let n: f64 = rest[..num_end].parse().ok()?;
-        rest = &rest[num_end..];
-        let unit_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_end] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        total += n * scale;
-        rest = &rest[unit_end..];
-    }
-    Some(Duration::from_secs_f64(total))
+/// A duration flag as pflag parses it (Go's time.ParseDuration), with kubectl's error wording.
+pub(crate) fn duration_flag(flag: &str, value: &str) -> Res<Duration> {
+    tinykube_machinery::duration::parse(value)
+        .map_err(|e| format!("error: invalid argument \"{value}\" for \"--{flag}\" flag: {e}"))
 }
 
 /// Lists the deployment by name, then watches it from the list's resourceVersion, printing
@@ -554,41 +524,12 @@ fn selector_string(sel: &Value) -> String {
     parts.join(",")
 }
 
-/// A value without its empty maps, lists and nulls (Go's semantic equality treats nil and
-/// empty alike).
-fn pruned(v: &Value) -> Value {
-    match v {
-        Value::Object(m) => Value::Object(
-            m.iter()
-                .map(|(k, v)| (k.clone(), pruned(v)))
-                .filter(|(_, v)| !is_empty(v))
-                .collect(),
-        ),
-        Value::Array(a) => Value::Array(a.iter().map(pruned).collect()),
-        other => other.clone(),
-    }
-}
-
-fn is_empty(v: &Value) -> bool {
-    match v {
-        Value::Null => true,
-        Value::Object(m) => m.is_empty(),
-        Value::Array(a) => a.is_empty(),
-        _ => false,
-    }
-}
-
 fn without_hash(template: &Value) -> Value {
     let mut t = template.clone();
     if let Some(l) = t["metadata"]["labels"].as_object_mut() {
         l.remove(HASH_LABEL);
     }
     t
-}
-
-/// Two pod templates alike but for the pod-template-hash label.
-fn equal_ignore_hash(a: &Value, b: &Value) -> bool {
-    pruned(&without_hash(a)) == pruned(&without_hash(b))
 }
 
 fn rs_revision(rs: &Value) -> Option<i64> {
@@ -1124,11 +1065,15 @@ mod tests {
     }
 
     #[test]
-    fn durations() {
-        assert_eq!(go_duration("0"), Some(Duration::ZERO));
-        assert_eq!(go_duration("1m30s"), Some(Duration::from_secs(90)));
-        assert_eq!(go_duration("500ms"), Some(Duration::from_millis(500)));
-        assert_eq!(go_duration("5"), None);
-        assert_eq!(go_duration("x"), None);
+    fn duration_flags_are_worded_as_kubectl_words_them() {
+        assert_eq!(duration_flag("timeout", "0"), Ok(Duration::ZERO));
+        assert_eq!(
+            duration_flag("timeout", "1m30s"),
+            Ok(Duration::from_secs(90))
+        );
+        assert_eq!(
+            duration_flag("timeout", "5").unwrap_err(),
+            "error: invalid argument \"5\" for \"--timeout\" flag: time: missing unit in duration \"5\""
+        );
     }
 }

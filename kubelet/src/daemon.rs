@@ -173,6 +173,11 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
     if default_network {
         masq::install(&flags.pod_cidr).map_err(anyhow::Error::msg)?;
     }
+    // Before any pod: the network plugins turn forwarding on, and cleanup gives back what
+    // was there before the kubelet's first start.
+    for (path, error) in tinykube_machinery::sysctl::set(&sysctl_record(&flags), SYSCTLS) {
+        tracing::warn!(%path, %error, "cannot set or record a sysctl");
+    }
     let rt = Arc::new(
         flags
             .runtime(store.clone(), node_ip, network)
@@ -257,6 +262,15 @@ fn cluster_ca(kc: &Kubeconfig) -> anyhow::Result<Vec<u8>> {
     anyhow::bail!("the kubeconfig's cluster has no certificate authority: client certificates could not be verified")
 }
 
+/// The kernel settings pods need: forwarding between their bridge and the node (the bridge
+/// plugin's `isGateway` turns it on too, unrecorded; the kubelet sets it first to know the
+/// value to give back).
+const SYSCTLS: &[(&str, &str)] = &[("/proc/sys/net/ipv4/ip_forward", "1")];
+
+fn sysctl_record(flags: &Flags) -> std::path::PathBuf {
+    flags.root_dir.join("sysctls.json")
+}
+
 /// Removes everything the kubelet made on this machine: containers (killed), their mounts,
 /// cgroups and state, the pods' network namespaces and CNI attachments, the bridge and the
 /// masquerade rule; with `purge`, the data dir (images) and logs too.
@@ -320,6 +334,8 @@ pub fn cleanup(flags: &Flags, purge: bool) -> Result<(), String> {
         cgroups::Layout::new(cgroups::Driver::Systemd, &flags.cgroup_root).remove_all();
     }
     netns::release_dir();
+    // No pod forwards any more.
+    tinykube_machinery::sysctl::restore(&sysctl_record(flags), SYSCTLS)?;
     if purge {
         let _ = std::fs::remove_dir_all(&flags.root_dir);
         // Only if nothing else logs there.

@@ -407,6 +407,8 @@ fn restart_policies_back_off_oom_and_limits() {
 
 #[test]
 fn graceful_deletion_and_kubelet_restarts() {
+    // A new network namespace starts with the host's IPv4 forwarding (devconf_inherit_init_net).
+    let forwarding = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap();
     let node = Node::start();
     node.net.block_on(async {
         let client = node.apiserver.client("admin").await;
@@ -483,5 +485,10 @@ fn graceful_deletion_and_kubelet_restarts() {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         assert!(http_get(&format!("{ip}:8080")).await.is_err());
         assert_nothing_left(&node, &[web_uid, doomed_uid], true);
+        // Forwarding, on while pods ran, is as it was before the kubelet.
+        assert_eq!(
+            node.sysctls(&["/proc/sys/net/ipv4/ip_forward"]),
+            [forwarding.trim()]
+        );
     });
 }

@@ -58,18 +58,9 @@ enum Cmd {
     Cleanup,
 }
 
+/// A Go duration (`10ms`, `1m30s`), as kube-proxy's flags take it.
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (n, unit) = s
-        .find(|c: char| !c.is_ascii_digit())
-        .map(|i| s.split_at(i))
-        .ok_or_else(|| format!("{s:?}: a duration needs a unit (ms, s, m)"))?;
-    let n: u64 = n.parse().map_err(|_| format!("{s:?} is not a duration"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(n)),
-        "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        _ => Err(format!("{s:?}: unknown unit {unit:?} (ms, s, m)")),
-    }
+    tinykube_machinery::duration::parse(s).map_err(|e| e.to_string())
 }
 
 fn hostname() -> String {

@@ -127,53 +127,24 @@ fn flush_conntrack(cluster_ip: &str, endpoint: &str) {
 }
 
 /// The kernel settings the proxy needs: NodePorts on 127.0.0.1 (as kube-proxy's localhost
-/// node ports), bridged pod traffic through iptables (a pod reaching a pod of the same bridge
-/// through a service), and forwarding.
+/// node ports) and bridged pod traffic through iptables (a pod reaching a pod of the same
+/// bridge through a service). Forwarding (`ip_forward`) is the kubelet's: its network plugin
+/// turns it on with the first pod, and only the kubelet knows the value before that.
 pub const SYSCTLS: &[(&str, &str)] = &[
     ("/proc/sys/net/ipv4/conf/all/route_localnet", "1"),
     ("/proc/sys/net/bridge/bridge-nf-call-iptables", "1"),
-    ("/proc/sys/net/ipv4/ip_forward", "1"),
 ];
 
-/// Sets [`SYSCTLS`], first recording the values they had in `record` (unless a record is
-/// already there: the values before the proxy's first start are the ones to give back).
+/// Sets [`SYSCTLS`], recording the values before the proxy's first start in `record`.
 pub fn set_sysctls(record: &std::path::Path) {
-    if !record.exists() {
-        let before: BTreeMap<&str, String> = SYSCTLS
-            .iter()
-            .filter_map(|(p, _)| Some((*p, std::fs::read_to_string(p).ok()?.trim().to_string())))
-            .collect();
-        if let Some(dir) = record.parent() {
-            let _ = std::fs::create_dir_all(dir);
-        }
-        let tmp = record.with_extension("tmp");
-        let written = std::fs::write(&tmp, serde_json::to_vec(&before).expect("json"))
-            .and_then(|()| std::fs::rename(&tmp, record));
-        if let Err(e) = written {
-            tracing::warn!(path = %record.display(), error = %e, "cannot record the sysctls");
-        }
-    }
-    for (path, value) in SYSCTLS {
-        if let Err(e) = std::fs::write(path, value) {
-            tracing::warn!(%path, error = %e, "cannot set sysctl");
-        }
+    for (path, error) in tinykube_machinery::sysctl::set(record, SYSCTLS) {
+        tracing::warn!(%path, %error, "cannot set or record a sysctl");
     }
 }
 
 /// Gives the sysctls recorded in `record` their values back and removes the record.
 pub fn restore_sysctls(record: &std::path::Path) -> Result<(), String> {
-    let Ok(bytes) = std::fs::read(record) else {
-        return Ok(());
-    };
-    let before: BTreeMap<String, String> =
-        serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", record.display()))?;
-    for (path, value) in &before {
-        // Only the proxy's own settings are ever written back.
-        if SYSCTLS.iter().any(|(p, _)| p == path) {
-            std::fs::write(path, value).map_err(|e| format!("{path}: {e}"))?;
-        }
-    }
-    std::fs::remove_file(record).map_err(|e| format!("{}: {e}", record.display()))
+    tinykube_machinery::sysctl::restore(record, SYSCTLS)
 }
 
 /// Runs the proxy until killed.

@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use x509_parser::prelude::{FromDer, X509Certificate};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct User {
@@ -41,22 +40,7 @@ impl User {
     }
 }
 
-/// The user named by a certificate's subject: (CN, [O...]).
-pub fn subject_of_der(der: &[u8]) -> Option<(String, Vec<String>)> {
-    let (_, cert) = X509Certificate::from_der(der).ok()?;
-    let subject = cert.subject();
-    let cn = subject
-        .iter_common_name()
-        .next()?
-        .as_str()
-        .ok()?
-        .to_string();
-    let groups = subject
-        .iter_organization()
-        .filter_map(|o| o.as_str().ok().map(str::to_string))
-        .collect();
-    Some((cn, groups))
-}
+pub use tinykube_machinery::cert::subject_of_der;
 
 pub fn subject_of_pem(pem: &str) -> Option<(String, Vec<String>)> {
     let der = rustls::pki_types::pem::PemObject::from_pem_slice(pem.as_bytes())

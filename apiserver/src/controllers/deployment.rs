@@ -28,7 +28,7 @@ use crate::registry::kinds::{
 use crate::registry::selector::Selector;
 use crate::registry::{now, now_secs, time_secs, Part, WriteOptions};
 
-pub const HASH_LABEL: &str = "pod-template-hash";
+pub use tinykube_machinery::template::HASH_LABEL;
 pub const REVISION: &str = "deployment.kubernetes.io/revision";
 pub const DESIRED_REPLICAS: &str = "deployment.kubernetes.io/desired-replicas";
 pub const MAX_REPLICAS: &str = "deployment.kubernetes.io/max-replicas";
@@ -58,20 +58,11 @@ pub fn template_hash(template: &PodTemplateSpec, collision_count: Option<i32>) -
         .collect()
 }
 
-fn without_hash(t: &PodTemplateSpec) -> PodTemplateSpec {
-    let mut t = t.clone();
-    if let Some(labels) = t.metadata.as_mut().and_then(|m| m.labels.as_mut()) {
-        labels.remove(HASH_LABEL);
-        if labels.is_empty() {
-            t.metadata.as_mut().unwrap().labels = None;
-        }
-    }
-    t
-}
-
-/// Whether two templates are the same but for `pod-template-hash`.
+/// Whether two templates are the same but for `pod-template-hash` (compared as Kubernetes'
+/// semantic equality compares: empty and absent alike, quantities by value).
 pub fn equal_ignore_hash(a: &PodTemplateSpec, b: &PodTemplateSpec) -> bool {
-    without_hash(a) == without_hash(b)
+    let json = |t| serde_json::to_value(t).unwrap_or_default();
+    tinykube_machinery::template::equal_ignore_hash(&json(a), &json(b))
 }
 
 fn scaled(v: &IntOrString, total: i32, round_up: bool) -> i32 {

@@ -313,12 +313,12 @@ fn compute_qos(pod: &Value) -> String {
         let req = &c["resources"]["requests"];
         let lim = &c["resources"]["limits"];
         for r in ["cpu", "memory"] {
-            let q = Quantity::from_value(&req[r]);
-            let l = Quantity::from_value(&lim[r]);
-            if q.nanos != 0 || l.nanos != 0 {
+            let q = Quantity::from_json(&req[r]);
+            let l = Quantity::from_json(&lim[r]);
+            if q.nanos() != 0 || l.nanos() != 0 {
                 any = true;
             }
-            if l.nanos == 0 || (req[r].is_string() && q.nanos != l.nanos) {
+            if l.nanos() == 0 || (req[r].is_string() && q.nanos() != l.nanos()) {
                 guaranteed = false;
             }
         }
@@ -405,7 +405,7 @@ fn resources(w: &mut W, r: &Value, level: usize) {
         }
         w!(w, level, "{title}:\n");
         for (name, q) in list {
-            let q = Quantity::parse(&q).map(|q| q.canonical()).unwrap_or(q);
+            let q = Quantity::parse(&q).map(|q| q.to_string()).unwrap_or(q);
             w!(w, level + 1, "{name}:\t{q}\n");
         }
     }
@@ -630,13 +630,13 @@ fn resource_field(c: &Value, res: &str, divisor: &Value) -> String {
     {
         return String::new();
     }
-    let q = Quantity::from_value(&c["resources"][kind][r]);
-    let mut d = Quantity::from_value(divisor);
-    if d.nanos == 0 {
-        d = Quantity::parse("1").unwrap_or(Quantity::zero());
+    let q = Quantity::from_json(&c["resources"][kind][r]);
+    let mut d = Quantity::from_json(divisor);
+    if d.nanos() == 0 {
+        d = Quantity::parse("1").unwrap_or(Quantity::ZERO);
     }
     let (v, dv) = if r == "cpu" {
-        (q.milli(), d.milli())
+        (q.milli_value(), d.milli_value())
     } else {
         (q.value(), d.value())
     };
@@ -786,9 +786,9 @@ fn volumes(w: &mut W, vols: &[Value], space: &str) {
                 or_none(st(&h["type"]))
             );
         } else if let Some(e) = v.get("emptyDir") {
-            let limit = Quantity::from_value(&e["sizeLimit"]);
-            let limit = if limit.nanos > 0 {
-                limit.canonical()
+            let limit = Quantity::from_json(&e["sizeLimit"]);
+            let limit = if limit.nanos() > 0 {
+                limit.to_string()
             } else {
                 "<unset>".into()
             };
@@ -1333,7 +1333,7 @@ pub fn namespace(ns: &Value, quotas: Option<&[Value]>, limits: Option<&[Value]>)
                 for (r, hard) in string_map(&q["status"]["hard"]) {
                     let canon = |s: &str| {
                         Quantity::parse(s)
-                            .map(|q| q.canonical())
+                            .map(|q| q.to_string())
                             .unwrap_or(s.to_string())
                     };
                     w!(w, 1, "{r}\t{}\t{}\n", canon(st(&used[&r])), canon(&hard));
@@ -1368,7 +1368,7 @@ pub fn namespace(ns: &Value, quotas: Option<&[Value]>, limits: Option<&[Value]>)
                             .iter()
                             .map(|f| match item[*f][&r].as_str() {
                                 Some(s) => Quantity::parse(s)
-                                    .map(|q| q.canonical())
+                                    .map(|q| q.to_string())
                                     .unwrap_or(s.to_string()),
                                 None => "-".into(),
                             })
@@ -1403,23 +1403,23 @@ fn pod_requests_and_limits(
         let map: &mut BTreeMap<String, Quantity> = if i == 0 { &mut out.0 } else { &mut out.1 };
         for c in arr(&spec["containers"]) {
             for (r, q) in string_map(&c["resources"][key]) {
-                let q = Quantity::parse(&q).unwrap_or(Quantity::zero());
-                let e = map.entry(r).or_insert(Quantity::zero());
-                *e = e.add(q);
+                let q = Quantity::parse(&q).unwrap_or(Quantity::ZERO);
+                let e = map.entry(r).or_insert(Quantity::ZERO);
+                *e += q;
             }
         }
         for c in arr(&spec["initContainers"]) {
             for (r, q) in string_map(&c["resources"][key]) {
-                let q = Quantity::parse(&q).unwrap_or(Quantity::zero());
-                let e = map.entry(r).or_insert(Quantity::zero());
-                if q.nanos > e.nanos {
+                let q = Quantity::parse(&q).unwrap_or(Quantity::ZERO);
+                let e = map.entry(r).or_insert(Quantity::ZERO);
+                if q.nanos() > e.nanos() {
                     *e = q;
                 }
             }
         }
         for (r, q) in string_map(&spec["overhead"]) {
             if let Some(e) = map.get_mut(&r) {
-                *e = e.add(Quantity::parse(&q).unwrap_or(Quantity::zero()));
+                *e += Quantity::parse(&q).unwrap_or(Quantity::ZERO);
             }
         }
     }
@@ -1565,7 +1565,7 @@ pub fn node(
         }
         w!(w, 0, "{title}:\n");
         for (r, q) in list {
-            let q = Quantity::parse(&q).map(|q| q.canonical()).unwrap_or(q);
+            let q = Quantity::parse(&q).map(|q| q.to_string()).unwrap_or(q);
             w!(w, 0, "  {r}:\t{q}\n");
         }
     }
@@ -1619,14 +1619,13 @@ fn node_resources(w: &mut W, node: &Value, pods: &[Value]) {
     } else {
         &status["allocatable"]
     };
-    let alloc_q = |r: &str| Quantity::from_value(&alloc[r]);
+    let alloc_q = |r: &str| Quantity::from_json(&alloc[r]);
     let (cpu, mem, eph) = (
-        alloc_q("cpu").milli(),
+        alloc_q("cpu").milli_value(),
         alloc_q("memory").value(),
         alloc_q("ephemeral-storage").value(),
     );
-    let get =
-        |m: &BTreeMap<String, Quantity>, r: &str| m.get(r).copied().unwrap_or(Quantity::zero());
+    let get = |m: &BTreeMap<String, Quantity>, r: &str| m.get(r).copied().unwrap_or(Quantity::ZERO);
     for p in pods {
         let (req, lim) = pod_requests_and_limits(p);
         let (cr, cl, mr, ml) = (
@@ -1641,13 +1640,13 @@ fn node_resources(w: &mut W, node: &Value, pods: &[Value]) {
             "{}\t{}\t\t{} ({}%)\t{} ({}%)\t{} ({}%)\t{} ({}%)\t{}\n",
             st(&p["metadata"]["namespace"]),
             st(&p["metadata"]["name"]),
-            cr.canonical(),
-            percent(cr.milli(), cpu),
-            cl.canonical(),
-            percent(cl.milli(), cpu),
-            mr.canonical(),
+            cr.to_string(),
+            percent(cr.milli_value(), cpu),
+            cl.to_string(),
+            percent(cl.milli_value(), cpu),
+            mr.to_string(),
             percent(mr.value(), mem),
-            ml.canonical(),
+            ml.to_string(),
             percent(ml.value(), mem),
             since(&p["metadata"]["creationTimestamp"])
         );
@@ -1663,12 +1662,12 @@ fn node_resources(w: &mut W, node: &Value, pods: &[Value]) {
     for p in pods {
         let (r, l) = pod_requests_and_limits(p);
         for (k, q) in r {
-            let e = reqs.entry(k).or_insert(Quantity::zero());
-            *e = e.add(q);
+            let e = reqs.entry(k).or_insert(Quantity::ZERO);
+            *e += q;
         }
         for (k, q) in l {
-            let e = lims.entry(k).or_insert(Quantity::zero());
-            *e = e.add(q);
+            let e = lims.entry(k).or_insert(Quantity::ZERO);
+            *e += q;
         }
     }
     let frac = |part: i128, whole: i128| {
@@ -1685,7 +1684,7 @@ fn node_resources(w: &mut W, node: &Value, pods: &[Value]) {
     ] {
         let (q, l) = (get(&reqs, r), get(&lims, r));
         let (qv, lv) = if milli {
-            (q.milli(), l.milli())
+            (q.milli_value(), l.milli_value())
         } else {
             (q.value(), l.value())
         };
@@ -1693,9 +1692,9 @@ fn node_resources(w: &mut W, node: &Value, pods: &[Value]) {
             w,
             1,
             "{r}\t{} ({}%)\t{} ({}%)\n",
-            q.canonical(),
+            q.to_string(),
             frac(qv, whole),
-            l.canonical(),
+            l.to_string(),
             frac(lv, whole)
         );
     }
@@ -1711,9 +1710,9 @@ fn node_resources(w: &mut W, node: &Value, pods: &[Value]) {
             w,
             1,
             "{r}\t{} ({}%)\t{} ({}%)\n",
-            q.canonical(),
+            q.to_string(),
             frac(q.value(), whole),
-            l.canonical(),
+            l.to_string(),
             frac(l.value(), whole)
         );
     }
@@ -1730,8 +1729,8 @@ fn node_resources(w: &mut W, node: &Value, pods: &[Value]) {
             w,
             1,
             "{r}\t{}\t{}\n",
-            get(&reqs, r).canonical(),
-            get(&lims, r).canonical()
+            get(&reqs, r).to_string(),
+            get(&lims, r).to_string()
         );
     }
 }
@@ -1988,31 +1987,6 @@ pub fn generic(obj: &Value, ev: Option<&[Value]>) -> String {
     w.finish()
 }
 
-/// Template equality ignoring the pod-template-hash label (deploymentutil.EqualIgnoreHash).
-pub fn same_template(a: &Value, b: &Value) -> bool {
-    fn clean(v: &Value) -> Value {
-        match v {
-            Value::Object(m) => Value::Object(
-                m.iter()
-                    .filter(|(_, v)| !v.is_null())
-                    .map(|(k, v)| (k.clone(), clean(v)))
-                    .filter(|(_, v)| !matches!(v, Value::Object(o) if o.is_empty()))
-                    .collect(),
-            ),
-            Value::Array(a) => Value::Array(a.iter().map(clean).collect()),
-            other => other.clone(),
-        }
-    }
-    let strip = |t: &Value| {
-        let mut t = t.clone();
-        if let Some(l) = t["metadata"]["labels"].as_object_mut() {
-            l.remove("pod-template-hash");
-        }
-        clean(&t)
-    };
-    strip(a) == strip(b)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -2144,17 +2118,6 @@ Events:          <none>
             out.ends_with("  deployment-controller  Scaled up\n"),
             "{out}"
         );
-    }
-
-    #[test]
-    fn templates_compare_without_hash() {
-        let a = json!({"metadata": {"labels": {"run": "x", "pod-template-hash": "1"}, "creationTimestamp": null}, "spec": {"c": 1}});
-        let b = json!({"metadata": {"labels": {"run": "x"}}, "spec": {"c": 1}});
-        assert!(same_template(&a, &b));
-        assert!(!same_template(
-            &a,
-            &json!({"metadata": {"labels": {"run": "y"}}, "spec": {"c": 1}})
-        ));
     }
 
     #[test]

@@ -325,9 +325,12 @@ async fn replica_sets_of(ctx: &Ctx, d: &Value) -> Res<(Vec<Value>, Vec<Value>)> 
         t(a).cmp(&t(b))
             .then_with(|| st(&a["metadata"]["name"]).cmp(st(&b["metadata"]["name"])))
     });
-    let new = owned
-        .iter()
-        .position(|rs| kinds::same_template(&rs["spec"]["template"], &d["spec"]["template"]));
+    let new = owned.iter().position(|rs| {
+        tinykube_machinery::template::equal_ignore_hash(
+            &rs["spec"]["template"],
+            &d["spec"]["template"],
+        )
+    });
     let new: Vec<Value> = new.map(|i| owned.remove(i)).into_iter().collect();
     Ok((owned, new))
 }

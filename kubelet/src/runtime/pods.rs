@@ -504,7 +504,7 @@ impl PodRuntime {
                     let size = e
                         .size_limit
                         .as_ref()
-                        .and_then(|q| super::spec::parse_bytes(&q.0))
+                        .and_then(super::spec::bytes)
                         .map(|b| format!(",size={b}"))
                         .unwrap_or_default();
                     nix::mount::mount(

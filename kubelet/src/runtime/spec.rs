@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use k8s_openapi::api::core::v1::{Container, EnvVar, Pod};
 use serde_json::{json, Value};
+use tinykube_machinery::Quantity;
 
 /// The parts of an image config a container needs.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -509,8 +510,7 @@ pub fn capabilities(container: &Container) -> Vec<String> {
 /// shares (1024 per core, at least 2), memory limit → bytes.
 pub fn resources(container: &Container, pids_limit: Option<i64>) -> Value {
     let r = container.resources.as_ref();
-    let millis =
-        |q: &k8s_openapi::apimachinery::pkg::api::resource::Quantity| parse_cpu_millis(&q.0);
+    let millis = |q: &ApiQuantity| quantity(q).map(|q| clamp(q.milli_value()));
     let limit_cpu = r
         .and_then(|r| r.limits.as_ref())
         .and_then(|l| l.get("cpu"))
@@ -523,7 +523,7 @@ pub fn resources(container: &Container, pids_limit: Option<i64>) -> Value {
     let memory = r
         .and_then(|r| r.limits.as_ref())
         .and_then(|l| l.get("memory"))
-        .and_then(|q| parse_bytes(&q.0));
+        .and_then(bytes);
     let mut out = json!({});
     let shares = request_cpu.map_or(2, |m| (m * 1024 / 1000).max(2));
     let mut cpu = json!({"shares": shares});
@@ -542,33 +542,22 @@ pub fn resources(container: &Container, pids_limit: Option<i64>) -> Value {
     out
 }
 
-/// `250m` → 250, `2` → 2000, `0.5` → 500.
-pub fn parse_cpu_millis(s: &str) -> Option<i64> {
-    if let Some(m) = s.strip_suffix('m') {
-        return m.parse().ok();
-    }
-    let f: f64 = s.parse().ok()?;
-    Some((f * 1000.0).round() as i64)
+type ApiQuantity = k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+
+/// An API quantity (the apiserver has validated it; one that still does not parse counts as
+/// unset).
+fn quantity(q: &ApiQuantity) -> Option<Quantity> {
+    Quantity::parse(&q.0).ok()
 }
 
-/// Kubernetes quantities in bytes: `128Mi`, `1G`, `1e6`, `500000`.
-pub fn parse_bytes(s: &str) -> Option<i64> {
-    const SUFFIXES: &[(&str, f64)] = &[
-        ("Ki", 1024.0),
-        ("Mi", 1048576.0),
-        ("Gi", 1073741824.0),
-        ("Ti", 1099511627776.0),
-        ("k", 1e3),
-        ("M", 1e6),
-        ("G", 1e9),
-        ("T", 1e12),
-    ];
-    for (suf, mul) in SUFFIXES {
-        if let Some(n) = s.strip_suffix(suf) {
-            return Some((n.parse::<f64>().ok()? * mul) as i64);
-        }
-    }
-    s.parse::<f64>().ok().map(|f| f as i64)
+fn clamp(v: i128) -> i64 {
+    v.clamp(i64::MIN.into(), i64::MAX.into()) as i64
+}
+
+/// A quantity of bytes as Kubernetes' `Value()` gives it: exact (`1Pi` is 2^50), fractions
+/// rounded up (`500m` is 1 byte).
+pub fn bytes(q: &ApiQuantity) -> Option<i64> {
+    quantity(q).map(|q| clamp(q.value()))
 }
 
 /// The whole `config.json` for one container of a pod.
@@ -816,10 +805,21 @@ mod tests {
         let none = resources(&container(json!({})), None);
         assert_eq!(none["cpu"], json!({"shares": 2}));
         assert!(none.get("memory").is_none() && none.get("pids").is_none());
-        assert_eq!(parse_cpu_millis("2"), Some(2000));
-        assert_eq!(parse_cpu_millis("0.5"), Some(500));
-        assert_eq!(parse_bytes("1G"), Some(1_000_000_000));
-        assert_eq!(parse_bytes("64Ki"), Some(65536));
+        // Kubernetes' Value() and MilliValue(): exact, fractions rounded up.
+        for (memory, cpu, want_bytes, want_quota) in [
+            ("1Pi", "2", 1i64 << 50, 200_000),
+            ("1E", "0.5", 1_000_000_000_000_000_000, 50_000),
+            ("500m", "1m", 1, 1000),
+            ("1G", "1.5", 1_000_000_000, 150_000),
+            ("64Ki", "100m", 65536, 10_000),
+        ] {
+            let r = resources(
+                &container(json!({"resources": {"limits": {"memory": memory, "cpu": cpu}}})),
+                None,
+            );
+            assert_eq!(r["memory"]["limit"], want_bytes, "{memory}");
+            assert_eq!(r["cpu"]["quota"], want_quota, "{cpu}");
+        }
     }
 
     #[test]

@@ -35,7 +35,6 @@ use rustls::RootCertStore;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
-use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::kubelet::Kubelet;
 use crate::runtime::pods::{InstanceStatus, PodRuntime};
@@ -58,18 +57,7 @@ pub fn authorized(caller: &Caller) -> bool {
 }
 
 fn caller_of(der: &[u8]) -> Option<Caller> {
-    let (_, cert) = X509Certificate::from_der(der).ok()?;
-    let subject = cert.subject();
-    let user = subject
-        .iter_common_name()
-        .next()?
-        .as_str()
-        .ok()?
-        .to_string();
-    let groups = subject
-        .iter_organization()
-        .filter_map(|o| o.as_str().ok().map(str::to_string))
-        .collect();
+    let (user, groups) = tinykube_machinery::cert::subject_of_der(der)?;
     Some(Caller { user, groups })
 }
 
