@@ -244,11 +244,11 @@ impl Resolver {
             Some((g, v)) => (g.to_string(), v.to_string()),
             None => (String::new(), api_version.clone()),
         };
-        let kind = match resources::KINDS
+        let kind = match resources::ALL
             .iter()
             .find(|k| k.kind == kind_name && k.group == group && k.version == version)
         {
-            Some(k) => *k,
+            Some(k) => **k,
             None => self
                 .discover(ctx, &group, &version, &kind_name)
                 .await
@@ -311,7 +311,9 @@ impl Resolver {
             plural: leak(r["name"].as_str()?),
             singular: leak(&kind.to_ascii_lowercase()),
             kind: leak(kind),
+            list_kind: leak(&format!("{kind}List")),
             short: &[],
+            categories: &[],
             namespaced: r["namespaced"].as_bool().unwrap_or(true),
         })
     }

@@ -232,7 +232,7 @@ impl Kubelet {
                 written: None,
                 announced: HashSet::new(),
                 sandbox_failures: 0,
-                sandbox_retry: None,
+                last_sandbox_failure: None,
             }
             .run()
             .await;
@@ -333,9 +333,9 @@ struct Worker {
     written: Option<Value>,
     /// Back-offs already announced with an event: (container, attempt).
     announced: HashSet<(String, u32)>,
-    /// Failed sandbox creations in a row, and when to try again.
+    /// Failed sandbox creations in a row, and when the last one failed.
     sandbox_failures: u32,
-    sandbox_retry: Option<Instant>,
+    last_sandbox_failure: Option<Instant>,
 }
 
 enum Step {
@@ -378,40 +378,21 @@ impl Worker {
     }
 
     async fn sync(&mut self, pod: &Pod, gone: bool) -> Step {
-        let terminal = matches!(
-            pod.status.as_ref().and_then(|s| s.phase.as_deref()),
-            Some("Succeeded" | "Failed")
-        );
+        let terminal = plan::completed(pod);
         let state = self.observe().await;
-        if terminal
-            && !gone
-            && pod.metadata.deletion_timestamp.is_none()
-            && state.sandbox_ready
-            && state.running().next().is_none()
-        {
-            // Finished for good: the pod's IP goes back to the pool, as Kubernetes kills the
-            // sandbox of a completed pod.
-            let rt = self.k.rt.clone();
-            let uid = self.uid.clone();
-            let _ = tokio::task::spawn_blocking(move || rt.release_network(&uid)).await;
-            return Step::Wait(RESYNC);
-        }
-        let actions = plan::plan(pod, &state.observed(jiff::Timestamp::now()));
+        let past = plan::History {
+            sandbox_failures: self.sandbox_failures,
+            since_sandbox_failure: self
+                .last_sandbox_failure
+                .map_or(Duration::MAX, |at| at.elapsed()),
+        };
+        let actions = plan::plan(pod, &state.observed(jiff::Timestamp::now()), &past);
         let mut again = false;
         let mut wait = RESYNC;
         let mut stops = Vec::new();
         for action in actions {
             match action {
                 Action::CreateSandbox => {
-                    if terminal {
-                        continue;
-                    }
-                    // A failing sandbox is retried with a growing delay (2 s doubling to
-                    // 1 min), whatever wakes the worker meanwhile.
-                    if let Some(at) = self.sandbox_retry.filter(|at| *at > Instant::now()) {
-                        wait = wait.min(at - Instant::now());
-                        continue;
-                    }
                     let rt = self.k.rt.clone();
                     let p = pod.clone();
                     let made = tokio::task::spawn_blocking(move || rt.create_sandbox(&p))
@@ -420,7 +401,7 @@ impl Worker {
                     match made {
                         Ok(_) => {
                             self.sandbox_failures = 0;
-                            self.sandbox_retry = None;
+                            self.last_sandbox_failure = None;
                             again = true;
                         }
                         Err(e) => {
@@ -431,14 +412,13 @@ impl Worker {
                                 "FailedCreatePodSandBox",
                                 format!("Failed to create pod sandbox: {e}"),
                             );
-                            let delay = (RETRY * (1 << self.sandbox_failures.min(5)))
-                                .min(Duration::from_secs(60));
                             self.sandbox_failures += 1;
-                            self.sandbox_retry = Some(Instant::now() + delay);
-                            wait = wait.min(delay);
+                            self.last_sandbox_failure = Some(Instant::now());
+                            wait = wait.min(plan::sandbox_back_off(self.sandbox_failures));
                         }
                     }
                 }
+                Action::SandboxBackOff { remaining } => wait = wait.min(remaining),
                 Action::Start { name, attempt } => {
                     if self.start(pod, &name, attempt).await {
                         again = true;
@@ -447,35 +427,24 @@ impl Worker {
                     }
                 }
                 Action::Stop { name, grace } => stops.push((name, grace)),
-                Action::BackOff { name, remaining } => {
-                    let Some(latest) = state.latest(&name) else {
-                        continue;
-                    };
-                    let attempt = latest.record.attempt + 1;
-                    let ran = plan_ran(&state, &name);
-                    let total = plan::back_off(attempt, ran);
-                    let (pname, ns, uid) = names(pod);
-                    let container_desc = format!("container={name} pod={pname}_{ns}({uid})");
-                    self.waiting.insert(
-                        name.clone(),
-                        Waiting {
-                            reason: "CrashLoopBackOff".into(),
-                            message: format!(
-                                "back-off {} restarting failed {container_desc}",
-                                crate::image::policy::go_duration(total)
-                            ),
-                        },
-                    );
+                Action::BackOff {
+                    name,
+                    attempt,
+                    remaining,
+                    waiting,
+                    event,
+                } => {
+                    self.waiting.insert(name.clone(), waiting);
                     if self.announced.insert((name.clone(), attempt)) {
-                        self.k.event(
-                            pod,
-                            Some(&name),
-                            "Warning",
-                            "BackOff",
-                            format!("Back-off restarting failed container {name} in pod {pname}_{ns}({uid})"),
-                        );
+                        self.k.event(pod, Some(&name), "Warning", "BackOff", event);
                     }
                     wait = wait.min(remaining + Duration::from_millis(10));
+                }
+                Action::ReleaseNetwork => {
+                    let rt = self.k.rt.clone();
+                    let uid = self.uid.clone();
+                    let _ = tokio::task::spawn_blocking(move || rt.release_network(&uid)).await;
+                    return Step::Wait(RESYNC);
                 }
                 Action::RemoveSandbox => {
                     if !self.teardown().await {
@@ -768,18 +737,6 @@ fn find_container<'a>(pod: &'a Pod, name: &str) -> Option<&'a Container> {
         .flatten()
         .chain(spec.containers.iter())
         .find(|c| c.name == name)
-}
-
-fn plan_ran(state: &PodState, name: &str) -> Duration {
-    match state
-        .observed(jiff::Timestamp::now())
-        .instances
-        .get(name)
-        .map(|i| &i.state)
-    {
-        Some(plan::InstanceState::Exited { ran, .. }) => *ran,
-        _ => Duration::ZERO,
-    }
 }
 
 /// Stops one container: its stop signal, then SIGKILL after `grace`.

@@ -8,6 +8,7 @@
 
 pub mod cert;
 pub mod duration;
+pub mod kinds;
 pub mod quantity;
 pub mod sysctl;
 pub mod template;

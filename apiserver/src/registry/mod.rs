@@ -39,6 +39,27 @@ pub struct ResourceInfo {
 }
 
 impl ResourceInfo {
+    /// A catalog kind served with `subresources`, its objects named by `name_rule`.
+    pub const fn of(
+        k: &'static tinykube_machinery::kinds::Kind,
+        subresources: &'static [&'static str],
+        name_rule: NameRule,
+    ) -> ResourceInfo {
+        ResourceInfo {
+            group: k.group,
+            version: k.version,
+            resource: k.plural,
+            singular: k.singular,
+            kind: k.kind,
+            list_kind: k.list_kind,
+            namespaced: k.namespaced,
+            short_names: k.short,
+            categories: k.categories,
+            subresources,
+            name_rule,
+        }
+    }
+
     pub fn api_version(&self) -> String {
         if self.group.is_empty() {
             self.version.to_string()

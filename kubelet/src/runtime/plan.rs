@@ -1,10 +1,16 @@
-//! What a pod worker does next: a pure function of the pod's spec and what the runtime has,
-//! as the kubelet's `computePodActions` (tested by tables; the worker only carries it out).
+//! What a pod worker does next: a pure function of the pod's spec, what the runtime has and
+//! what the worker remembers of its own attempts, as the kubelet's `computePodActions` (tested
+//! by tables; the worker only carries it out). Every decision lives here: when a failed sandbox
+//! is tried again, how long a crashed container waits and the words its status and event show,
+//! when a completed pod gives its network back.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
+
+use crate::image::policy::go_duration;
+use crate::status::Waiting;
 
 /// The latest instance of one container, as the runtime knows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,16 +41,37 @@ pub struct Observed {
     pub instances: BTreeMap<String, Instance>,
 }
 
+/// What the worker remembers of its own attempts: the runtime keeps no trace of them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct History {
+    /// Failed sandbox creations in a row (0 once one succeeds).
+    pub sandbox_failures: u32,
+    /// How long ago the last of them failed.
+    pub since_sandbox_failure: Duration,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
     /// Make the pod's namespaces, network and files.
     CreateSandbox,
+    /// The last sandbox creations failed: wait this long before the next (no event, no try).
+    SandboxBackOff { remaining: Duration },
     /// Start (pulling the image as its policy says) container `name` as restart `attempt`.
     Start { name: String, attempt: u32 },
     /// Stop a running container (SIGTERM, then SIGKILL after `grace`).
     Stop { name: String, grace: Duration },
-    /// The container waits out its restart back-off (status: CrashLoopBackOff).
-    BackOff { name: String, remaining: Duration },
+    /// Container `name` waits out its back-off before restart `attempt`: its status shows
+    /// `waiting` (CrashLoopBackOff), and a BackOff event says `event` once per attempt.
+    BackOff {
+        name: String,
+        attempt: u32,
+        remaining: Duration,
+        waiting: Waiting,
+        event: String,
+    },
+    /// The pod completed for good: give its IP and network namespace back, keeping its
+    /// records for the status and logs (as Kubernetes kills a completed pod's sandbox).
+    ReleaseNetwork,
     /// Everything is stopped: tear the sandbox down.
     RemoveSandbox,
     /// The pod is gone from the node: let the API delete the object.
@@ -61,6 +88,23 @@ pub fn back_off(attempt: u32, ran: Duration) -> Duration {
     Duration::from_secs(secs.min(300))
 }
 
+/// How long after `failures` failed sandbox creations in a row the next is tried: 2 s
+/// doubling to 1 min.
+pub fn sandbox_back_off(failures: u32) -> Duration {
+    if failures == 0 {
+        return Duration::ZERO;
+    }
+    (Duration::from_secs(2) * (1 << (failures - 1).min(5))).min(Duration::from_secs(60))
+}
+
+/// Whether the pod's phase is final (Succeeded or Failed): nothing of it starts again.
+pub fn completed(pod: &Pod) -> bool {
+    matches!(
+        pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Succeeded" | "Failed")
+    )
+}
+
 fn should_restart(policy: &str, code: i32) -> bool {
     match policy {
         "Never" => false,
@@ -69,8 +113,8 @@ fn should_restart(policy: &str, code: i32) -> bool {
     }
 }
 
-/// The next actions for `pod`, given what runs.
-pub fn plan(pod: &Pod, seen: &Observed) -> Vec<Action> {
+/// The next actions for `pod`, given what runs and what the worker tried before.
+pub fn plan(pod: &Pod, seen: &Observed, past: &History) -> Vec<Action> {
     let Some(spec) = pod.spec.as_ref() else {
         return vec![];
     };
@@ -107,6 +151,16 @@ pub fn plan(pod: &Pod, seen: &Observed) -> Vec<Action> {
         };
     }
     let policy = spec.restart_policy.as_deref().unwrap_or("Always");
+    let completed = completed(pod);
+    if completed
+        && seen.sandbox_ready
+        && !seen
+            .instances
+            .values()
+            .any(|i| i.state == InstanceState::Running)
+    {
+        return vec![Action::ReleaseNetwork];
+    }
     if !seen.sandbox_ready {
         // A lost sandbox (network gone): whatever still runs belongs to the old one.
         let mut out: Vec<Action> = seen
@@ -126,8 +180,16 @@ pub fn plan(pod: &Pod, seen: &Observed) -> Vec<Action> {
                     if !should_restart(policy, *code)
             )
         });
-        if out.is_empty() && !finished {
-            out.push(Action::CreateSandbox);
+        // Nor does a completed one (its network was given back on purpose).
+        if out.is_empty() && !finished && !completed {
+            let wait = sandbox_back_off(past.sandbox_failures);
+            out.push(if past.since_sandbox_failure < wait {
+                Action::SandboxBackOff {
+                    remaining: wait - past.since_sandbox_failure,
+                }
+            } else {
+                Action::CreateSandbox
+            });
         }
         return out;
     }
@@ -151,7 +213,7 @@ pub fn plan(pod: &Pod, seen: &Observed) -> Vec<Action> {
                     if policy == "Never" {
                         return out;
                     }
-                    out.push(restart(&c.name, i.attempt + 1, *ago, *ran));
+                    out.push(restart(pod, &c.name, i.attempt + 1, *ago, *ran));
                     return out;
                 }
             },
@@ -183,7 +245,7 @@ pub fn plan(pod: &Pod, seen: &Observed) -> Vec<Action> {
                     unreachable!()
                 };
                 if should_restart(policy, code) {
-                    out.push(restart(&c.name, i.attempt + 1, ago, ran));
+                    out.push(restart(pod, &c.name, i.attempt + 1, ago, ran));
                 }
             }
         }
@@ -191,18 +253,34 @@ pub fn plan(pod: &Pod, seen: &Observed) -> Vec<Action> {
     out
 }
 
-fn restart(name: &str, attempt: u32, ago: Duration, ran: Duration) -> Action {
+fn restart(pod: &Pod, name: &str, attempt: u32, ago: Duration, ran: Duration) -> Action {
     let wait = back_off(attempt, ran);
     if ago >= wait {
-        Action::Start {
+        return Action::Start {
             name: name.into(),
             attempt,
-        }
-    } else {
-        Action::BackOff {
-            name: name.into(),
-            remaining: wait - ago,
-        }
+        };
+    }
+    // Kubernetes' words: `kubectl describe` and scripts match on them.
+    let m = &pod.metadata;
+    let pod_desc = format!(
+        "{}_{}({})",
+        m.name.as_deref().unwrap_or_default(),
+        m.namespace.as_deref().unwrap_or_default(),
+        m.uid.as_deref().unwrap_or_default()
+    );
+    Action::BackOff {
+        name: name.into(),
+        attempt,
+        remaining: wait - ago,
+        waiting: Waiting {
+            reason: "CrashLoopBackOff".into(),
+            message: format!(
+                "back-off {} restarting failed container={name} pod={pod_desc}",
+                go_duration(wait)
+            ),
+        },
+        event: format!("Back-off restarting failed container {name} in pod {pod_desc}"),
     }
 }
 
@@ -216,7 +294,10 @@ mod tests {
         for (k, v) in extra.as_object().unwrap() {
             spec[k] = v.clone();
         }
-        serde_json::from_value(json!({"metadata": {"name": "p"}, "spec": spec})).unwrap()
+        serde_json::from_value(
+            json!({"metadata": {"name": "p", "namespace": "default", "uid": "u1"}, "spec": spec}),
+        )
+        .unwrap()
     }
 
     fn running(attempt: u32) -> Instance {
@@ -249,6 +330,28 @@ mod tests {
         }
     }
 
+    /// A worker that has tried nothing yet.
+    const NOTHING_TRIED: History = History {
+        sandbox_failures: 0,
+        since_sandbox_failure: Duration::ZERO,
+    };
+
+    /// Container `n` of pod `p` waits `remaining` of a `total` back-off before restart `a`.
+    fn backing_off(n: &str, a: u32, total: &str, remaining: u64) -> Action {
+        Action::BackOff {
+            name: n.into(),
+            attempt: a,
+            remaining: Duration::from_secs(remaining),
+            waiting: Waiting {
+                reason: "CrashLoopBackOff".into(),
+                message: format!(
+                    "back-off {total} restarting failed container={n} pod=p_default(u1)"
+                ),
+            },
+            event: format!("Back-off restarting failed container {n} in pod p_default(u1)"),
+        }
+    }
+
     fn start(n: &str, a: u32) -> Action {
         Action::Start {
             name: n.into(),
@@ -259,10 +362,20 @@ mod tests {
     #[test]
     fn a_new_pod_gets_a_sandbox_then_its_containers() {
         let p = pod(json!({}));
-        assert_eq!(plan(&p, &Observed::default()), [Action::CreateSandbox]);
-        assert_eq!(plan(&p, &seen(&[])), [start("app", 0), start("side", 0)]);
         assert_eq!(
-            plan(&p, &seen(&[("app", running(0)), ("side", running(0))])),
+            plan(&p, &Observed::default(), &NOTHING_TRIED),
+            [Action::CreateSandbox]
+        );
+        assert_eq!(
+            plan(&p, &seen(&[]), &NOTHING_TRIED),
+            [start("app", 0), start("side", 0)]
+        );
+        assert_eq!(
+            plan(
+                &p,
+                &seen(&[("app", running(0)), ("side", running(0))]),
+                &NOTHING_TRIED
+            ),
             []
         );
     }
@@ -274,21 +387,21 @@ mod tests {
         let never = pod(json!({"restartPolicy": "Never"}));
         let s = |a: Instance| seen(&[("app", a), ("side", running(0))]);
         // The first crash restarts at once; then the back-off grows: 10, 20, 40 … 300 s.
-        assert_eq!(plan(&always, &s(exited(0, 1, 0))), [start("app", 1)]);
         assert_eq!(
-            plan(&always, &s(exited(1, 1, 3))),
-            [Action::BackOff {
-                name: "app".into(),
-                remaining: Duration::from_secs(7)
-            }]
+            plan(&always, &s(exited(0, 1, 0)), &NOTHING_TRIED),
+            [start("app", 1)]
         );
-        assert_eq!(plan(&always, &s(exited(1, 1, 10))), [start("app", 2)]);
         assert_eq!(
-            plan(&always, &s(exited(2, 1, 5))),
-            [Action::BackOff {
-                name: "app".into(),
-                remaining: Duration::from_secs(15)
-            }]
+            plan(&always, &s(exited(1, 1, 3)), &NOTHING_TRIED),
+            [backing_off("app", 2, "10s", 7)]
+        );
+        assert_eq!(
+            plan(&always, &s(exited(1, 1, 10)), &NOTHING_TRIED),
+            [start("app", 2)]
+        );
+        assert_eq!(
+            plan(&always, &s(exited(2, 1, 5)), &NOTHING_TRIED),
+            [backing_off("app", 3, "20s", 15)]
         );
         assert_eq!(
             back_off(9, Duration::from_secs(1)),
@@ -297,10 +410,16 @@ mod tests {
         // A container that ran 10 minutes starts over without waiting.
         assert_eq!(back_off(7, Duration::from_secs(600)), Duration::ZERO);
         // Exit 0: Always restarts, OnFailure and Never do not.
-        assert_eq!(plan(&always, &s(exited(0, 0, 0))), [start("app", 1)]);
-        assert_eq!(plan(&on_failure, &s(exited(0, 0, 99))), []);
-        assert_eq!(plan(&on_failure, &s(exited(0, 2, 99))), [start("app", 1)]);
-        assert_eq!(plan(&never, &s(exited(0, 2, 99))), []);
+        assert_eq!(
+            plan(&always, &s(exited(0, 0, 0)), &NOTHING_TRIED),
+            [start("app", 1)]
+        );
+        assert_eq!(plan(&on_failure, &s(exited(0, 0, 99)), &NOTHING_TRIED), []);
+        assert_eq!(
+            plan(&on_failure, &s(exited(0, 2, 99)), &NOTHING_TRIED),
+            [start("app", 1)]
+        );
+        assert_eq!(plan(&never, &s(exited(0, 2, 99)), &NOTHING_TRIED), []);
     }
 
     #[test]
@@ -308,28 +427,32 @@ mod tests {
         let p = pod(
             json!({"initContainers": [{"name": "i1", "image": "img:1"}, {"name": "i2", "image": "img:1"}]}),
         );
-        assert_eq!(plan(&p, &seen(&[])), [start("i1", 0)]);
-        assert_eq!(plan(&p, &seen(&[("i1", running(0))])), []);
+        assert_eq!(plan(&p, &seen(&[]), &NOTHING_TRIED), [start("i1", 0)]);
+        assert_eq!(plan(&p, &seen(&[("i1", running(0))]), &NOTHING_TRIED), []);
         assert_eq!(
-            plan(&p, &seen(&[("i1", exited(0, 0, 1))])),
+            plan(&p, &seen(&[("i1", exited(0, 0, 1))]), &NOTHING_TRIED),
             [start("i2", 0)]
         );
         assert_eq!(
             plan(
                 &p,
-                &seen(&[("i1", exited(0, 0, 1)), ("i2", exited(0, 0, 1))])
+                &seen(&[("i1", exited(0, 0, 1)), ("i2", exited(0, 0, 1))]),
+                &NOTHING_TRIED
             ),
             [start("app", 0), start("side", 0)]
         );
         // A failed init container retries (with back-off) unless the policy is Never.
         assert_eq!(
-            plan(&p, &seen(&[("i1", exited(0, 1, 60))])),
+            plan(&p, &seen(&[("i1", exited(0, 1, 60))]), &NOTHING_TRIED),
             [start("i1", 1)]
         );
         let never = pod(
             json!({"restartPolicy": "Never", "initContainers": [{"name": "i1", "image": "img:1"}]}),
         );
-        assert_eq!(plan(&never, &seen(&[("i1", exited(0, 1, 60))])), []);
+        assert_eq!(
+            plan(&never, &seen(&[("i1", exited(0, 1, 60))]), &NOTHING_TRIED),
+            []
+        );
     }
 
     #[test]
@@ -341,24 +464,31 @@ mod tests {
         p.metadata.deletion_grace_period_seconds = Some(5);
         let five = Duration::from_secs(5);
         assert_eq!(
-            plan(&p, &seen(&[("app", running(0)), ("side", exited(0, 0, 1))])),
+            plan(
+                &p,
+                &seen(&[("app", running(0)), ("side", exited(0, 0, 1))]),
+                &NOTHING_TRIED
+            ),
             [Action::Stop {
                 name: "app".into(),
                 grace: five
             }]
         );
         assert_eq!(
-            plan(&p, &seen(&[("app", exited(0, 143, 0))])),
+            plan(&p, &seen(&[("app", exited(0, 143, 0))]), &NOTHING_TRIED),
             [Action::RemoveSandbox, Action::Finalize]
         );
-        assert_eq!(plan(&p, &Observed::default()), [Action::Finalize]);
+        assert_eq!(
+            plan(&p, &Observed::default(), &NOTHING_TRIED),
+            [Action::Finalize]
+        );
     }
 
     #[test]
     fn a_new_image_restarts_the_container_and_a_lost_sandbox_is_remade() {
         let p: Pod = serde_json::from_value(json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "app", "image": "img:2"}]}})).unwrap();
         assert_eq!(
-            plan(&p, &seen(&[("app", running(0))])),
+            plan(&p, &seen(&[("app", running(0))]), &NOTHING_TRIED),
             [Action::Stop {
                 name: "app".into(),
                 grace: Duration::from_secs(30)
@@ -369,7 +499,7 @@ mod tests {
             ..seen(&[("app", running(0))])
         };
         assert_eq!(
-            plan(&p, &lost),
+            plan(&p, &lost, &NOTHING_TRIED),
             [Action::Stop {
                 name: "app".into(),
                 grace: Duration::ZERO
@@ -379,6 +509,163 @@ mod tests {
             sandbox_ready: false,
             ..seen(&[("app", exited(0, 137, 0))])
         };
-        assert_eq!(plan(&p, &gone), [Action::CreateSandbox]);
+        assert_eq!(plan(&p, &gone, &NOTHING_TRIED), [Action::CreateSandbox]);
+    }
+
+    fn deleted(mut p: Pod) -> Pod {
+        p.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            k8s_openapi::jiff::Timestamp::now(),
+        ));
+        p
+    }
+
+    #[test]
+    fn a_failing_sandbox_is_retried_2s_doubling_to_a_minute() {
+        let p = pod(json!({}));
+        let wait = |s: u64| Action::SandboxBackOff {
+            remaining: Duration::from_secs(s),
+        };
+        // (failures in a row, seconds since the last) → the worker's next step.
+        let cases = [
+            (0, 0, Action::CreateSandbox),
+            (1, 0, wait(2)),
+            (1, 1, wait(1)),
+            (1, 2, Action::CreateSandbox),
+            (2, 3, wait(1)),
+            (3, 0, wait(8)),
+            (4, 0, wait(16)),
+            (5, 0, wait(32)),
+            (6, 0, wait(60)),
+            (20, 59, wait(1)),
+            (20, 60, Action::CreateSandbox),
+        ];
+        for (failures, ago, want) in cases {
+            let past = History {
+                sandbox_failures: failures,
+                since_sandbox_failure: Duration::from_secs(ago),
+            };
+            assert_eq!(
+                plan(&p, &Observed::default(), &past),
+                [want],
+                "{failures} failures, the last {ago}s ago"
+            );
+        }
+        // The back-off holds back only a new sandbox: not a ready pod, a lost sandbox's
+        // stops or a deletion.
+        let past = History {
+            sandbox_failures: 3,
+            since_sandbox_failure: Duration::ZERO,
+        };
+        let ready = seen(&[("app", running(0)), ("side", running(0))]);
+        assert_eq!(plan(&p, &ready, &past), []);
+        let lost = Observed {
+            sandbox_ready: false,
+            ..seen(&[("app", running(0))])
+        };
+        assert_eq!(
+            plan(&p, &lost, &past),
+            [Action::Stop {
+                name: "app".into(),
+                grace: Duration::ZERO
+            }]
+        );
+        assert_eq!(
+            plan(&deleted(p), &Observed::default(), &past),
+            [Action::Finalize]
+        );
+    }
+
+    #[test]
+    fn a_crash_loop_is_worded_as_kubernetes_does() {
+        let p = pod(json!({}));
+        let s = |attempt, ago| seen(&[("app", exited(attempt, 1, ago)), ("side", running(0))]);
+        // (restarts so far, seconds since the exit) → the back-off shown and what remains.
+        let cases = [
+            (1, 0, backing_off("app", 2, "10s", 10)),
+            (2, 19, backing_off("app", 3, "20s", 1)),
+            (3, 0, backing_off("app", 4, "40s", 40)),
+            (6, 100, backing_off("app", 7, "5m0s", 200)),
+            (9, 0, backing_off("app", 10, "5m0s", 300)),
+        ];
+        for (attempt, ago, want) in cases {
+            assert_eq!(
+                plan(&p, &s(attempt, ago), &NOTHING_TRIED),
+                [want],
+                "restart {attempt}, {ago}s after the exit"
+            );
+        }
+        // The words themselves (`kubectl describe` and scripts match on them).
+        let [Action::BackOff { waiting, event, .. }] = &plan(&p, &s(1, 4), &NOTHING_TRIED)[..]
+        else {
+            panic!("no back-off")
+        };
+        assert_eq!(waiting.reason, "CrashLoopBackOff");
+        assert_eq!(
+            waiting.message,
+            "back-off 10s restarting failed container=app pod=p_default(u1)"
+        );
+        assert_eq!(
+            event,
+            "Back-off restarting failed container app in pod p_default(u1)"
+        );
+        // A failing init container backs off in the same words.
+        let init = pod(json!({"initContainers": [{"name": "i1", "image": "img:1"}]}));
+        assert_eq!(
+            plan(&init, &seen(&[("i1", exited(1, 1, 4))]), &NOTHING_TRIED),
+            [backing_off("i1", 2, "10s", 6)]
+        );
+    }
+
+    #[test]
+    fn a_completed_pod_gives_its_network_back_and_gets_no_new_sandbox() {
+        let phased = |phase: &str, policy: &str| {
+            let mut p = pod(json!({"restartPolicy": policy}));
+            p.status = Some(serde_json::from_value(json!({"phase": phase})).unwrap());
+            p
+        };
+        let exited_all = seen(&[("app", exited(0, 0, 1)), ("side", exited(0, 1, 1))]);
+        let succeeded_all = seen(&[("app", exited(0, 0, 1)), ("side", exited(0, 0, 1))]);
+        let released = Observed {
+            sandbox_ready: false,
+            ..exited_all.clone()
+        };
+        let one_runs = seen(&[("app", running(0)), ("side", exited(0, 0, 1))]);
+        // (phase, restart policy, runtime) → actions.
+        let cases = [
+            (
+                "Succeeded",
+                "Never",
+                &exited_all,
+                vec![Action::ReleaseNetwork],
+            ),
+            ("Failed", "Never", &exited_all, vec![Action::ReleaseNetwork]),
+            (
+                "Succeeded",
+                "OnFailure",
+                &succeeded_all,
+                vec![Action::ReleaseNetwork],
+            ),
+            // Given back: nothing more, whatever the policy says.
+            ("Succeeded", "Never", &released, vec![]),
+            ("Failed", "Always", &released, vec![]),
+            // Not all done: the network stays.
+            ("Succeeded", "Never", &one_runs, vec![]),
+            ("Running", "Never", &exited_all, vec![]),
+            ("Running", "Always", &released, vec![Action::CreateSandbox]),
+        ];
+        for (phase, policy, runtime, want) in cases {
+            assert_eq!(
+                plan(&phased(phase, policy), runtime, &NOTHING_TRIED),
+                want,
+                "{phase} with restartPolicy {policy}"
+            );
+        }
+        // Deleting a completed pod tears it down as any other.
+        let done = deleted(phased("Succeeded", "Never"));
+        assert_eq!(
+            plan(&done, &exited_all, &NOTHING_TRIED),
+            [Action::RemoveSandbox, Action::Finalize]
+        );
+        assert_eq!(plan(&done, &released, &NOTHING_TRIED), [Action::Finalize]);
     }
 }

@@ -2,25 +2,14 @@
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use serde_json::{json, Value};
+use tinykube_machinery::kinds;
 
 use crate::error::{FieldError, FieldErrors};
 use crate::registry::table::{age, Column};
 use crate::registry::validation::{self, push_all, NameRule};
 use crate::registry::{Kind, ResourceInfo};
 
-pub static INFO: ResourceInfo = ResourceInfo {
-    group: "",
-    version: "v1",
-    resource: "configmaps",
-    singular: "configmap",
-    kind: "ConfigMap",
-    list_kind: "ConfigMapList",
-    namespaced: true,
-    short_names: &["cm"],
-    categories: &[],
-    subresources: &[],
-    name_rule: NameRule::Subdomain,
-};
+pub static INFO: ResourceInfo = ResourceInfo::of(&kinds::CONFIG_MAP, &[], NameRule::Subdomain);
 
 /// The most data a ConfigMap or Secret may carry.
 pub const MAX_DATA_SIZE: usize = 1024 * 1024;

@@ -14,19 +14,11 @@ use crate::registry::table::{age, Column};
 use crate::registry::validation::NameRule;
 use crate::registry::{Kind, ResourceInfo};
 
-pub static INFO: ResourceInfo = ResourceInfo {
-    group: "apps",
-    version: "v1",
-    resource: "deployments",
-    singular: "deployment",
-    kind: "Deployment",
-    list_kind: "DeploymentList",
-    namespaced: true,
-    short_names: &["deploy"],
-    categories: &["all"],
-    subresources: &["status", "scale"],
-    name_rule: NameRule::Subdomain,
-};
+pub static INFO: ResourceInfo = ResourceInfo::of(
+    &kinds::DEPLOYMENT,
+    &["status", "scale"],
+    NameRule::Subdomain,
+);
 
 pub struct DeploymentKind;
 
@@ -207,3 +199,4 @@ impl Kind for DeploymentKind {
         d.spec.get_or_insert_with(Default::default).replicas = Some(replicas);
     }
 }
+use tinykube_machinery::kinds;

@@ -5,25 +5,14 @@ use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::Endpoints;
 use serde_json::{json, Value};
+use tinykube_machinery::kinds;
 
 use crate::error::{FieldError, FieldErrors};
 use crate::registry::table::{age, Column};
 use crate::registry::validation::{self, push_all, NameRule};
 use crate::registry::{Kind, ResourceInfo};
 
-pub static INFO: ResourceInfo = ResourceInfo {
-    group: "",
-    version: "v1",
-    resource: "endpoints",
-    singular: "endpoints",
-    kind: "Endpoints",
-    list_kind: "EndpointsList",
-    namespaced: true,
-    short_names: &["ep"],
-    categories: &[],
-    subresources: &[],
-    name_rule: NameRule::Subdomain,
-};
+pub static INFO: ResourceInfo = ResourceInfo::of(&kinds::ENDPOINTS, &[], NameRule::Subdomain);
 
 /// Endpoint addresses must be routable: kube-proxy cannot send traffic to loopback or link-local.
 pub fn endpoint_ip(field: &str, ip: &str, errs: &mut FieldErrors) {

@@ -9,19 +9,7 @@ use crate::registry::table::{age, join_or, Column};
 use crate::registry::validation::{self, push_all, NameRule};
 use crate::registry::{Kind, ResourceInfo};
 
-pub static INFO: ResourceInfo = ResourceInfo {
-    group: "discovery.k8s.io",
-    version: "v1",
-    resource: "endpointslices",
-    singular: "endpointslice",
-    kind: "EndpointSlice",
-    list_kind: "EndpointSliceList",
-    namespaced: true,
-    short_names: &[],
-    categories: &[],
-    subresources: &[],
-    name_rule: NameRule::Subdomain,
-};
+pub static INFO: ResourceInfo = ResourceInfo::of(&kinds::ENDPOINT_SLICE, &[], NameRule::Subdomain);
 
 pub struct EndpointSliceKind;
 
@@ -159,3 +147,4 @@ impl Kind for EndpointSliceKind {
         true
     }
 }
+use tinykube_machinery::kinds;

@@ -2,25 +2,14 @@
 
 use k8s_openapi::api::core::v1::Event;
 use serde_json::{json, Value};
+use tinykube_machinery::kinds;
 
 use crate::error::{FieldError, FieldErrors};
 use crate::registry::table::{age, human_duration, Column};
 use crate::registry::validation::NameRule;
 use crate::registry::{Kind, ResourceInfo};
 
-pub static INFO: ResourceInfo = ResourceInfo {
-    group: "",
-    version: "v1",
-    resource: "events",
-    singular: "event",
-    kind: "Event",
-    list_kind: "EventList",
-    namespaced: true,
-    short_names: &["ev"],
-    categories: &[],
-    subresources: &[],
-    name_rule: NameRule::Subdomain,
-};
+pub static INFO: ResourceInfo = ResourceInfo::of(&kinds::EVENT, &[], NameRule::Subdomain);
 
 pub struct EventKind;
 

@@ -2,25 +2,14 @@
 
 use k8s_openapi::api::coordination::v1::Lease;
 use serde_json::{json, Value};
+use tinykube_machinery::kinds;
 
 use crate::error::{FieldError, FieldErrors};
 use crate::registry::table::{age, Column};
 use crate::registry::validation::NameRule;
 use crate::registry::{Kind, ResourceInfo};
 
-pub static INFO: ResourceInfo = ResourceInfo {
-    group: "coordination.k8s.io",
-    version: "v1",
-    resource: "leases",
-    singular: "lease",
-    kind: "Lease",
-    list_kind: "LeaseList",
-    namespaced: true,
-    short_names: &[],
-    categories: &[],
-    subresources: &[],
-    name_rule: NameRule::Subdomain,
-};
+pub static INFO: ResourceInfo = ResourceInfo::of(&kinds::LEASE, &[], NameRule::Subdomain);
 
 pub struct LeaseKind;
 

@@ -3,6 +3,7 @@
 
 use k8s_openapi::api::core::v1::{Namespace, NamespaceSpec, NamespaceStatus};
 use serde_json::{json, Value};
+use tinykube_machinery::kinds;
 
 use crate::error::{ApiError, ApiResult, FieldErrors};
 use crate::registry::resource::decode_body;
@@ -10,19 +11,8 @@ use crate::registry::table::{age, Column};
 use crate::registry::validation::NameRule;
 use crate::registry::{FieldValidation, Kind, ResourceInfo};
 
-pub static INFO: ResourceInfo = ResourceInfo {
-    group: "",
-    version: "v1",
-    resource: "namespaces",
-    singular: "namespace",
-    kind: "Namespace",
-    list_kind: "NamespaceList",
-    namespaced: false,
-    short_names: &["ns"],
-    categories: &[],
-    subresources: &["status", "finalize"],
-    name_rule: NameRule::Label,
-};
+pub static INFO: ResourceInfo =
+    ResourceInfo::of(&kinds::NAMESPACE, &["status", "finalize"], NameRule::Label);
 
 /// The namespaces that always exist and can never be deleted.
 pub const SYSTEM: [&str; 3] = ["default", "kube-system", "kube-public"];

@@ -5,25 +5,14 @@ use std::collections::BTreeSet;
 
 use k8s_openapi::api::core::v1::Node;
 use serde_json::{json, Value};
+use tinykube_machinery::kinds;
 
 use crate::error::{FieldError, FieldErrors};
 use crate::registry::table::{age, join_or, Column};
 use crate::registry::validation::{self, push_all, NameRule};
 use crate::registry::{Kind, ResourceInfo};
 
-pub static INFO: ResourceInfo = ResourceInfo {
-    group: "",
-    version: "v1",
-    resource: "nodes",
-    singular: "node",
-    kind: "Node",
-    list_kind: "NodeList",
-    namespaced: false,
-    short_names: &["no"],
-    categories: &[],
-    subresources: &["status"],
-    name_rule: NameRule::Subdomain,
-};
+pub static INFO: ResourceInfo = ResourceInfo::of(&kinds::NODE, &["status"], NameRule::Subdomain);
 
 fn valid_cidr(s: &str) -> bool {
     match s.split_once('/') {

@@ -8,6 +8,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use serde_json::{json, Value};
+use tinykube_machinery::kinds;
 
 use crate::error::{ApiError, ApiResult, FieldError, FieldErrors};
 use crate::registry::quantity::parse_milli;
@@ -15,19 +16,11 @@ use crate::registry::table::{age, Column};
 use crate::registry::validation::{self, push_all, NameRule};
 use crate::registry::{now, time_secs, Kind, ResourceInfo};
 
-pub static INFO: ResourceInfo = ResourceInfo {
-    group: "",
-    version: "v1",
-    resource: "pods",
-    singular: "pod",
-    kind: "Pod",
-    list_kind: "PodList",
-    namespaced: true,
-    short_names: &["po"],
-    categories: &["all"],
-    subresources: &["status", "binding", "log", "exec", "attach", "portforward"],
-    name_rule: NameRule::Subdomain,
-};
+pub static INFO: ResourceInfo = ResourceInfo::of(
+    &kinds::POD,
+    &["status", "binding", "log", "exec", "attach", "portforward"],
+    NameRule::Subdomain,
+);
 
 /// The tag or digest decides the pull policy: `:latest` or no tag means Always.
 pub fn default_pull_policy(image: &str) -> &'static str {

@@ -10,19 +10,11 @@ use crate::registry::table::{age, Column};
 use crate::registry::validation::NameRule;
 use crate::registry::{Kind, ResourceInfo};
 
-pub static INFO: ResourceInfo = ResourceInfo {
-    group: "apps",
-    version: "v1",
-    resource: "replicasets",
-    singular: "replicaset",
-    kind: "ReplicaSet",
-    list_kind: "ReplicaSetList",
-    namespaced: true,
-    short_names: &["rs"],
-    categories: &["all"],
-    subresources: &["status", "scale"],
-    name_rule: NameRule::Subdomain,
-};
+pub static INFO: ResourceInfo = ResourceInfo::of(
+    &kinds::REPLICA_SET,
+    &["status", "scale"],
+    NameRule::Subdomain,
+);
 
 pub struct ReplicaSetKind;
 
@@ -157,3 +149,4 @@ impl Kind for ReplicaSetKind {
         rs.spec.get_or_insert_with(Default::default).replicas = Some(replicas);
     }
 }
+use tinykube_machinery::kinds;

@@ -10,19 +10,7 @@ use crate::registry::table::{age, Column};
 use crate::registry::validation::{self, push_all, NameRule};
 use crate::registry::{Kind, ResourceInfo};
 
-pub static INFO: ResourceInfo = ResourceInfo {
-    group: "",
-    version: "v1",
-    resource: "secrets",
-    singular: "secret",
-    kind: "Secret",
-    list_kind: "SecretList",
-    namespaced: true,
-    short_names: &[],
-    categories: &[],
-    subresources: &[],
-    name_rule: NameRule::Subdomain,
-};
+pub static INFO: ResourceInfo = ResourceInfo::of(&kinds::SECRET, &[], NameRule::Subdomain);
 
 fn secret_type(s: &Secret) -> &str {
     s.type_.as_deref().unwrap_or("Opaque")
@@ -157,3 +145,4 @@ impl Kind for SecretKind {
         ]
     }
 }
+use tinykube_machinery::kinds;

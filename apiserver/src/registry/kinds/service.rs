@@ -8,6 +8,7 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::{LoadBalancerStatus, Service, ServiceSpec, ServiceStatus};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::{json, Value};
+use tinykube_machinery::kinds;
 
 use crate::error::{ApiError, ApiResult, FieldError, FieldErrors};
 use crate::registry::alloc::{AllocError, IpAllocator, PortAllocator};
@@ -15,19 +16,7 @@ use crate::registry::table::{age, join_or, Column};
 use crate::registry::validation::{self, push_all, NameRule};
 use crate::registry::{Kind, ResourceInfo};
 
-pub static INFO: ResourceInfo = ResourceInfo {
-    group: "",
-    version: "v1",
-    resource: "services",
-    singular: "service",
-    kind: "Service",
-    list_kind: "ServiceList",
-    namespaced: true,
-    short_names: &["svc"],
-    categories: &["all"],
-    subresources: &["status"],
-    name_rule: NameRule::Dns1035,
-};
+pub static INFO: ResourceInfo = ResourceInfo::of(&kinds::SERVICE, &["status"], NameRule::Dns1035);
 
 const TYPES: [&str; 4] = ["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"];
 

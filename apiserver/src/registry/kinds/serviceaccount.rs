@@ -2,25 +2,14 @@
 
 use k8s_openapi::api::core::v1::ServiceAccount;
 use serde_json::{json, Value};
+use tinykube_machinery::kinds;
 
 use crate::error::FieldErrors;
 use crate::registry::table::{age, Column};
 use crate::registry::validation::NameRule;
 use crate::registry::{Kind, ResourceInfo};
 
-pub static INFO: ResourceInfo = ResourceInfo {
-    group: "",
-    version: "v1",
-    resource: "serviceaccounts",
-    singular: "serviceaccount",
-    kind: "ServiceAccount",
-    list_kind: "ServiceAccountList",
-    namespaced: true,
-    short_names: &["sa"],
-    categories: &[],
-    subresources: &[],
-    name_rule: NameRule::Subdomain,
-};
+pub static INFO: ResourceInfo = ResourceInfo::of(&kinds::SERVICE_ACCOUNT, &[], NameRule::Subdomain);
 
 pub struct ServiceAccountKind;
 
