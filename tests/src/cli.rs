@@ -40,7 +40,8 @@ pub fn ok(node: &Node, prog: &str, args: &[&str]) -> String {
     text(&out.stdout)
 }
 
-/// Polls `f` every 100 ms until it holds; fails the test after `secs` with `what`.
+/// The polling helper of blocking tests: polls `f` every 100 ms until it holds; fails the test
+/// after `secs` with `what`. Async tests have [`crate::eventually`].
 pub fn eventually(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while !f() {

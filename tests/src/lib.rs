@@ -138,6 +138,27 @@ pub fn built_binary(name: &str) -> PathBuf {
     bin
 }
 
+/// The polling helper of async tests: polls `check` every 50 ms until it returns Some (its
+/// value is returned), or fails the test after `secs` seconds with `what`. Blocking tests have
+/// [`cli::eventually`].
+pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// `GET /` over plain HTTP/1.0: the whole answer (headers and body).
 pub async fn http_get(addr: &str) -> std::io::Result<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -1,9 +1,7 @@
 //! The built-in controllers, end to end through the API: a fake kubelet plays the node.
 
 use std::collections::BTreeSet;
-use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
@@ -17,24 +15,7 @@ use serde_json::json;
 use crate::fake_kubelet::FakeKubelet;
 use crate::harness::Server;
 
-/// Polls `check` until it returns Some, or fails the test after `secs` seconds with `what`.
-pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+use tinykube_e2e::eventually;
 
 pub fn deployment(name: &str, replicas: i32, image: &str) -> Deployment {
     serde_json::from_value(json!({
@@ -75,12 +56,20 @@ async fn ready_count(api: &Api<Pod>, app: &str) -> usize {
 }
 
 /// Follows the app's pods and records the fewest ready and the most live pods ever seen.
+/// The third value is the last whole state the watch saw, for waiting until it caught up.
+#[allow(clippy::type_complexity)]
 fn observe(
     pods: &Api<Pod>,
     app: &str,
-) -> (tokio::task::JoinHandle<()>, Arc<Mutex<(usize, usize)>>) {
+) -> (
+    tokio::task::JoinHandle<()>,
+    Arc<Mutex<(usize, usize)>>,
+    Arc<Mutex<Vec<Pod>>>,
+) {
     let observed: Arc<Mutex<(usize, usize)>> = Arc::new(Mutex::new((usize::MAX, 0)));
     let o = observed.clone();
+    let seen: Arc<Mutex<Vec<Pod>>> = Default::default();
+    let last = seen.clone();
     let stream = watcher::watcher(
         pods.clone(),
         watcher::Config::default().labels(&format!("app={app}")),
@@ -112,12 +101,15 @@ fn observe(
             }
             let available = state.values().filter(|p| live(p) && ready(p)).count();
             let total = state.values().filter(|p| live(p)).count();
-            let mut o = o.lock().unwrap();
-            o.0 = o.0.min(available);
-            o.1 = o.1.max(total);
+            {
+                let mut o = o.lock().unwrap();
+                o.0 = o.0.min(available);
+                o.1 = o.1.max(total);
+            }
+            *last.lock().unwrap() = state.values().cloned().collect();
         }
     });
-    (handle, observed)
+    (handle, observed, seen)
 }
 
 /// Watches the ReplicaSets and records the largest sum of their `spec.replicas` over whole
@@ -350,8 +342,12 @@ async fn rolling_update_keeps_enough_pods_ready_and_rollback_restores_the_old_re
     eventually(20, "v1 rolled out", || rollout_done(&deploys, "web", 4)).await;
 
     // Watch every pod change during the rollout and check the floor and ceiling each time.
-    let (watch, observed) = observe(&pods, "web");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (watch, observed, seen) = observe(&pods, "web");
+    // The watch has judged its first whole state (the floor is no longer usize::MAX).
+    eventually(10, "the watch to list the pods", || async {
+        (observed.lock().unwrap().0 != usize::MAX).then_some(())
+    })
+    .await;
     deploys
         .patch("web", &PatchParams::default(), &Patch::Merge(json!({"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "bootcamp:v2"}]}}}})))
         .await
@@ -362,7 +358,14 @@ async fn rolling_update_keeps_enough_pods_ready_and_rollback_restores_the_old_re
         (now.len() == 4 && now.iter().all(|p| image(p) == "bootcamp:v2")).then_some(())
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The watch has seen the rolled-out state too: 4 live v2 pods, all ready.
+    eventually(10, "the watch to see the rollout's end", || async {
+        let now = seen.lock().unwrap();
+        let live: Vec<&Pod> = now.iter().filter(|p| live(p)).collect();
+        (live.len() == 4 && live.iter().all(|p| ready(p) && image(p) == "bootcamp:v2"))
+            .then_some(())
+    })
+    .await;
     watch.abort();
     let (floor, ceiling) = *observed.lock().unwrap();
     assert!(
@@ -469,7 +472,24 @@ async fn deleting_a_deployment_follows_the_propagation_policy() {
                     deploys.get_opt(name).await.unwrap().is_none().then_some(())
                 })
                 .await;
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                // Orphaning is a write the garbage collector makes: the ReplicaSet loses its
+                // owner reference. Once that is seen, nothing owns it any more, and it stays.
+                eventually(20, "the ReplicaSet to be orphaned", || async {
+                    let list = rss
+                        .list(&ListParams::default().labels(&sel))
+                        .await
+                        .ok()?
+                        .items;
+                    list.iter()
+                        .all(|r| {
+                            r.metadata
+                                .owner_references
+                                .as_ref()
+                                .is_none_or(|o| o.is_empty())
+                        })
+                        .then_some(())
+                })
+                .await;
                 let left = rss
                     .list(&ListParams::default().labels(&sel))
                     .await

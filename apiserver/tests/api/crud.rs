@@ -530,7 +530,21 @@ async fn every_other_kind_round_trips() {
         403,
         "no new objects in a terminating namespace"
     );
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // The namespace controller has emptied the namespace as far as it can: x is gone and the
+    // held object is marked deleted. Only the finalizer keeps the namespace now.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let held = in_ns.get("held").await.unwrap();
+        if held.metadata.deletion_timestamp.is_some() && in_ns.get_opt("x").await.unwrap().is_none()
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the namespace controller did not empty the namespace"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     assert!(
         ns.get_opt("doomed").await.unwrap().is_some(),
         "held by the finalizer"

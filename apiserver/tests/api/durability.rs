@@ -33,7 +33,16 @@ async fn acknowledged_writes_survive_kill_9() {
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Kill it in the middle of the storm: once the writers got going (a count, not a time).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while acked.lock().unwrap().len() < 200 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the writers did not get going ({} writes)",
+            acked.lock().unwrap().len()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     s.kill9();
     for w in writers {
         let _ = w.await;

@@ -49,6 +49,57 @@ impl Kubectl {
     }
 }
 
+/// The lines a child prints, read on a thread of their own as they come.
+struct Streamed {
+    rx: tokio::sync::mpsc::UnboundedReceiver<String>,
+    lines: Vec<String>,
+}
+
+impl Streamed {
+    fn read(out: impl std::io::Read + Send + 'static) -> Streamed {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(out).lines() {
+                let Ok(line) = line else { return };
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Streamed {
+            rx,
+            lines: Vec::new(),
+        }
+    }
+
+    /// Waits (20 s at most) for a line that satisfies `want`.
+    async fn until(&mut self, what: &str, want: impl Fn(&str) -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+                Ok(Some(line)) => {
+                    let found = want(&line);
+                    self.lines.push(line);
+                    if found {
+                        return;
+                    }
+                }
+                Ok(None) => panic!("the output ended before {what}:\n{}", self.text()),
+                Err(_) => panic!("timed out waiting for {what}:\n{}", self.text()),
+            }
+        }
+    }
+
+    /// Everything printed so far.
+    fn text(&mut self) -> String {
+        while let Ok(line) = self.rx.try_recv() {
+            self.lines.push(line);
+        }
+        self.lines.join("\n")
+    }
+}
+
 fn columns(line: &str) -> Vec<&str> {
     line.split_whitespace().collect()
 }
@@ -178,7 +229,8 @@ async fn kubectl_works_unchanged() {
     }
     assert_eq!(node, "node-1");
 
-    // `get -w` streams the changes made while it watches.
+    // `get -w` streams the changes made while it watches. Each change is made once the
+    // previous one was streamed: no fixed pauses, the test waits on what kubectl prints.
     let mut watch = k
         .command(&[
             "get",
@@ -191,14 +243,26 @@ async fn kubectl_works_unchanged() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut watched = Streamed::read(watch.stdout.take().unwrap());
+    // The listed pod (kubectl watches from the list's resourceVersion on).
+    watched
+        .until("the listed pod", |l| l.starts_with("ADDED"))
+        .await;
     k.ok(&["label", "pod", "web", "tier=front"]);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    watched
+        .until("the label change", |l| {
+            l.starts_with("MODIFIED") && l.contains("tier=front")
+        })
+        .await;
     // A pod on a node is deleted gracefully: it turns Terminating until its node confirms...
     assert!(k
         .ok(&["delete", "pod", "web", "--wait=false"])
         .contains("pod \"web\" deleted"));
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    watched
+        .until("Terminating", |l| {
+            l.starts_with("MODIFIED") && l.contains("Terminating")
+        })
+        .await;
     // ...or until it is forced.
     let forced = k.run(&["delete", "pod", "web", "--grace-period=0", "--force"]);
     assert!(
@@ -206,9 +270,12 @@ async fn kubectl_works_unchanged() {
         "{}",
         String::from_utf8_lossy(&forced.stderr)
     );
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    watched
+        .until("the deletion", |l| l.starts_with("DELETED"))
+        .await;
     let _ = watch.kill();
-    let streamed = String::from_utf8(watch.wait_with_output().unwrap().stdout).unwrap();
+    let _ = watch.wait();
+    let streamed = watched.text();
     let lines: Vec<&str> = streamed.lines().skip(1).collect();
     assert!(
         lines.first().is_some_and(|l| l.starts_with("ADDED")),

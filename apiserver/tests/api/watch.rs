@@ -182,21 +182,30 @@ async fn compacted_history_is_gone() {
             .await
             .unwrap();
     }
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    let mut stream = api
-        .watch(&WatchParams::default(), &old)
-        .await
-        .unwrap()
-        .boxed();
-    match tokio::time::timeout(Duration::from_secs(5), stream.next())
-        .await
-        .unwrap()
-    {
-        Some(Ok(WatchEvent::Error(e))) => {
-            assert_eq!(e.code, 410);
-            assert_eq!(e.reason, "Expired");
+    // The compaction runs every 300 ms: a watch from the old revision works until it has
+    // run, then answers 410 Gone.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut stream = api
+            .watch(&WatchParams::default(), &old)
+            .await
+            .unwrap()
+            .boxed();
+        match tokio::time::timeout(Duration::from_secs(5), stream.next())
+            .await
+            .unwrap()
+        {
+            Some(Ok(WatchEvent::Error(e))) => {
+                assert_eq!(e.code, 410);
+                assert_eq!(e.reason, "Expired");
+                break;
+            }
+            // Not compacted yet: the history is still there.
+            Some(Ok(WatchEvent::Added(_))) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => panic!("expected 410 Gone, got {other:?}"),
         }
-        other => panic!("expected 410 Gone, got {other:?}"),
     }
     // The newest state is always kept.
     assert_eq!(
