@@ -64,6 +64,7 @@ async fn the_node_registers_heartbeats_and_renews_its_lease() {
 
     // The Lease: created, then renewed.
     let first = node::renew_lease(&kubelet, "tiny-test").await.unwrap();
+    // Time itself is the subject: a renewal later than the first has a later renewTime.
     tokio::time::sleep(Duration::from_millis(20)).await;
     let second = node::renew_lease(&kubelet, "tiny-test").await.unwrap();
     let renew = |l: &Lease| l.spec.as_ref().unwrap().renew_time.clone().unwrap().0;

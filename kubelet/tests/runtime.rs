@@ -217,7 +217,8 @@ fn a_killed_container_records_the_signal() {
     let args = f.bundle("c-kill", &["sleep", "1000"]);
     let (report, mut child) = shim::spawn(exe(), &args).unwrap();
     let pid = report.pid.expect("started");
-    // The container is alive and the shim keeps it.
+    // The container is alive and the shim keeps it: nothing to wait for when all goes well
+    // (a shim that let go would exit), so it is given 100 ms to do so.
     std::thread::sleep(Duration::from_millis(100));
     assert!(child.try_wait().unwrap().is_none());
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL).unwrap();

@@ -310,12 +310,26 @@ fn logs_exec_and_port_forward_through_the_apiserver() {
             .spawn()
             .unwrap();
         let mut fout = follow.stdout.take().unwrap();
-        let seen = std::thread::spawn(move || {
-            let mut all = Vec::new();
-            let _ = std::io::Read::read_to_end(&mut fout, &mut all);
-            text(&all)
-        });
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        let got: std::sync::Arc<std::sync::Mutex<Vec<u8>>> = Default::default();
+        let seen = {
+            let got = got.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                loop {
+                    match std::io::Read::read(&mut fout, &mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => got.lock().unwrap().extend_from_slice(&buf[..n]),
+                    }
+                }
+                text(&got.lock().unwrap())
+            })
+        };
+        // The follower streams: it printed the log so far (requests were logged above).
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !text(&got.lock().unwrap()).contains("Total Requests") {
+            assert!(Instant::now() < deadline, "logs -f printed nothing");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         let before = Instant::now();
         http_get(&format!("{ip}:8080")).await.unwrap();
         // The request count went up by one: that line must reach the follower.

@@ -204,6 +204,8 @@ fn services_route_to_ready_pods_and_the_proxy_leaves_no_trace() {
                 (n, fails)
             })
         };
+        // Pacing, the subject of this step: the prober runs before, during and after the proxy's
+        // absence (half a second each way); it waits on nothing, it is the observation window.
         tokio::time::sleep(Duration::from_millis(500)).await;
         node.kill_proxy();
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -223,6 +225,7 @@ fn services_route_to_ready_pods_and_the_proxy_leaves_no_trace() {
             nix::sys::signal::SIGKILL,
         )
         .unwrap();
+        // Requests paced over a second and a half without the apiserver (pacing, not a wait).
         for _ in 0..3 {
             assert!(get(&addr).await.unwrap().contains("bootcamp"));
             tokio::time::sleep(Duration::from_millis(500)).await;

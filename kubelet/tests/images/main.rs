@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use harness::{bootcamp, busybox, client, free_port, registry, KillOnDrop, Node};
 use tinykube_images::{Entry, Image, Index, Layer};
@@ -366,6 +366,7 @@ async fn pull_policies_events_and_back_off() {
     );
 
     // A missing tag: ErrImagePull, then ImagePullBackOff inside the window, then a retry.
+    let first_try = Instant::now();
     let r = m.ensure("pod-1", &missing, "IfNotPresent", &[]).await;
     let wait = r.result.unwrap_err();
     assert_eq!(wait.reason, "ErrImagePull");
@@ -380,14 +381,27 @@ async fn pull_policies_events_and_back_off() {
     // Another pod has its own back-off.
     let r = m.ensure("pod-2", &missing, "IfNotPresent", &[]).await;
     assert_eq!(r.result.unwrap_err().reason, "ErrImagePull");
-    tokio::time::sleep(policy.initial + Duration::from_millis(50)).await;
-    let r = m.ensure("pod-1", &missing, "IfNotPresent", &[]).await;
+    // No timing margins: the kubelet asks again and again (as its pod workers do) until it
+    // retries; a window is a lower bound, measured from before the failing pull began to
+    // after the retry was let through.
+    let (r, second_try, retried) = until_retried(&m, "pod-1", &missing).await;
+    assert!(
+        retried - first_try >= policy.initial,
+        "retried after {:?}, inside the first window",
+        retried - first_try
+    );
     assert_eq!(r.result.unwrap_err().reason, "ErrImagePull");
     assert_eq!(reasons(&r.events)[0], "Pulling");
     // The window doubled: still backing off after the first interval.
-    tokio::time::sleep(policy.initial + Duration::from_millis(50)).await;
     let r = m.ensure("pod-1", &missing, "IfNotPresent", &[]).await;
     assert_eq!(r.result.unwrap_err().reason, "ImagePullBackOff");
+    let (r, _, retried) = until_retried(&m, "pod-1", &missing).await;
+    assert!(
+        retried - second_try >= policy.initial * 2,
+        "retried after {:?}, inside the doubled window",
+        retried - second_try
+    );
+    assert_eq!(r.result.unwrap_err().reason, "ErrImagePull");
 
     // A name that is not a reference.
     let r = m.ensure("pod-1", "Not A Name", "", &[]).await;
@@ -396,6 +410,26 @@ async fn pull_policies_events_and_back_off() {
         node.service.pull(&name(&missing), &[]).await,
         Err(PullError::NotFound(_))
     ));
+}
+
+/// Asks for `image` every 20 ms while it is in back-off (10 s at most); returns the first
+/// answer that is not ImagePullBackOff, with the instants before that call and after it.
+async fn until_retried(
+    m: &ImageManager,
+    pod: &str,
+    image: &str,
+) -> (tinykube_kubelet::image::Ensured, Instant, Instant) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let before = Instant::now();
+        let r = m.ensure(pod, image, "IfNotPresent", &[]).await;
+        let at = Instant::now();
+        if !matches!(&r.result, Err(w) if w.reason == "ImagePullBackOff") {
+            return (r, before, at);
+        }
+        assert!(at < deadline, "{pod} stayed in back-off for {image}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Mirrors as containerd's hosts.toml: a mirror without the name, or unreachable, gives way to
