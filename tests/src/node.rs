@@ -421,15 +421,6 @@ impl Node {
     pub fn kubelet_dir(&self) -> PathBuf {
         self.root.path().join("kubelet")
     }
-
-    /// Waits until `f` holds, polling every 50 ms, or panics after `timeout` with `what`.
-    pub fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-        let deadline = Instant::now() + timeout;
-        while !f() {
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
 }
 
 impl Drop for Node {

@@ -8,8 +8,8 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
 
+use tinykube_e2e::cli::eventually;
 use tinykube_e2e::node::{bootcamp, NodeNet};
 use tinykube_e2e::{answer, built_binary};
 
@@ -346,14 +346,6 @@ fn cmdline(pid: i32) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-fn eventually(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(Instant::now() < deadline, "never: {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 /// Runs `down --purge` if the test stops half-way, so a failure leaves nothing behind either.
