@@ -6,7 +6,7 @@ mod common;
 
 use std::io::Read;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{cli, eventually, text, tk, without_age};
 use tinykube_e2e::built_binary;
@@ -48,13 +48,22 @@ fn get_output_formats_as_kubectl() {
         });
 
         // Everything printed the same way by both clients (retried while the objects move:
-        // a status update between the two reads changes the resourceVersion).
-        let same = |args: &[&str]| {
+        // a status update between the two reads changes the resourceVersion). `succeeds`:
+        // whether the case is about output (both must succeed) or about an error (both must
+        // fail, with the same words): two clients failing alike is no pass for an output case.
+        let compare = |args: &[&str], succeeds: bool| {
             let mut last = None;
             for _ in 0..10 {
                 let ours = outcome(&node, "tkctl", args);
                 let theirs = outcome(&node, "kubectl", args);
                 if ours == theirs {
+                    assert_eq!(
+                        ours.2 == Some(0),
+                        succeeds,
+                        "{args:?}: both clients {} (a case that should {}): {ours:?}",
+                        if ours.2 == Some(0) { "succeed" } else { "fail" },
+                        if succeeds { "succeed" } else { "fail" },
+                    );
                     return ours.0;
                 }
                 last = Some((ours, theirs));
@@ -64,8 +73,8 @@ fn get_output_formats_as_kubectl() {
             assert_eq!(ours, theirs, "{args:?}");
             unreachable!()
         };
-
-        // -o yaml: one object alone, several as a List.
+        let same = |args: &[&str]| compare(args, true);
+        let same_error = |args: &[&str]| compare(args, false);
         let svc = same(&["get", "service", "web", "-o", "yaml"]);
         assert!(svc.starts_with("apiVersion: v1\nkind: Service\nmetadata:\n"), "{svc}");
         assert!(svc.contains("\n  creationTimestamp: \""), "{svc}");
@@ -103,16 +112,18 @@ fn get_output_formats_as_kubectl() {
             r#"jsonpath={.items[*].status.conditions[?(@.type=="Ready")].status}"#,
         ]);
         assert_eq!(ready, "True True");
-        for template in [
-            "jsonpath={.metadata.name} {.spec.selector} {.spec.ports}",
-            "jsonpath={..containerPort}",
-            "jsonpath={.items[0:1].metadata.name}|{.items[-1:].kind}",
-            r"jsonpath={.items[0].metadata.labels.pod-template-hash}",
-            r"jsonpath={.items[0].metadata.annotations.deployment\.kubernetes\.io/revision}",
-            "jsonpath={.items[0].spec.containers[0].ports[?(@.containerPort>8000)].protocol}",
-            "jsonpath={.items[5].metadata.name}",
-            "jsonpath={.items[0].metadata.name",
-            "jsonpath-as-json={.items[*].metadata.name}",
+        // (template, whether it prints or is an error)
+        for (template, succeeds) in [
+            ("jsonpath={.metadata.name} {.spec.selector} {.spec.ports}", true),
+            ("jsonpath={..containerPort}", true),
+            ("jsonpath={.items[0:1].metadata.name}|{.items[-1:].kind}", true),
+            (r"jsonpath={.items[0].metadata.labels.pod-template-hash}", true),
+            (r"jsonpath={.items[0].metadata.annotations.deployment\.kubernetes\.io/revision}", true),
+            ("jsonpath={.items[0].spec.containers[0].ports[?(@.containerPort>8000)].protocol}", true),
+            // Out of range, and an unclosed action: errors.
+            ("jsonpath={.items[5].metadata.name}", false),
+            ("jsonpath={.items[0].metadata.name", false),
+            ("jsonpath-as-json={.items[*].metadata.name}", true),
         ] {
             let kind = if template.contains("selector") {
                 "service/web"
@@ -121,7 +132,7 @@ fn get_output_formats_as_kubectl() {
             } else {
                 "pods"
             };
-            same(&["get", kind, "-o", template]);
+            compare(&["get", kind, "-o", template], succeeds);
         }
         // A missing key prints nothing, unless missing keys are errors.
         assert_eq!(same(&["get", "service", "web", "-o", "jsonpath={.nope}"]), "");
@@ -145,7 +156,7 @@ fn get_output_formats_as_kubectl() {
             "{}",
             strict.1
         );
-        same(&[
+        same_error(&[
             "get",
             "service",
             "web",
@@ -170,7 +181,8 @@ fn get_output_formats_as_kubectl() {
             assert_eq!(l.find("<none>"), header.find(" X ").map(|i| i + 1), "{cols}");
         }
         same(&["get", "pods,services", "-o", "custom-columns=N:.metadata.name,K:kind"]);
-        same(&["get", "pods", "-o", "custom-columns=NAME"]);
+        // A column without its path: an error.
+        same_error(&["get", "pods", "-o", "custom-columns=NAME"]);
         same(&["get", "pods", "--no-headers", "-o", "custom-columns=A:.kind"]);
 
         // --sort-by: rows in the order of a field of the whole objects.
@@ -192,7 +204,8 @@ fn get_output_formats_as_kubectl() {
             "custom-columns=N:.metadata.name",
         ]);
         same(&["get", "pods", "--sort-by=.metadata.name", "-o", "yaml"]);
-        same(&["get", "pods,services", "--sort-by=.metadata.name"]);
+        // Over two kinds at once kubectl cannot sort: an error.
+        same_error(&["get", "pods,services", "--sort-by=.metadata.name"]);
 
         // -w: the list, then one row per change, aligned under the first table.
         let out = tempfile();
@@ -214,7 +227,7 @@ fn get_output_formats_as_kubectl() {
                 .unwrap();
             s
         };
-        wait_until("the watch lists the pods", || read().lines().count() >= 3);
+        eventually("the watch lists the pods", 90, || read().lines().count() >= 3);
         let first = read();
         let before: Vec<String> = first
             .lines()
@@ -226,7 +239,7 @@ fn get_output_formats_as_kubectl() {
             tk(&node, &["scale", "deployment/web", "--replicas=3"]),
             "deployment.apps/web scaled\n"
         );
-        wait_until("the new pod shows running in the watch", || {
+        eventually("the new pod shows running in the watch", 90, || {
             read()
                 .lines()
                 .skip(3)
@@ -277,12 +290,4 @@ fn tempfile() -> std::fs::File {
 fn fd(f: &std::fs::File) -> i32 {
     use std::os::fd::AsRawFd;
     f.as_raw_fd()
-}
-
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while !f() {
-        assert!(Instant::now() < deadline, "never: {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
