@@ -48,12 +48,13 @@ fn parse(text: &str) -> Chains {
 }
 
 fn in_cidr(ip: Ipv4Addr, cidr: &str) -> bool {
-    let (net, len) = cidr.split_once('/').unwrap_or((cidr, "32"));
-    let (Ok(net), Ok(len)) = (net.parse::<Ipv4Addr>(), len.parse::<u32>()) else {
-        return false;
+    // iptables writes a single address without its /32.
+    let cidr = if cidr.contains('/') {
+        cidr.to_string()
+    } else {
+        format!("{cidr}/32")
     };
-    let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
-    u32::from(ip) & mask == u32::from(net) & mask
+    tinykube_machinery::cidr::Cidr::parse(&cidr).is_ok_and(|c| c.contains_v4(ip))
 }
 
 #[derive(Clone, Debug)]

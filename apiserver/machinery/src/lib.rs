@@ -7,6 +7,7 @@
 //! talks to the network or the API.
 
 pub mod cert;
+pub mod cidr;
 pub mod duration;
 pub mod kinds;
 pub mod quantity;

@@ -25,23 +25,18 @@ pub struct IpAllocator {
 
 impl IpAllocator {
     pub fn new(cidr: &str) -> Result<IpAllocator, String> {
-        let (addr, bits) = cidr
-            .split_once('/')
-            .ok_or_else(|| format!("{cidr:?} is not a CIDR"))?;
-        let addr: Ipv4Addr = addr
-            .parse()
-            .map_err(|_| format!("{cidr:?} is not an IPv4 CIDR"))?;
-        let bits: u32 = bits
-            .parse()
-            .map_err(|_| format!("{cidr:?} has a bad prefix length"))?;
+        let parsed = tinykube_machinery::cidr::Cidr::parse(cidr).map_err(|e| e.to_string())?;
+        let Some(network) = parsed.network_v4() else {
+            return Err(format!("{cidr:?} is not an IPv4 CIDR"));
+        };
+        let bits = u32::from(parsed.prefix);
         if !(8..=30).contains(&bits) {
             return Err(format!(
                 "{cidr:?}: the prefix length must be between 8 and 30"
             ));
         }
-        let mask = u32::MAX << (32 - bits);
         Ok(IpAllocator {
-            base: u32::from(addr) & mask,
+            base: u32::from(network),
             size: 1 << (32 - bits),
             cidr: cidr.to_string(),
             used: Mutex::new(HashSet::new()),
