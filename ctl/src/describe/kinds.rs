@@ -1853,7 +1853,7 @@ pub fn config_map(cm: &Value, ev: Option<&[Value]>) -> String {
     }
     w.w(0, "\nBinaryData\n====\n");
     for (k, v) in string_map(&cm["binaryData"]) {
-        w!(w, 0, "{k}: {} bytes\n", base64_decode(&v).len());
+        w!(w, 0, "{k}: {}\n", byte_count(&v));
     }
     w.w(0, "\n");
     maybe_events(&mut w, ev);
@@ -1870,11 +1870,13 @@ pub fn secret(s: &Value) -> String {
     w!(w, 0, "\nType:\t{}\n", st(&s["type"]));
     w.w(0, "\nData\n====\n");
     for (k, v) in string_map(&s["data"]) {
-        let bytes = base64_decode(&v);
-        if k == "token" && st(&s["type"]) == "kubernetes.io/service-account-token" {
-            w!(w, 0, "{k}:\t{}\n", String::from_utf8_lossy(&bytes));
-        } else {
-            w!(w, 0, "{k}:\t{} bytes\n", bytes.len());
+        match base64_decode(&v) {
+            Ok(token)
+                if k == "token" && st(&s["type"]) == "kubernetes.io/service-account-token" =>
+            {
+                w!(w, 0, "{k}:\t{}\n", String::from_utf8_lossy(&token));
+            }
+            _ => w!(w, 0, "{k}:\t{}\n", byte_count(&v)),
         }
     }
     w.finish()
@@ -1939,27 +1941,19 @@ pub fn service_account(sa: &Value, secrets: Option<&[Value]>, ev: Option<&[Value
     w.finish()
 }
 
-/// Standard base64 (secrets' and config maps' binary data); invalid input decodes to less.
-fn base64_decode(s: &str) -> Vec<u8> {
-    let val = |c: u8| match c {
-        b'A'..=b'Z' => Some(c - b'A'),
-        b'a'..=b'z' => Some(c - b'a' + 26),
-        b'0'..=b'9' => Some(c - b'0' + 52),
-        b'+' => Some(62),
-        b'/' => Some(63),
-        _ => None,
-    };
-    let mut out = Vec::new();
-    let (mut acc, mut bits) = (0u32, 0);
-    for v in s.bytes().filter_map(val) {
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
+/// Standard base64 (secrets' and config maps' binary data).
+fn base64_decode(s: &str) -> Result<Vec<u8>, base64::DecodeError> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.decode(s)
+}
+
+/// `N bytes`, or why the value is no base64 (the apiserver refuses such data, so only a
+/// broken object shows it).
+fn byte_count(v: &str) -> String {
+    match base64_decode(v) {
+        Ok(b) => format!("{} bytes", b.len()),
+        Err(e) => format!("<invalid base64: {e}>"),
     }
-    out
 }
 
 /// The generic describer, for kinds kubectl has no describer of its own for here.
@@ -2133,7 +2127,8 @@ Events:          <none>
         assert_eq!(smart_label("creationTimestamp"), "Creation Timestamp");
         assert_eq!(smart_label("data"), "Data");
         assert_eq!(smart_label("ca.crt"), "ca.crt");
-        assert_eq!(base64_decode("aGVsbG8="), b"hello");
+        assert_eq!(byte_count("aGVsbG8="), "5 bytes");
+        assert_eq!(byte_count("aGVsbG8"), "<invalid base64: Invalid padding>");
         let p = json!({"httpGet": {"path": "/healthz", "port": 8080, "scheme": "HTTP"}, "periodSeconds": 5});
         assert_eq!(
             probe(&p),
