@@ -4,26 +4,32 @@
 //!
 //! Each verb prints what kubectl prints: the server's Tables for `get`, kubectl's describe
 //! layout, its messages and exit codes.
+//!
+//! The layout (docs/tkctl.md): `cmd/` holds the verbs, one a file; `client` the connection
+//! and the errors; the rest are what verbs share (resources, builder, manifest, merge,
+//! printers, table, tabwriter, jsonpath, describe's describers). Nothing but this file knows
+//! every verb, and no module imports a verb (`tests/structure.rs` checks it).
 
-mod apply;
-mod cluster;
-mod commands;
-mod config;
+mod builder;
+mod client;
+mod cmd;
 mod describe;
-mod get;
+mod flags;
 mod jsonpath;
 mod manifest;
 mod merge;
 mod printers;
 mod resources;
-mod rollout;
 mod table;
+mod tabwriter;
 mod verbose;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
+
+use cmd::*;
 
 #[derive(Parser)]
 #[command(name = "tkctl", version, about = "tkctl controls the tinykube node")]
@@ -56,23 +62,23 @@ pub enum Command {
     /// Display one or many resources.
     Get(get::GetArgs),
     /// Run an image: a Deployment (pods labelled run=NAME), or a Pod with --restart=Never.
-    Run(commands::RunArgs),
+    Run(run::RunArgs),
     /// Expose a deployment, replica set, pod or service as a new Service.
-    Expose(commands::ExposeArgs),
+    Expose(expose::ExposeArgs),
     /// Update the labels on a resource.
-    Label(commands::LabelArgs),
+    Label(label::LabelArgs),
     /// Set a new size for a deployment or replica set.
-    Scale(commands::ScaleArgs),
+    Scale(scale::ScaleArgs),
     /// Delete resources by names or label selector.
-    Delete(commands::DeleteArgs),
+    Delete(delete::DeleteArgs),
     /// Print the logs for a container in a pod.
-    Logs(commands::LogsArgs),
+    Logs(logs::LogsArgs),
     /// Execute a command in a container.
-    Exec(commands::ExecArgs),
+    Exec(exec::ExecArgs),
     /// Forward local ports to a pod.
-    PortForward(commands::PortForwardArgs),
+    PortForward(port_forward::PortForwardArgs),
     /// Show details of a specific resource or group of resources.
-    Describe(describe::DescribeArgs),
+    Describe(cmd::describe::DescribeArgs),
     /// Create resources from files or stdin.
     Create(apply::CreateArgs),
     /// Apply a configuration to resources from files or stdin (client-side apply).
@@ -80,19 +86,19 @@ pub enum Command {
     /// Manage the rollout of a deployment.
     Rollout(rollout::RolloutArgs),
     /// Set specific features on objects (`set image`).
-    Set(rollout::SetArgs),
+    Set(set::SetArgs),
     /// Update the annotations on a resource.
-    Annotate(commands::LabelArgs),
+    Annotate(label::LabelArgs),
     /// Display addresses of the control plane.
     ClusterInfo,
     /// Print the supported API resources on the server.
-    ApiResources(cluster::ApiResourcesArgs),
+    ApiResources(api_resources::ApiResourcesArgs),
     /// Load images into the node or list them (like `minikube image`).
-    Image(cluster::ImageArgs),
+    Image(image::ImageArgs),
     /// Modify kubeconfig files.
     Config(config::ConfigArgs),
     /// Output shell completion code for bash or zsh.
-    Completion(config::CompletionArgs),
+    Completion(completion::CompletionArgs),
 }
 
 fn main() -> ExitCode {
@@ -106,18 +112,53 @@ fn main() -> ExitCode {
     let result = match cli.command {
         // These read or write the kubeconfig only: no server needed.
         Command::Config(a) => config::config(cli.kubeconfig.as_deref(), a),
-        Command::Completion(a) => config::completion(a),
+        Command::Completion(a) => completion::completion(a, Cli::command()),
+        Command::Image(a) => image::image(a),
         _ => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("runtime")
-            .block_on(commands::run(cli)),
+            .block_on(run(cli)),
     };
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("{e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Connects, then runs the verb.
+async fn run(cli: Cli) -> client::Res<u8> {
+    let ctx = client::connect(&client::Options {
+        kubeconfig: cli.kubeconfig.as_deref(),
+        namespace: cli.namespace.as_deref(),
+        verbosity: cli.verbosity,
+    })
+    .await?;
+    match cli.command {
+        Command::Version => version::version(&ctx).await,
+        Command::Ip => ip::ip(&ctx).await,
+        Command::Get(a) => get::get(&ctx, a).await,
+        Command::Run(a) => run::run_image(&ctx, a).await,
+        Command::Expose(a) => expose::expose(&ctx, a).await,
+        Command::Label(a) => label::label(&ctx, a).await,
+        Command::Scale(a) => scale::scale(&ctx, a).await,
+        Command::Delete(a) => delete::delete(&ctx, a).await,
+        Command::Logs(a) => logs::logs(&ctx, a).await,
+        Command::Exec(a) => exec::exec(&ctx, a).await,
+        Command::PortForward(a) => port_forward::port_forward(&ctx, a).await,
+        Command::Describe(a) => cmd::describe::describe(&ctx, a).await,
+        Command::Create(a) => apply::create(&ctx, a).await,
+        Command::Apply(a) => apply::apply(&ctx, a).await,
+        Command::Rollout(a) => rollout::rollout(&ctx, a).await,
+        Command::Set(a) => set::set(&ctx, a).await,
+        Command::Annotate(a) => label::annotate(&ctx, a).await,
+        Command::ClusterInfo => cluster_info::cluster_info(&ctx).await,
+        Command::ApiResources(a) => api_resources::api_resources(&ctx, a).await,
+        Command::Config(_) | Command::Completion(_) | Command::Image(_) => {
+            unreachable!("handled before connecting")
         }
     }
 }

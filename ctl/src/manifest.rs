@@ -8,7 +8,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::commands::{get_json, Ctx, Res};
+use crate::client::{get_json, Ctx, Res};
 use crate::resources::{self, Kind};
 
 /// One object read from a manifest, with the name kubectl uses for its source in messages.
@@ -41,7 +41,7 @@ pub fn read_all(files: &[String], recursive: bool) -> Res<Vec<Result<Doc, String
         }
         let p = Path::new(f);
         if !p.exists() {
-            return Err(format!("error: the path \"{f}\" does not exist"));
+            return Err(format!("error: the path \"{f}\" does not exist").into());
         }
         if p.is_dir() {
             for file in dir_files(p, recursive)? {
@@ -264,7 +264,7 @@ impl Resolver {
                 if !obj_ns.is_empty() && obj_ns != explicit {
                     return Err(format!(
                         "error: the namespace from the provided object \"{obj_ns}\" does not match the namespace \"{explicit}\". You must pass '--namespace={obj_ns}' to perform this operation."
-                    ));
+                    ).into());
                 }
             }
             let ns = if obj_ns.is_empty() {
@@ -317,6 +317,32 @@ impl Resolver {
             namespaced: r["namespaced"].as_bool().unwrap_or(true),
         })
     }
+}
+
+/// The objects of the manifests, each resolved to where it lives (or its error).
+pub async fn objects(
+    ctx: &Ctx,
+    files: &[String],
+    recursive: bool,
+    verb: &str,
+) -> Res<Vec<Res<(Doc, Target)>>> {
+    let docs = read_all(files, recursive)?;
+    if docs.is_empty() {
+        return Err(format!("error: no objects passed to {verb}").into());
+    }
+    let explicit = ctx.ns_given.then(|| ctx.ns.clone());
+    let mut resolver = Resolver::default();
+    let mut out = Vec::new();
+    for d in docs {
+        out.push(match d {
+            Ok(mut d) => resolver
+                .resolve(ctx, &mut d, &ctx.ns, explicit.as_deref())
+                .await
+                .map(|t| (d, t)),
+            Err(e) => Err(e.into()),
+        });
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -421,7 +447,7 @@ mod tests {
         let missing = format!("{d}/nope.yaml");
         assert_eq!(
             read_all(std::slice::from_ref(&missing), false).unwrap_err(),
-            format!("error: the path \"{missing}\" does not exist")
+            format!("error: the path \"{missing}\" does not exist").into()
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -4,6 +4,8 @@
 
 use serde_json::Value;
 
+use crate::tabwriter::TabWriter;
+
 #[derive(Clone, Debug, Default)]
 pub struct TableOptions {
     pub wide: bool,
@@ -109,43 +111,27 @@ pub fn rows(table: &Value, o: &TableOptions) -> Vec<Vec<String>> {
     out
 }
 
-/// Aligns rows as kubectl's tabwriter (minwidth 6, padding 3): every column but the last is
-/// as wide as its widest cell plus three spaces, and at least six.
+/// Aligns rows as kubectl's printers do (its tabwriter: minwidth 6, padding 3).
 pub fn align(rows: &[Vec<String>]) -> String {
     Aligner::default().align(rows)
 }
 
-/// kubectl's tabwriter with RememberWidths (as `get -w` uses it): columns keep the widest
-/// width seen in earlier batches, so later rows line up under the first table.
-#[derive(Clone, Debug, Default)]
-pub struct Aligner {
-    widths: Vec<usize>,
+/// kubectl's printer tabwriter kept across batches (RememberWidths, as `get -w` uses it):
+/// columns keep the widest width seen in earlier batches, so later rows line up under the
+/// first table.
+#[derive(Clone, Debug)]
+pub struct Aligner(TabWriter);
+
+impl Default for Aligner {
+    fn default() -> Self {
+        Aligner(TabWriter::printer())
+    }
 }
 
 impl Aligner {
     pub fn align(&mut self, rows: &[Vec<String>]) -> String {
-        for r in rows {
-            // Only cells followed by another one make a column (the last cell is not padded).
-            for (i, c) in r.iter().enumerate().take(r.len().saturating_sub(1)) {
-                let w = (c.chars().count() + 3).max(6);
-                if self.widths.len() <= i {
-                    self.widths.resize(i + 1, 0);
-                }
-                self.widths[i] = self.widths[i].max(w);
-            }
-        }
-        let mut out = String::new();
-        for r in rows {
-            for (i, c) in r.iter().enumerate() {
-                out.push_str(c);
-                if i + 1 < r.len() {
-                    out.push_str(&" ".repeat(self.widths[i] - c.chars().count()));
-                }
-            }
-            // No trim: an empty last cell leaves the padding after the one before it, as in Go.
-            out.push('\n');
-        }
-        out
+        let text: String = rows.iter().map(|r| r.join("\t") + "\n").collect();
+        self.0.format(&text)
     }
 }
 
@@ -168,32 +154,6 @@ mod tests {
                  "object": {"metadata": {"name": "a-much-longer-name", "namespace": "kube-system"}}},
             ]
         })
-    }
-
-    #[test]
-    fn narrow_columns_and_remembered_widths() {
-        let rows = |v: &[&[&str]]| -> Vec<Vec<String>> {
-            v.iter()
-                .map(|r| r.iter().map(|c| c.to_string()).collect())
-                .collect()
-        };
-        // Go's tabwriter in kubectl has a minimum cell width of 6.
-        assert_eq!(
-            align(&rows(&[&["A", "B"], &["vm", "Pod"]])),
-            "A     B\nvm    Pod\n"
-        );
-        let mut a = Aligner::default();
-        assert_eq!(
-            a.align(&rows(&[&["NAME", "AGE"], &["web", "1s"]])),
-            "NAME   AGE\nweb    1s\n"
-        );
-        // A later, narrower row keeps the first widths; a wider one widens the column.
-        assert_eq!(a.align(&rows(&[&["w", "2s"]])), "w      2s\n");
-        assert_eq!(
-            a.align(&rows(&[&["a-longer-name", "3s"]])),
-            "a-longer-name   3s\n"
-        );
-        assert_eq!(a.align(&rows(&[&["w", "4s"]])), "w               4s\n");
     }
 
     #[test]

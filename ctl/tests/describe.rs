@@ -10,6 +10,60 @@ use tinykube_e2e::node::Node;
 
 const APP: &str = "kubernetes-bootcamp";
 
+/// What the configMap, secret and serviceAccount describers are compared on: text and
+/// binary data, an empty map, secrets of two types, an account with pull and mountable
+/// secrets (one of them missing) and annotations.
+const CONFIG_OBJECTS: &str = r#"
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings
+  labels: {app: web, tier: front}
+  annotations: {team: platform}
+data:
+  index.html: |
+    <h1>hello</h1>
+    <p>from a config map</p>
+  mode: fast
+binaryData:
+  logo.png: iVBORw0KGgo=
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: empty
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: creds
+  labels: {app: web}
+type: Opaque
+data:
+  password: czNjcjN0IQ==
+  username: YWRtaW4=
+  empty: ""
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: registry
+type: kubernetes.io/dockerconfigjson
+data:
+  .dockerconfigjson: eyJhdXRocyI6e319
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: builder
+  annotations: {description: builds things}
+imagePullSecrets:
+- name: registry
+secrets:
+- name: creds
+- name: gone
+"#;
+
 /// Is `s` (31 bytes) a Go RFC1123Z date: `Mon, 02 Jan 2006 15:04:05 -0700`?
 fn is_date(s: &[u8]) -> bool {
     const SHAPE: &[u8] = b"Aaa, 00 Aaa 0000 00:00:00 +0000";
@@ -106,8 +160,17 @@ fn masking_keeps_what_is_not_time() {
 }
 
 /// Both clients' answers to `args`, normalised; retried while the node is still settling
-/// (a status that changes between the two calls).
+/// (a status that changes between the two calls). Both must succeed.
 fn compare(node: &Node, args: &[&str]) {
+    compare_as(node, args, true)
+}
+
+/// As [`compare`], for a case about an error: both must fail, the same way.
+fn compare_error(node: &Node, args: &[&str]) {
+    compare_as(node, args, false)
+}
+
+fn compare_as(node: &Node, args: &[&str], success: bool) {
     let run = |prog: &str| {
         let out = cli(node, prog, args);
         (
@@ -123,6 +186,13 @@ fn compare(node: &Node, args: &[&str]) {
             assert!(
                 !ours.0.is_empty() || !ours.1.is_empty(),
                 "{args:?}: no output at all"
+            );
+            assert_eq!(
+                ours.2 == Some(0),
+                success,
+                "{args:?}: both clients answered {:?}: {}",
+                ours.2,
+                ours.1
             );
             return;
         }
@@ -208,6 +278,13 @@ fn describe_like_kubectl() {
                 && e["involvedObject"]["uid"] == uid.as_str()));
         assert!(events("00000000-0000-0000-0000-000000000000").is_empty());
 
+        // Config maps, secrets and service accounts, with what their describers show: data
+        // and binary data, secret sizes, pull and mountable secrets, tokens.
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = dir.path().join("config.yaml");
+        std::fs::write(&manifest, CONFIG_OBJECTS).unwrap();
+        tk(&node, &["apply", "-f", manifest.to_str().unwrap()]);
+
         // The same lines as kubectl's, ages and dates masked.
         let by_slash = format!("pod/{pod}");
         for args in [
@@ -228,11 +305,24 @@ fn describe_like_kubectl() {
             vec!["describe", "namespace", "default"],
             vec!["describe", "deploy,svc"],
             vec!["describe", "pods", "-A"],
+            vec!["describe", "configmap"],
+            vec!["describe", "cm", "settings"],
+            vec!["describe", "cm", "empty"],
+            vec!["describe", "secret"],
+            vec!["describe", "secret", "creds"],
+            vec!["describe", "secret", "registry"],
+            vec!["describe", "serviceaccount"],
+            vec!["describe", "sa", "builder"],
+            vec!["describe", "sa", "default"],
+        ] {
+            compare(&node, &args);
+        }
+        for args in [
             vec!["describe", "pod", "nope"],
             vec!["describe", "svc", APP, "nope"],
             vec!["describe", "widgets"],
         ] {
-            compare(&node, &args);
+            compare_error(&node, &args);
         }
         tk(&node, &["delete", "deployment", APP]);
         tk(&node, &["delete", "service", APP]);

@@ -84,9 +84,19 @@ fn both(node: &Node, args: &[&str]) -> (String, String) {
     (show(&ours), show(&theirs))
 }
 
+/// The same output from both clients, and both succeeded.
 fn same(node: &Node, args: &[&str]) -> String {
+    same_exit(node, args, 0)
+}
+
+/// The same output from both clients, and both exited with `code`.
+fn same_exit(node: &Node, args: &[&str], code: i32) -> String {
     let (ours, theirs) = both(node, args);
     assert_eq!(ours, theirs, "{args:?}");
+    assert!(
+        ours.ends_with(&format!("exit Some({code})")),
+        "{args:?}: {ours}"
+    );
     ours
 }
 
@@ -145,8 +155,7 @@ fn rollouts_like_kubectl() {
             (&["rollout", "undo", "deployment/web", "--to-revision=2"], 0),
             (&["rollout", "status", "replicaset/nope"], 1),
         ] {
-            let out = same(&node, args);
-            assert!(out.ends_with(&format!("exit Some({code})")), "{out}");
+            same_exit(&node, args, code);
         }
 
         // undo: back to v1's template as revision 3.

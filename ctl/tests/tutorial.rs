@@ -214,6 +214,11 @@ fn the_tutorial_with_tkctl() {
         let same = |args: &[&str]| {
             let ours = cli(&node, "tkctl", args);
             let theirs = cli(&node, "kubectl", args);
+            assert!(
+                theirs.status.success(),
+                "{args:?}: {}",
+                text(&theirs.stderr)
+            );
             assert_eq!(
                 (text(&ours.stdout), text(&ours.stderr), ours.status.code()),
                 (

@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+use crate::tabwriter::TabWriter;
+
 /// Text written at indentation levels, aligned like Go's tabwriter when finished.
 #[derive(Default)]
 pub struct W {
@@ -63,76 +65,9 @@ fn escape(text: &str) -> String {
     text.replace('\x1b', "^[").replace('\r', "\\r")
 }
 
-/// Go's text/tabwriter with minwidth 0, padding 2 and ' ' as the padding: cells end at tabs;
-/// a column is aligned over the consecutive lines that have it; a line's last cell (after its
-/// last tab) is never part of a column.
+/// kubectl's describe tabwriter over `text` (minwidth 0, padding 2).
 pub fn tabwrite(text: &str) -> String {
-    if text.is_empty() {
-        return String::new();
-    }
-    let ends_with_newline = text.ends_with('\n');
-    let body = if ends_with_newline {
-        &text[..text.len() - 1]
-    } else {
-        text
-    };
-    let lines: Vec<Vec<&str>> = body.split('\n').map(|l| l.split('\t').collect()).collect();
-    let mut out = String::new();
-    let mut widths = Vec::new();
-    format_block(&lines, 0, lines.len(), &mut widths, &mut out);
-    if !ends_with_newline {
-        // Go prints the last, unterminated line without a newline.
-        out.pop();
-    }
-    out
-}
-
-fn width(cell: &str) -> usize {
-    cell.chars().count()
-}
-
-fn format_block(
-    lines: &[Vec<&str>],
-    mut line0: usize,
-    line1: usize,
-    widths: &mut Vec<usize>,
-    out: &mut String,
-) {
-    let column = widths.len();
-    let mut this = line0;
-    while this < line1 {
-        if column + 1 >= lines[this].len() {
-            this += 1;
-            continue;
-        }
-        // A column block starts here: print the lines before it.
-        write_lines(lines, line0, this, widths, out);
-        line0 = this;
-        let mut w = 0;
-        while this < line1 && column + 1 < lines[this].len() {
-            w = w.max(width(lines[this][column]) + 2);
-            this += 1;
-        }
-        widths.push(w);
-        format_block(lines, line0, this, widths, out);
-        widths.pop();
-        line0 = this;
-    }
-    write_lines(lines, line0, line1, widths, out);
-}
-
-fn write_lines(lines: &[Vec<&str>], from: usize, to: usize, widths: &[usize], out: &mut String) {
-    for line in &lines[from..to] {
-        for (j, cell) in line.iter().enumerate() {
-            out.push_str(cell);
-            if j < widths.len() {
-                for _ in width(cell)..widths[j] {
-                    out.push(' ');
-                }
-            }
-        }
-        out.push('\n');
-    }
+    TabWriter::describe().format(text)
 }
 
 pub fn st(v: &Value) -> &str {
@@ -273,25 +208,6 @@ pub use tinykube_machinery::Quantity;
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn tabwriter_aligns_like_go() {
-        let text = "Name:\tboot\nNamespace:\tdesceng\nIPs:\n  IP:\t10.244.0.7\nControlled By:\tReplicaSet/x\n";
-        assert_eq!(
-            tabwrite(text),
-            "Name:       boot\nNamespace:  desceng\nIPs:\n  IP:           10.244.0.7\nControlled By:  ReplicaSet/x\n"
-        );
-        // Empty columns are two spaces wide; trailing cells are not padded.
-        assert_eq!(
-            tabwrite("  NS\tName\t\tCPU\n  a\tbb\t\tc\n"),
-            "  NS  Name    CPU\n  a   bb      c\n"
-        );
-        // Go's example: the d's belong to another column than the b's.
-        assert_eq!(
-            tabwrite("a\tb\tc\naa\tbb\tcc\naaa\t\naaaa\tdddd\teeee\n"),
-            "a     b   c\naa    bb  cc\naaa   \naaaa  dddd  eeee\n"
-        );
-    }
 
     #[test]
     fn labels_and_annotations() {

@@ -1,14 +1,15 @@
-//! `create -f`, `apply -f` (client-side apply: the last-applied annotation and a three-way
-//! merge) and the manifests `delete -f` reads.
+//! `create -f` and `apply -f` (client-side apply: the last-applied annotation and a
+//! three-way merge).
 //!
 //! As kubectl, each object is handled in turn and a failure does not stop the others: the
 //! results are printed as they come, the errors together at the end (exit status 1).
 
 use serde_json::Value;
 
-use crate::commands::{kind_prefix, request, Ctx, Res};
-use crate::manifest::{self, Doc, Resolver, Target};
+use crate::client::{print_all, request, Ctx, Res};
+use crate::manifest::{self, Doc, Target};
 use crate::merge::{self, LAST_APPLIED};
+use crate::resources::prefix;
 
 /// What create and apply read, and how strictly the server checks it.
 #[derive(clap::Args)]
@@ -46,72 +47,14 @@ fn field_validation(v: &str) -> Res<&'static str> {
         "ignore" | "false" => Ok("Ignore"),
         _ => Err(format!(
             "error: invalid - validate option \"{v}\"; must be one of: strict (or true), warn, ignore (or false)"
-        )),
+        ).into()),
     }
-}
-
-/// A server error about the object from `source`, in kubectl's words: `Error from server
-/// (AlreadyExists): error when creating "app.yaml": ...`.
-fn when(e: String, doing: &str, source: &str) -> String {
-    match e
-        .strip_prefix("Error from server (")
-        .and_then(|r| r.split_once("): "))
-    {
-        Some((reason, msg)) => {
-            format!("Error from server ({reason}): error when {doing} \"{source}\": {msg}")
-        }
-        None => e,
-    }
-}
-
-/// Prints the errors as kubectl does: one alone as it is, several one per line without the
-/// `error: ` of the client's own errors.
-fn report(errors: &[String]) -> u8 {
-    match errors {
-        [] => 0,
-        [one] => {
-            eprintln!("{one}");
-            1
-        }
-        many => {
-            for e in many {
-                eprintln!("{}", e.strip_prefix("error: ").unwrap_or(e));
-            }
-            1
-        }
-    }
-}
-
-/// The objects of the manifests, each resolved to where it lives (or its error).
-async fn objects(
-    ctx: &Ctx,
-    files: &[String],
-    recursive: bool,
-    verb: &str,
-) -> Res<Vec<Result<(Doc, Target), String>>> {
-    let docs = manifest::read_all(files, recursive)?;
-    if docs.is_empty() {
-        return Err(format!("error: no objects passed to {verb}"));
-    }
-    let explicit = ctx.ns_given.then(|| ctx.ns.clone());
-    let mut resolver = Resolver::default();
-    let mut out = Vec::new();
-    for d in docs {
-        out.push(match d {
-            Ok(mut d) => resolver
-                .resolve(ctx, &mut d, &ctx.ns, explicit.as_deref())
-                .await
-                .map(|t| (d, t)),
-            Err(e) => Err(e),
-        });
-    }
-    Ok(out)
 }
 
 pub async fn create(ctx: &Ctx, a: CreateArgs) -> Res<u8> {
     let validation = field_validation(&a.m.validate)?;
     let mut errors = Vec::new();
-    for o in objects(ctx, &a.m.files, a.m.recursive, "create").await? {
+    for o in manifest::objects(ctx, &a.m.files, a.m.recursive, "create").await? {
         let (doc, target) = match o {
             Ok(o) => o,
             Err(e) => {
@@ -139,19 +82,19 @@ pub async fn create(ctx: &Ctx, a: CreateArgs) -> Res<u8> {
         {
             Ok(created) => println!(
                 "{}/{} created",
-                kind_prefix(&target.kind),
+                prefix(&target.kind),
                 created["metadata"]["name"].as_str().unwrap_or(&target.name)
             ),
-            Err(e) => errors.push(when(e, "creating", &doc.source)),
+            Err(e) => errors.push(e.when("creating", &doc.source)),
         }
     }
-    Ok(report(&errors))
+    Ok(print_all(&errors))
 }
 
 pub async fn apply(ctx: &Ctx, a: ApplyArgs) -> Res<u8> {
     let validation = field_validation(&a.m.validate)?;
     let mut errors = Vec::new();
-    for o in objects(ctx, &a.m.files, a.m.recursive, "apply").await? {
+    for o in manifest::objects(ctx, &a.m.files, a.m.recursive, "apply").await? {
         match o {
             Ok((doc, target)) => {
                 if let Err(e) = apply_one(ctx, &doc, &target, validation).await {
@@ -161,7 +104,7 @@ pub async fn apply(ctx: &Ctx, a: ApplyArgs) -> Res<u8> {
             Err(e) => errors.push(e),
         }
     }
-    Ok(report(&errors))
+    Ok(print_all(&errors))
 }
 
 /// kubectl's description of the object's type in apply's errors.
@@ -181,19 +124,19 @@ fn resource_line(t: &Target) -> String {
 }
 
 async fn apply_one(ctx: &Ctx, doc: &Doc, t: &Target, validation: &str) -> Res<()> {
-    let what = format!("{}/{}", kind_prefix(&t.kind), t.name);
+    let what = format!("{}/{}", prefix(&t.kind), t.name);
     if t.name.is_empty() {
         return Err(format!(
             "error: error when retrieving current configuration of:\n{}\nfrom server for: \"{}\": resource name may not be empty",
             resource_line(t),
             doc.source
-        ));
+        ).into());
     }
     let modified = merge::with_last_applied(&doc.obj);
     let query = format!("fieldManager=kubectl-client-side-apply&fieldValidation={validation}");
     let live = match request(ctx, "GET", &t.uri(), "application/json", None).await {
         Ok(live) => live,
-        Err(e) if e.contains("(NotFound)") => {
+        Err(e) if e.is_not_found() => {
             request(
                 ctx,
                 "POST",
@@ -202,23 +145,16 @@ async fn apply_one(ctx: &Ctx, doc: &Doc, t: &Target, validation: &str) -> Res<()
                 Some((modified, "application/json")),
             )
             .await
-            .map_err(|e| when(e, "creating", &doc.source))?;
+            .map_err(|e| e.when("creating", &doc.source))?;
             println!("{what} created");
             return Ok(());
         }
         Err(e) => {
-            return Err(match e.strip_prefix("Error from server (") {
-                Some(_) => e.replacen(
-                    "): ",
-                    &format!(
-                        "): error when retrieving current configuration of:\n{}\nfrom server for: \"{}\": ",
-                        resource_line(t),
-                        doc.source
-                    ),
-                    1,
-                ),
-                None => e,
-            })
+            return Err(e.context(&format!(
+                "error when retrieving current configuration of:\n{}\nfrom server for: \"{}\": ",
+                resource_line(t),
+                doc.source
+            )))
         }
     };
     let last: Option<Value> = match live["metadata"]["annotations"][LAST_APPLIED].as_str() {
@@ -247,96 +183,19 @@ async fn apply_one(ctx: &Ctx, doc: &Doc, t: &Target, validation: &str) -> Res<()
     .await
     .map_err(|e| {
         let src = &doc.source;
-        match e.strip_prefix("Error from server (").and_then(|r| r.split_once("): ")) {
-            Some((reason, msg)) => format!(
-                "Error from server ({reason}): error when applying patch:\n{}\nto:\n{}\nfor: \"{src}\": error when patching \"{src}\": {msg}",
-                merge::go_json(&patch),
-                resource_line(t)
-            ),
-            None => e,
-        }
+        e.context(&format!(
+            "error when applying patch:\n{}\nto:\n{}\nfor: \"{src}\": error when patching \"{src}\": ",
+            merge::go_json(&patch),
+            resource_line(t)
+        ))
     })?;
     println!("{what} configured");
     Ok(())
 }
 
-/// `delete -f`: deletes the objects the manifests name, then (with `wait`) waits until they
-/// are gone.
-pub async fn delete_files(
-    ctx: &Ctx,
-    files: &[String],
-    recursive: bool,
-    ignore_not_found: bool,
-    body: Value,
-    wait: bool,
-) -> Res<u8> {
-    let mut errors = Vec::new();
-    let mut deleted = Vec::new();
-    for o in objects(ctx, files, recursive, "delete").await? {
-        let (doc, t) = match o {
-            Ok(o) => o,
-            Err(e) => {
-                errors.push(e);
-                continue;
-            }
-        };
-        match request(
-            ctx,
-            "DELETE",
-            &t.uri(),
-            "application/json",
-            Some((body.clone(), "application/json")),
-        )
-        .await
-        {
-            Ok(_) => {
-                println!("{} \"{}\" deleted", kind_prefix(&t.kind), t.name);
-                deleted.push(t.uri());
-            }
-            Err(e) if e.contains("(NotFound)") => {
-                if !ignore_not_found {
-                    errors.push(format!(
-                        "Error from server (NotFound): error when deleting \"{}\": {} \"{}\" not found",
-                        doc.source,
-                        t.kind.qualified(),
-                        t.name
-                    ));
-                }
-            }
-            Err(e) => errors.push(when(e, "deleting", &doc.source)),
-        }
-    }
-    if wait {
-        for uri in deleted {
-            while request(ctx, "GET", &uri, "application/json", None)
-                .await
-                .is_ok()
-            {
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            }
-        }
-    }
-    Ok(report(&errors))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn server_errors_name_the_file() {
-        assert_eq!(
-            when(
-                "Error from server (AlreadyExists): deployments.apps \"web\" already exists"
-                    .into(),
-                "creating",
-                "d.yaml"
-            ),
-            "Error from server (AlreadyExists): error when creating \"d.yaml\": deployments.apps \"web\" already exists"
-        );
-        let own = "error: the path \"x\" does not exist".to_string();
-        assert_eq!(when(own.clone(), "creating", "d.yaml"), own);
-    }
 
     #[test]
     fn validate_values() {

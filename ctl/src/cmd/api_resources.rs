@@ -1,41 +1,9 @@
-//! `cluster-info`, `api-resources` (from the server's discovery) and `image load|ls` (the
-//! node's image store, through the kubelet binary beside tkctl, as `minikube image` works on
-//! the node).
-
-use std::path::PathBuf;
+//! `tkctl api-resources`: the resources of the server's discovery, as kubectl lists them.
 
 use serde_json::Value;
 
-use crate::commands::{get_json, Ctx, Res};
+use crate::client::{get_json, Ctx, Res};
 use crate::table;
-
-pub async fn cluster_info(ctx: &Ctx) -> Res<u8> {
-    let server = ctx.server.trim_end_matches('/');
-    println!("Kubernetes control plane is running at {server}");
-    // Cluster services (kube-dns and the like) are listed as kubectl does.
-    let services = get_json(
-        ctx,
-        "/api/v1/namespaces/kube-system/services?labelSelector=kubernetes.io%2Fcluster-service%3Dtrue",
-    )
-    .await?;
-    for s in services["items"].as_array().into_iter().flatten() {
-        let name = s["metadata"]["labels"]["kubernetes.io/name"]
-            .as_str()
-            .or(s["metadata"]["name"].as_str())
-            .unwrap_or("");
-        let port = &s["spec"]["ports"][0];
-        let port_name = port["name"]
-            .as_str()
-            .map(str::to_string)
-            .unwrap_or_else(|| port["port"].to_string());
-        println!(
-            "{name} is running at {server}/api/v1/namespaces/kube-system/services/{}:{port_name}/proxy",
-            s["metadata"]["name"].as_str().unwrap_or("")
-        );
-    }
-    println!("\nTo further debug and diagnose cluster problems, use 'kubectl cluster-info dump'.");
-    Ok(0)
-}
 
 #[derive(clap::Args)]
 pub struct ApiResourcesArgs {
@@ -115,9 +83,7 @@ fn api_resource_rows(mut all: Vec<Resource>, a: &ApiResourcesArgs) -> Res<Vec<Ve
         Some("name") => all.sort_by(|x, y| x.name.cmp(&y.name)),
         Some("kind") => all.sort_by(|x, y| x.kind.cmp(&y.kind)),
         Some(other) => {
-            return Err(format!(
-                "error: --sort-by accepts only name or kind, got {other:?}"
-            ))
+            return Err(format!("error: --sort-by accepts only name or kind, got {other:?}").into())
         }
     }
     let wide = match a.output.as_deref() {
@@ -136,9 +102,7 @@ fn api_resource_rows(mut all: Vec<Resource>, a: &ApiResourcesArgs) -> Res<Vec<Ve
                 .collect())
         }
         Some(o) => {
-            return Err(format!(
-                "error: --output {o} is not available; use wide or name"
-            ))
+            return Err(format!("error: --output {o} is not available; use wide or name").into())
         }
     };
     let mut rows = Vec::new();
@@ -189,67 +153,6 @@ pub async fn api_resources(ctx: &Ctx, a: ApiResourcesArgs) -> Res<u8> {
     let rows = api_resource_rows(all, &a)?;
     print!("{}", table::align(&rows));
     Ok(0)
-}
-
-#[derive(clap::Args)]
-pub struct ImageArgs {
-    #[command(subcommand)]
-    cmd: ImageCmd,
-}
-
-#[derive(clap::Subcommand)]
-enum ImageCmd {
-    /// Load an OCI image layout archive or a `docker save` tarball into the node.
-    Load {
-        file: PathBuf,
-        /// The name for images that carry none.
-        #[arg(long)]
-        name: Option<String>,
-    },
-    /// List the node's images.
-    #[command(alias = "list")]
-    Ls {
-        #[arg(long)]
-        no_trunc: bool,
-    },
-}
-
-/// The kubelet binary: beside tkctl (a release build or an install), else on PATH.
-fn kubelet_binary() -> PathBuf {
-    std::env::current_exe()
-        .ok()
-        .and_then(|p| p.parent().map(|d| d.join("tinykube-kubelet")))
-        .filter(|p| p.exists())
-        .unwrap_or_else(|| PathBuf::from("tinykube-kubelet"))
-}
-
-/// The node's image store lives on this machine (a single-node cluster): `image` runs the
-/// kubelet's own `images` command on it (its data dir from TINYKUBE_KUBELET_DATA_DIR or the
-/// default), so what it loads is what the kubelet starts pods from.
-pub fn image(a: ImageArgs) -> Res<u8> {
-    let mut cmd = std::process::Command::new(kubelet_binary());
-    cmd.arg("images");
-    match a.cmd {
-        ImageCmd::Load { file, name } => {
-            cmd.arg("load").arg(file);
-            if let Some(n) = name {
-                cmd.arg("--name").arg(n);
-            }
-        }
-        ImageCmd::Ls { no_trunc } => {
-            cmd.arg("ls");
-            if no_trunc {
-                cmd.arg("--no-trunc");
-            }
-        }
-    }
-    let status = cmd.status().map_err(|e| {
-        format!(
-            "error: running {}: {e} (is tinykube installed on this machine?)",
-            kubelet_binary().display()
-        )
-    })?;
-    Ok(status.code().unwrap_or(1).clamp(0, 255) as u8)
 }
 
 #[cfg(test)]

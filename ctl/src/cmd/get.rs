@@ -5,10 +5,11 @@
 use futures::AsyncBufReadExt;
 use serde_json::{json, Value};
 
-use crate::commands::{kind_prefix, query, request, server_error, targets, Ctx, Res, TABLE_ACCEPT};
+use crate::client::{query, request, Ctx, Error, Res, TABLE_ACCEPT};
 use crate::jsonpath::{self, JsonPath};
 use crate::printers::{self, Column, SortError};
 use crate::resources::Kind;
+use crate::resources::{prefix as kind_prefix, targets};
 use crate::table::{self, Aligner, TableOptions};
 
 #[derive(clap::Args)]
@@ -79,7 +80,7 @@ fn read(f: &str, what: &str) -> Res<String> {
             std::io::ErrorKind::NotFound => "no such file or directory".to_string(),
             _ => e.to_string(),
         };
-        format!("error: error reading {what} {f}, open {f}: {why}")
+        format!("error: error reading {what} {f}, open {f}: {why}").into()
     })
 }
 
@@ -120,7 +121,7 @@ fn printer(output: &str, allow_missing: bool) -> Res<Printer> {
             "go-template" | "template" | "go-template-file" | "templatefile" | "jsonpath"
             | "jsonpath-as-json" | "jsonpath-file",
             _,
-        ) => Err(no_template()),
+        ) => Err(no_template().into()),
         ("custom-columns", spec) => Ok(Printer::Columns(printers::parse_columns(
             spec.unwrap_or(""),
         )?)),
@@ -130,7 +131,7 @@ fn printer(output: &str, allow_missing: bool) -> Res<Printer> {
         ("custom-columns-file", _) => {
             Err("error: custom-columns format specified but no custom columns given".into())
         }
-        _ => Err(format!("error: unable to match a printer suitable for the output format \"{output}\", allowed formats are: custom-columns,custom-columns-file,go-template,go-template-file,json,jsonpath,jsonpath-as-json,jsonpath-file,name,template,templatefile,wide,yaml")),
+        _ => Err(format!("error: unable to match a printer suitable for the output format \"{output}\", allowed formats are: custom-columns,custom-columns-file,go-template,go-template-file,json,jsonpath,jsonpath-as-json,jsonpath-file,name,template,templatefile,wide,yaml").into()),
     }
 }
 
@@ -226,7 +227,7 @@ pub async fn get(ctx: &Ctx, a: GetArgs) -> Res<u8> {
     if let Some((expr, _)) = &sort {
         // kubectl orders several Tables among themselves, by a field Tables do not have.
         if printer.is_table() && tables > 1 {
-            return Err(sort_failure(SortError::Missing, expr, true));
+            return Err(sort_failure(SortError::Missing, expr, true).into());
         }
     }
     let several = targets.len() > 1;
@@ -280,7 +281,7 @@ pub async fn get(ctx: &Ctx, a: GetArgs) -> Res<u8> {
                 match printers::sort_by(rows, p, |r| &r["object"]) {
                     // kubectl then prints no rows at all.
                     Err(SortError::Missing) => rows.clear(),
-                    Err(e) => return Err(sort_failure(e, expr, true)),
+                    Err(e) => return Err(sort_failure(e, expr, true).into()),
                     Ok(()) => {}
                 }
             }
@@ -369,7 +370,7 @@ fn print_columns(cols: &[Column], objects: &[Value], no_headers: bool) -> Res<u8
             Err(e) => {
                 // kubectl has written the lines before the failing one.
                 print!("{}", table::align(&rows));
-                return Err(e);
+                return Err(e.into());
             }
         }
     }
@@ -506,7 +507,7 @@ impl WatchPrinter<'_> {
                     None => o.clone(),
                 };
                 if print_object(p, &shown, &mut self.count)? != 0 {
-                    return Err(String::new());
+                    return Err(String::new().into());
                 }
             }
         }
@@ -534,7 +535,7 @@ async fn watch(
     }
     let objects: usize = targets.iter().map(|(_, n)| n.len().max(1)).sum();
     if objects != 1 {
-        return Err(format!("error: watch is only supported on individual resources and resource collections, but {objects} resources were found"));
+        return Err(format!("error: watch is only supported on individual resources and resource collections, but {objects} resources were found").into());
     }
     let (kind, names) = &targets[0];
     let ns = (!a.all_namespaces).then_some(ctx.ns.as_str());
@@ -572,7 +573,7 @@ async fn watch(
                     if let (Some((expr, p)), Some(rows)) = (sort, list["rows"].as_array_mut()) {
                         match printers::sort_by(rows, p, |r| &r["object"]) {
                             Err(SortError::Missing) => rows.clear(),
-                            Err(e) => return Err(sort_failure(e, expr, true)),
+                            Err(e) => return Err(sort_failure(e, expr, true).into()),
                             Ok(()) => {}
                         }
                     }
@@ -617,24 +618,24 @@ async fn watch(
         .client
         .request_stream(req)
         .await
-        .map_err(|e| server_error(ctx, e))?;
+        .map_err(|e| ctx.error(e))?;
     let mut lines = stream.lines();
     let mut first = skip_first;
     let follow = async {
         use futures::StreamExt;
         while let Some(line) = lines.next().await {
-            let line = line.map_err(|e| format!("error: {e}"))?;
+            let line = line.map_err(|e| Error::from(format!("error: {e}")))?;
             if line.trim().is_empty() {
                 continue;
             }
             let ev: Value = serde_json::from_str(&line)
-                .map_err(|e| format!("error: decoding a watch event: {e}"))?;
+                .map_err(|e| Error::from(format!("error: decoding a watch event: {e}")))?;
             let typ = ev["type"].as_str().unwrap_or("");
             match typ {
                 "BOOKMARK" => continue,
                 "ERROR" => {
                     let msg = ev["object"]["message"].as_str().unwrap_or("watch error");
-                    return Err(format!("error: {msg}"));
+                    return Err(format!("error: {msg}").into());
                 }
                 _ => {}
             }
@@ -643,7 +644,7 @@ async fn watch(
             }
             wp.print(&ev["object"], event(typ).as_deref())?;
         }
-        Ok::<u8, String>(0)
+        Ok::<u8, Error>(0)
     };
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;

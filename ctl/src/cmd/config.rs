@@ -1,5 +1,5 @@
-//! `config view|get-contexts|current-context|use-context|set-context` and `completion`: they
-//! read or write the kubeconfig files (or print clap's completion script) without the server.
+//! `config view|get-contexts|current-context|use-context|set-context`: they read or write the
+//! kubeconfig files without the server.
 //!
 //! The files are those kubectl reads: `--kubeconfig`, else every file of `KUBECONFIG`, else
 //! `~/.kube/config` (tkctl then falls back to the node's admin kubeconfig). Several files merge
@@ -8,10 +8,10 @@
 
 use std::path::{Path, PathBuf};
 
-use clap::{CommandFactory, Subcommand};
+use clap::Subcommand;
 use serde_json::{json, Map, Value};
 
-use crate::commands::{kubeconfig_paths, Res};
+use crate::client::{kubeconfig_paths, Res};
 use crate::table;
 
 #[derive(clap::Args)]
@@ -183,7 +183,7 @@ fn files(flag: Option<&Path>) -> Res<Vec<File>> {
 
 fn write(f: &File) -> Res<()> {
     std::fs::write(&f.path, crate::printers::yaml(&f.doc))
-        .map_err(|e| format!("error: writing \"{}\": {e}", f.path.display()))
+        .map_err(|e| format!("error: writing \"{}\": {e}", f.path.display()).into())
 }
 
 /// The file a change of current-context goes to: the first that sets one, else the first.
@@ -218,7 +218,7 @@ fn context_rows(
     }
     for n in names {
         if named(merged, "contexts", n).is_none() {
-            return Err(format!("error: context {n} not found"));
+            return Err(format!("error: context {n} not found").into());
         }
     }
     for c in merged["contexts"].as_array().into_iter().flatten() {
@@ -263,7 +263,7 @@ pub fn config(flag: Option<&Path>, a: ConfigArgs) -> Res<u8> {
             match output.as_str() {
                 "yaml" => print!("{}", crate::printers::yaml(&v)),
                 "json" => println!("{}", crate::jsonpath::go_json_indent(&v)),
-                o => return Err(format!("error: unable to match a printer suitable for the output format \"{o}\", allowed formats are: json,yaml")),
+                o => return Err(format!("error: unable to match a printer suitable for the output format \"{o}\", allowed formats are: json,yaml").into()),
             }
         }
         ConfigCmd::GetContexts {
@@ -274,7 +274,9 @@ pub fn config(flag: Option<&Path>, a: ConfigArgs) -> Res<u8> {
             let name_only = match output.as_deref() {
                 None => false,
                 Some("name") => true,
-                Some(o) => return Err(format!("error: output must be one of '' or 'name': {o}")),
+                Some(o) => {
+                    return Err(format!("error: output must be one of '' or 'name': {o}").into())
+                }
             };
             print!(
                 "{}",
@@ -287,9 +289,7 @@ pub fn config(flag: Option<&Path>, a: ConfigArgs) -> Res<u8> {
         },
         ConfigCmd::UseContext { name } => {
             if named(&merged, "contexts", &name).is_none() {
-                return Err(format!(
-                    "error: no context exists with the name: \"{name}\""
-                ));
+                return Err(format!("error: no context exists with the name: \"{name}\"").into());
             }
             let f = current_context_file(&mut files)?;
             f.doc["current-context"] = json!(name);
@@ -382,28 +382,6 @@ fn delete_entry(files: &mut [File], list: &str, what: &str, name: &str) -> Res<(
     write(f)?;
     println!("deleted {what} {name} from {}", f.path.display());
     Ok(())
-}
-
-#[derive(clap::Args)]
-pub struct CompletionArgs {
-    /// bash or zsh.
-    shell: String,
-}
-
-pub fn completion(a: CompletionArgs) -> Res<u8> {
-    let shell = match a.shell.as_str() {
-        "bash" => clap_complete::Shell::Bash,
-        "zsh" => clap_complete::Shell::Zsh,
-        "fish" => clap_complete::Shell::Fish,
-        other => return Err(format!("error: Unsupported shell type \"{other}\".")),
-    };
-    clap_complete::generate(
-        shell,
-        &mut crate::Cli::command(),
-        "tkctl",
-        &mut std::io::stdout(),
-    );
-    Ok(0)
 }
 
 #[cfg(test)]
