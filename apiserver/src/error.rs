@@ -342,15 +342,80 @@ impl ApiError {
     }
 }
 
-/// A Status serialized with its kind and apiVersion, as Kubernetes writes it.
+/// A Status serialized as kube-apiserver writes it: kind, apiVersion, metadata, status,
+/// message, reason, details, code — in that order (clients such as the official Python
+/// client's tests compare the bodies as text), empty fields left out.
 pub fn status_json(status: &Status) -> Vec<u8> {
-    let mut v = serde_json::to_value(status).unwrap_or(Value::Null);
-    if let Value::Object(m) = &mut v {
-        m.insert("kind".into(), "Status".into());
-        m.insert("apiVersion".into(), "v1".into());
-        m.entry("metadata").or_insert_with(|| serde_json::json!({}));
+    #[derive(serde::Serialize)]
+    struct Cause<'a> {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        message: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        field: Option<&'a str>,
     }
-    serde_json::to_vec(&v).unwrap_or_default()
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Details<'a> {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        name: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        group: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        kind: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        uid: Option<&'a str>,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        causes: Vec<Cause<'a>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        retry_after_seconds: Option<i32>,
+    }
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Wire<'a> {
+        kind: &'a str,
+        api_version: &'a str,
+        metadata: &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::ListMeta,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        status: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        message: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        details: Option<Details<'a>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        code: Option<i32>,
+    }
+    let details = status.details.as_ref().map(|d| Details {
+        name: d.name.as_deref(),
+        group: d.group.as_deref().filter(|g| !g.is_empty()),
+        kind: d.kind.as_deref(),
+        uid: d.uid.as_deref(),
+        causes: d
+            .causes
+            .iter()
+            .flatten()
+            .map(|c| Cause {
+                reason: c.reason.as_deref(),
+                message: c.message.as_deref(),
+                field: c.field.as_deref(),
+            })
+            .collect(),
+        retry_after_seconds: d.retry_after_seconds,
+    });
+    serde_json::to_vec(&Wire {
+        kind: "Status",
+        api_version: "v1",
+        metadata: &status.metadata,
+        status: status.status.as_deref(),
+        message: status.message.as_deref(),
+        reason: status.reason.as_deref().filter(|r| !r.is_empty()),
+        details,
+        code: status.code,
+    })
+    .unwrap_or_default()
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -386,6 +451,24 @@ mod tests {
         let causes = e.details.unwrap().causes.unwrap();
         assert_eq!(causes[1].field.as_deref(), Some("metadata.name"));
         assert_eq!(causes[1].reason.as_deref(), Some("FieldValueInvalid"));
+    }
+
+    #[test]
+    fn status_bytes_as_kube_apiserver_writes_them() {
+        let e = ApiError::not_found(&pod("x"));
+        assert_eq!(
+            String::from_utf8(e.to_json()).unwrap(),
+            r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"pods \"x\" not found","reason":"NotFound","details":{"name":"x","kind":"pods"},"code":404}"#
+        );
+        let e = ApiError::invalid(
+            "Pod",
+            &pod("web"),
+            &[FieldError::required("spec.containers[0].image", "")],
+        );
+        assert_eq!(
+            String::from_utf8(e.to_json()).unwrap(),
+            r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"Pod \"web\" is invalid: spec.containers[0].image: Required value","reason":"Invalid","details":{"name":"web","kind":"Pod","causes":[{"reason":"FieldValueRequired","message":"Required value","field":"spec.containers[0].image"}]},"code":422}"#
+        );
     }
 
     #[test]
