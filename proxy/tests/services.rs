@@ -141,10 +141,11 @@ fn services_route_to_ready_pods_and_the_proxy_leaves_no_trace() {
             .uid
             .clone()
             .unwrap();
+        let pod_netns = node.pod_netns(&pod_uid);
         let from_pod = {
             let addr = format!("{cluster_ip}:8080");
             std::thread::spawn(move || {
-                let ns = std::fs::File::open(format!("/run/netns/tk-{pod_uid}")).unwrap();
+                let ns = std::fs::File::open(&pod_netns).unwrap();
                 nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
                 tokio::runtime::Builder::new_current_thread()
                     .enable_all()

@@ -221,6 +221,7 @@ impl Node {
             format!("--root-dir={}", root.join("kubelet").display()),
             format!("--pod-log-dir={}", root.join("logs").display()),
             format!("--cgroup-root={}", self.cgroup_root),
+            format!("--pod-netns-prefix={}", self.name),
             format!("--registry-mirror=docker.io={reg}"),
             format!("--registry-mirror=gcr.io={reg}"),
         ]
@@ -386,6 +387,12 @@ impl Node {
         pids.sort_unstable();
         pids.dedup();
         pids
+    }
+
+    /// Pod `uid`'s network namespace (`/run/netns/<node name>-<uid>`: the kubelet's
+    /// `--pod-netns-prefix` is the node's name, so whatever a node leaves is known to be its).
+    pub fn pod_netns(&self, uid: &str) -> PathBuf {
+        Path::new("/run/netns").join(format!("{}-{uid}", self.name))
     }
 
     /// The running kubelet's pid.
