@@ -46,8 +46,8 @@ async fn exec_true(pods: &Api<Pod>) -> Duration {
 
 /// A sender of `MB` megabytes to every connection on 127.0.0.1:9000 in the pod's network
 /// namespace (busybox's `nc` tops out near 250 MB/s, below what is measured here).
-fn serve_zeros(netns: &str) {
-    let path = format!("/run/netns/{netns}");
+fn serve_zeros(netns: &std::path::Path) {
+    let path = netns.to_path_buf();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let f = std::fs::File::open(&path).expect("pod netns");
@@ -162,7 +162,7 @@ fn main() {
         let kubectl_p50 = pct(&mut kubectl, 0.5);
 
         let uid = pods.get("web").await.unwrap().metadata.uid.unwrap();
-        serve_zeros(&format!("tk-{uid}"));
+        serve_zeros(&node.pod_netns(&uid));
         let ws = through_kubectl(&node, &[], 19000).await;
         let spdy =
             through_kubectl(&node, &[("KUBECTL_PORT_FORWARD_WEBSOCKETS", "false")], 19001).await;

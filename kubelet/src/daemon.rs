@@ -64,6 +64,10 @@ pub struct Flags {
     /// with cgroup v2 only), cgroupfs (directories), or auto (systemd where it can be).
     #[arg(long, value_enum, default_value = "auto")]
     pub cgroup_driver: cgroups::DriverFlag,
+    /// Pods' network namespaces are named `<prefix>-<pod uid>` (in /run/netns). A kubelet
+    /// restarted with the same prefix finds its pods' namespaces again.
+    #[arg(long, default_value = "tk", value_parser = parse_netns_prefix)]
+    pub pod_netns_prefix: String,
     #[arg(long, default_value_t = 110)]
     pub max_pods: u32,
     /// The port the kubelet's server listens on (reported in the Node).
@@ -149,6 +153,7 @@ impl Flags {
                 },
                 node_name: self.node_name(),
                 node_ip: node_ip.to_string(),
+                netns_prefix: self.pod_netns_prefix.clone(),
                 pids_limit: self.pod_pids_limit,
                 log_max_size: self.container_log_max_size,
                 log_max_files: self.container_log_max_files,
@@ -342,6 +347,16 @@ pub fn cleanup(flags: &Flags, purge: bool) -> Result<(), String> {
         let _ = std::fs::remove_dir(&flags.pod_log_dir);
     }
     Ok(())
+}
+
+/// A prefix of network namespace names: a file name in /run/netns once the uid is added.
+fn parse_netns_prefix(s: &str) -> Result<String, String> {
+    if s.is_empty() || s.len() > 200 || s.contains(['/', '\0']) || s.starts_with('.') {
+        return Err(format!(
+            "{s:?}: want a non-empty name without '/' that does not start with '.'"
+        ));
+    }
+    Ok(s.to_string())
 }
 
 /// A CIDR flag (`10.244.0.0/24`, `fd00::/64`): an address and a prefix length that fits it.

@@ -104,8 +104,8 @@ fn container_id(p: &Value, i: usize) -> String {
 /// the kubelet's cgroup root too.
 fn assert_nothing_left(node: &Node, uids: &[String], cleaned_up: bool) {
     for uid in uids {
-        let ns = format!("/run/netns/tk-{uid}");
-        assert!(!std::path::Path::new(&ns).exists(), "{ns} is left");
+        let ns = node.pod_netns(uid);
+        assert!(!ns.exists(), "{} is left", ns.display());
     }
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     let root = node.root.path().display().to_string();
@@ -295,10 +295,14 @@ fn restart_policies_back_off_oom_and_limits() {
         assert_eq!(state(&p, "restartCount"), 0);
         // A completed pod gives its network back; its status keeps the IP it had.
         assert!(p["status"]["podIP"].is_string());
-        let netns = format!("/run/netns/tk-{}", p["metadata"]["uid"].as_str().unwrap());
+        let netns = node.pod_netns(p["metadata"]["uid"].as_str().unwrap());
         let deadline = Instant::now() + Duration::from_secs(15);
-        while std::path::Path::new(&netns).exists() {
-            assert!(Instant::now() < deadline, "{netns} stayed after the pod completed");
+        while netns.exists() {
+            assert!(
+                Instant::now() < deadline,
+                "{} stayed after the pod completed",
+                netns.display()
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         // Init containers run in order, each to completion, before the app container.
@@ -465,7 +469,7 @@ fn graceful_deletion_and_kubelet_restarts() {
             .unwrap();
         wait_gone(&pods, "doomed", 10).await;
         node.start_kubelet();
-        let netns = std::path::PathBuf::from(format!("/run/netns/tk-{doomed_uid}"));
+        let netns = node.pod_netns(&doomed_uid);
         let deadline = Instant::now() + Duration::from_secs(40);
         while netns.exists() {
             assert!(Instant::now() < deadline, "the orphan's netns stayed");

@@ -9,6 +9,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use serde_json::{json, Value};
+use tinykube_e2e::eventually;
 use tinykube_e2e::node::{Node, NODE_IP};
 
 /// `GET /` over HTTP/1.0 from the calling thread's network namespace.
@@ -30,17 +31,6 @@ fn answered_by(answer: &str) -> String {
         .and_then(|r| r.split(' ').next())
         .unwrap_or_else(|| panic!("not a bootcamp answer: {answer:?}"))
         .to_string()
-}
-
-/// Polls `cond` (an async expression) until it holds, or fails after `secs`.
-macro_rules! eventually {
-    ($what:expr, $secs:expr, $cond:expr) => {{
-        let deadline = Instant::now() + Duration::from_secs($secs);
-        while !$cond {
-            assert!(Instant::now() < deadline, "timed out: {}", $what);
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }};
 }
 
 fn service(name: &str, spec: Value) -> Service {
@@ -83,11 +73,12 @@ fn services_route_to_ready_pods_and_the_proxy_leaves_no_trace() {
         ] {
             services.create(&PostParams::default(), &s).await.unwrap();
         }
-        eventually!("3 ready endpoints", 90, {
-            endpoints.get("web").await.is_ok_and(|e| {
+        eventually(90, "3 ready endpoints", || async {
+            endpoints.get("web").await.ok().filter(|e| {
                 e.subsets.iter().flatten().flat_map(|s| s.addresses.iter().flatten()).count() == 3
             })
-        });
+        })
+        .await;
         // Ready without a readiness probe means running, a moment before the app listens:
         // wait until each pod answers on its own address.
         let ips: Vec<String> = endpoints
@@ -101,9 +92,10 @@ fn services_route_to_ready_pods_and_the_proxy_leaves_no_trace() {
             .map(|a| a.ip)
             .collect();
         for ip in &ips {
-            eventually!(format!("pod {ip} answers"), 20, {
-                get(&format!("{ip}:8080")).await.is_ok()
-            });
+            eventually(20, &format!("pod {ip} answers"), || async {
+                get(&format!("{ip}:8080")).await.ok()
+            })
+            .await;
         }
         let web = services.get("web").await.unwrap();
         let spec = web.spec.unwrap();
@@ -116,20 +108,21 @@ fn services_route_to_ready_pods_and_the_proxy_leaves_no_trace() {
             format!("127.0.0.1:{node_port}"),
             format!("{cluster_ip}:8080"),
         ] {
-            eventually!(&format!("{addr} answers"), 20, {
-                get(&addr).await.is_ok_and(|a| a.contains("Hello Kubernetes bootcamp!"))
-            });
+            eventually(20, &format!("{addr} answers"), || async {
+                get(&addr).await.ok().filter(|a| a.contains("Hello Kubernetes bootcamp!"))
+            })
+            .await;
         }
         // Spread over the three pods (once the proxy has the third endpoint: Endpoints and
         // the slice the proxy reads are written a moment apart).
-        let mut seen = BTreeSet::new();
-        eventually!("answers from the three pods", 20, {
-            seen.clear();
+        eventually(20, "answers from the three pods", || async {
+            let mut seen = BTreeSet::new();
             for _ in 0..60 {
                 seen.insert(answered_by(&get(&format!("{cluster_ip}:8080")).await.unwrap()));
             }
-            seen.len() == 3
-        });
+            (seen.len() == 3).then_some(seen)
+        })
+        .await;
 
         // From inside a pod: the cluster IP reaches the service's pods.
         let pod_uid = pods
@@ -141,10 +134,11 @@ fn services_route_to_ready_pods_and_the_proxy_leaves_no_trace() {
             .uid
             .clone()
             .unwrap();
+        let pod_netns = node.pod_netns(&pod_uid);
         let from_pod = {
             let addr = format!("{cluster_ip}:8080");
             std::thread::spawn(move || {
-                let ns = std::fs::File::open(format!("/run/netns/tk-{pod_uid}")).unwrap();
+                let ns = std::fs::File::open(&pod_netns).unwrap();
                 nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
                 tokio::runtime::Builder::new_current_thread()
                     .enable_all()
@@ -172,11 +166,12 @@ fn services_route_to_ready_pods_and_the_proxy_leaves_no_trace() {
         assert_eq!(seen.len(), 1, "an affine service answered from {seen:?}");
 
         // LoadBalancer: the node's address is its ingress, and it answers there.
-        eventually!("the LoadBalancer ingress", 10, {
-            services.get("lb").await.is_ok_and(|s| {
-                serde_json::to_value(s.status).unwrap()["loadBalancer"]["ingress"][0]["ip"] == NODE_IP
+        eventually(10, "the LoadBalancer ingress", || async {
+            services.get("lb").await.ok().filter(|s| {
+                serde_json::to_value(&s.status).unwrap()["loadBalancer"]["ingress"][0]["ip"] == NODE_IP
             })
-        });
+        })
+        .await;
         assert!(get(&format!("{NODE_IP}:8081")).await.unwrap().contains("bootcamp"));
 
         // No endpoints: refused at once rather than hanging.
@@ -215,10 +210,12 @@ fn services_route_to_ready_pods_and_the_proxy_leaves_no_trace() {
 
         // Deleting the service makes it unreachable.
         services.delete("web", &DeleteParams::default()).await.unwrap();
-        eventually!("the deleted service stops answering", 10, {
-            get(&format!("{NODE_IP}:{node_port}")).await.is_err()
-                && get(&format!("{cluster_ip}:8080")).await.is_err()
-        });
+        eventually(10, "the deleted service stops answering", || async {
+            let gone = get(&format!("{NODE_IP}:{node_port}")).await.is_err()
+                && get(&format!("{cluster_ip}:8080")).await.is_err();
+            gone.then_some(())
+        })
+        .await;
         // The apiserver dies: the rules in force stay and keep serving.
         nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(node.apiserver.pid()),

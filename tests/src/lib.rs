@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod node;
+pub mod sweep;
 pub mod vm;
 
 use std::path::{Path, PathBuf};

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use tinykube_images::TestRegistry;
 
-use crate::{built_binary, Apiserver};
+use crate::{built_binary, sweep, Apiserver};
 
 /// The node's address inside its namespace (on its `eth0`).
 pub const NODE_IP: &str = "172.30.0.2";
@@ -181,8 +181,17 @@ pub struct Node {
 
 impl Node {
     /// Starts apiserver, registry (with busybox and bootcamp v1/v2 pushed) and kubelet.
+    /// First (once per test process) sweeps what killed test processes left ([`sweep`]).
     pub fn start() -> Self {
-        let net = NodeNet::create("tk-e2e");
+        static SWEEP: std::sync::Once = std::sync::Once::new();
+        SWEEP.call_once(|| {
+            sweep::sweep();
+        });
+        let net = NodeNet::create(sweep::PREFIX);
+        // Recorded at once: a kill from here on leaves what the sweep needs to know.
+        sweep::record(&net.name, &[]);
+        let root = tempfile::tempdir().expect("temp dir");
+        sweep::record(&net.name, &[root.path()]);
         let apiserver = net.run(|| {
             Apiserver::start(
                 &built_binary("tinykube-apiserver"),
@@ -200,12 +209,15 @@ impl Node {
             }
         });
         let name = net.name.clone();
+        let registry_dir = registry.data_dir();
+        let registry_dir = registry_dir.parent().expect("the registry's dir");
+        sweep::record(&name, &[root.path(), apiserver.dir.path(), registry_dir]);
         let node = Self {
             kubelet: Default::default(),
             proxy: Default::default(),
             registry,
             apiserver,
-            root: tempfile::tempdir().expect("temp dir"),
+            root,
             cgroup_root: format!("tinykube-{name}"),
             name,
             net,
@@ -221,6 +233,7 @@ impl Node {
             format!("--root-dir={}", root.join("kubelet").display()),
             format!("--pod-log-dir={}", root.join("logs").display()),
             format!("--cgroup-root={}", self.cgroup_root),
+            format!("--pod-netns-prefix={}", self.name),
             format!("--registry-mirror=docker.io={reg}"),
             format!("--registry-mirror=gcr.io={reg}"),
         ]
@@ -388,6 +401,12 @@ impl Node {
         pids
     }
 
+    /// Pod `uid`'s network namespace (`/run/netns/<node name>-<uid>`: the kubelet's
+    /// `--pod-netns-prefix` is the node's name, so whatever a node leaves is known to be its).
+    pub fn pod_netns(&self, uid: &str) -> PathBuf {
+        Path::new("/run/netns").join(format!("{}-{uid}", self.name))
+    }
+
     /// The running kubelet's pid.
     pub fn kubelet_pid(&self) -> Option<i32> {
         self.kubelet.lock().unwrap().as_ref().map(|c| c.id() as i32)
@@ -443,5 +462,6 @@ impl Drop for Node {
                 self.proxy_log()
             );
         }
+        sweep::forget(&self.name);
     }
 }

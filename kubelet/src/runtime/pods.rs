@@ -54,6 +54,8 @@ pub struct RuntimeConfig {
     pub dns: DnsConfig,
     pub node_name: String,
     pub node_ip: String,
+    /// Pods' network namespaces are `<prefix>-<uid>` in /run/netns (`--pod-netns-prefix`).
+    pub netns_prefix: String,
     pub pids_limit: Option<i64>,
     pub log_max_size: u64,
     pub log_max_files: usize,
@@ -269,8 +271,9 @@ impl PodRuntime {
         self.cfg.cgroups.pod_cgroup(uid)
     }
 
-    pub fn netns_name(uid: &str) -> String {
-        format!("tk-{uid}")
+    /// The name of pod `uid`'s network namespace in /run/netns.
+    pub fn netns_name(&self, uid: &str) -> String {
+        format!("{}-{uid}", self.cfg.netns_prefix)
     }
 
     fn instance_dir(&self, uid: &str, name: &str, attempt: u32) -> PathBuf {
@@ -396,7 +399,7 @@ impl PodRuntime {
         }
     }
 
-    fn attachment(pod: &Pod, uid: &str, ifname: &str) -> Attachment {
+    fn attachment(&self, pod: &Pod, uid: &str, ifname: &str) -> Attachment {
         let ports = pod
             .spec
             .iter()
@@ -416,7 +419,7 @@ impl PodRuntime {
             .collect();
         Attachment {
             container_id: uid.to_string(),
-            netns: netns::path(&Self::netns_name(uid)),
+            netns: netns::path(&self.netns_name(uid)),
             ifname: ifname.into(),
             pod_namespace: pod.metadata.namespace.clone().unwrap_or_default(),
             pod_name: pod.metadata.name.clone().unwrap_or_default(),
@@ -434,16 +437,16 @@ impl PodRuntime {
         write_json(&dir.join("pod.json"), pod).map_err(|e| format!("recording pod: {e}"))?;
         let _ = fs::remove_file(dir.join("network.json"));
         self.remove_network(pod, uid);
-        netns::create(&Self::netns_name(uid))
+        netns::create(&self.netns_name(uid))
             .map_err(|e| format!("creating network namespace: {e}"))?;
         self.cfg
             .cni
-            .add(&loopback_network(), &Self::attachment(pod, uid, "lo"))
+            .add(&loopback_network(), &self.attachment(pod, uid, "lo"))
             .map_err(|e| format!("setting up the pod's loopback: {e}"))?;
         let result = self
             .cfg
             .cni
-            .add(&self.cfg.network, &Self::attachment(pod, uid, "eth0"))
+            .add(&self.cfg.network, &self.attachment(pod, uid, "eth0"))
             .map_err(|e| {
                 format!(
                     "plugin type=\"{}\" failed (add): {e}",
@@ -458,7 +461,7 @@ impl PodRuntime {
         write_json(
             &dir.join("network.json"),
             &NetworkRecord {
-                netns: Self::netns_name(uid),
+                netns: self.netns_name(uid),
                 pod_ip: pod_ip.clone(),
             },
         )
@@ -480,16 +483,16 @@ impl PodRuntime {
     }
 
     fn remove_network(&self, pod: &Pod, uid: &str) {
-        let ns = Self::netns_name(uid);
+        let ns = self.netns_name(uid);
         if netns::is_netns(&netns::path(&ns)) {
             let _ = self
                 .cfg
                 .cni
-                .del(&self.cfg.network, &Self::attachment(pod, uid, "eth0"));
+                .del(&self.cfg.network, &self.attachment(pod, uid, "eth0"));
             let _ = self
                 .cfg
                 .cni
-                .del(&loopback_network(), &Self::attachment(pod, uid, "lo"));
+                .del(&loopback_network(), &self.attachment(pod, uid, "lo"));
         }
         let _ = netns::delete(&ns);
     }
@@ -669,7 +672,7 @@ impl PodRuntime {
             passwd: fs::read_to_string(rootfs.join("etc/passwd")).unwrap_or_default(),
             group: fs::read_to_string(rootfs.join("etc/group")).unwrap_or_default(),
             rootfs,
-            netns: netns::path(&Self::netns_name(&uid)),
+            netns: netns::path(&self.netns_name(&uid)),
             utsns: Some(sandbox.uts()),
             ipcns: Some(sandbox.ipc()),
             mounts,
@@ -753,7 +756,7 @@ impl PodRuntime {
             }
             let _ = fs::remove_dir_all(self.pod_log_dir(pod));
         } else {
-            let _ = netns::delete(&Self::netns_name(uid));
+            let _ = netns::delete(&self.netns_name(uid));
         }
         self.sandbox(uid)
             .remove()

@@ -29,7 +29,6 @@ use super::exec::is_upgrade;
 use super::spdy::{self, Stream, Writer, CANCEL, PORTFORWARD_PROTOCOL};
 use super::{find_pod, query_pairs, status, ws, Body, State};
 use crate::network::netns;
-use crate::runtime::pods::PodRuntime;
 
 /// The WebSocket subprotocol carrying SPDY.
 pub const SPDY_OVER_WEBSOCKET: &str = "SPDY/3.1+portforward.k8s.io";
@@ -92,7 +91,7 @@ pub async fn handle(
         Err(r) => return r.response(),
     };
     let uid = pod.metadata.uid.clone().unwrap_or_default();
-    let netns = netns::path(&PodRuntime::netns_name(&uid));
+    let netns = netns::path(&state.rt.netns_name(&uid));
     if !state.rt.observe(&uid).sandbox_ready {
         return status(
             400,

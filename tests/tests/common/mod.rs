@@ -243,7 +243,7 @@ pub fn endpoint_ips(node: &Node, name: &str) -> Vec<String> {
 /// command line, and in the pod's network namespace.
 pub fn bootcamp_processes(node: &Node, uid: &str) -> Vec<i32> {
     use std::os::unix::fs::MetadataExt;
-    let Ok(pod_net) = std::fs::metadata(format!("/run/netns/tk-{uid}")) else {
+    let Ok(pod_net) = std::fs::metadata(node.pod_netns(uid)) else {
         return vec![];
     };
     node.pod_processes(uid)
