@@ -8,6 +8,7 @@ pub mod error;
 pub mod http;
 pub mod registry;
 pub mod store;
+pub mod warnings;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;

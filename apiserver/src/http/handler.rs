@@ -85,14 +85,22 @@ pub async fn handle(
     let start = Instant::now();
     let method = req.method().clone();
     let uri = req.uri().clone();
-    let (user, response) = match authenticate(&state, peer.as_deref(), &req) {
-        Ok(user) => {
-            let r = dispatch(&state, &user, req).await;
-            (user.name, r)
+    let ((user, response), warnings) = crate::warnings::collect(async {
+        match authenticate(&state, peer.as_deref(), &req) {
+            Ok(user) => {
+                let r = dispatch(&state, &user, req).await;
+                (user.name, r)
+            }
+            Err(e) => (String::new(), Err(e)),
         }
-        Err(e) => (String::new(), Err(e)),
-    };
-    let response = response.unwrap_or_else(|e| error_response(&e));
+    })
+    .await;
+    let mut response = response.unwrap_or_else(|e| error_response(&e));
+    for w in &warnings {
+        if let Ok(v) = header::HeaderValue::from_str(&crate::warnings::header_value(w)) {
+            response.headers_mut().append(header::WARNING, v);
+        }
+    }
     let status = response.status().as_u16();
     let micros = start.elapsed().as_micros() as u64;
     if status >= 500 {

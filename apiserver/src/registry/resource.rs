@@ -179,15 +179,17 @@ pub fn decode_body<T: DeserializeOwned + Serialize>(
             info.version
         ))
     })?;
-    if validation == FieldValidation::Strict {
+    if validation != FieldValidation::Ignore {
         let round = serde_json::to_value(&obj).unwrap_or_default();
         let mut unknown = Vec::new();
         unknown_fields("", &value, &round, &mut unknown);
-        if !unknown.is_empty() {
-            let list: Vec<String> = unknown
-                .iter()
-                .map(|f| format!("unknown field {f:?}"))
-                .collect();
+        let list: Vec<String> = unknown
+            .iter()
+            .map(|f| format!("unknown field {f:?}"))
+            .collect();
+        if validation == FieldValidation::Warn {
+            list.into_iter().for_each(crate::warnings::add);
+        } else if !list.is_empty() {
             return Err(ApiError::bad_request(format!(
                 "strict decoding error: {}",
                 list.join(", ")

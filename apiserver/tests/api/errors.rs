@@ -230,6 +230,81 @@ async fn malformed_requests_are_refused_with_the_right_code() {
     assert_eq!((st.code, st.reason.as_str()), (409, "AlreadyExists"));
 }
 
+/// A POST and the `Warning` headers of its answer.
+async fn post_warned(c: &kube::Client, path: &str, body: serde_json::Value) -> (u16, Vec<String>) {
+    let req = http::Request::builder()
+        .method("POST")
+        .uri(path)
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(&body).unwrap())
+        .unwrap();
+    let resp = c
+        .send(req.map(kube::client::Body::from))
+        .await
+        .expect("send");
+    let warnings = resp
+        .headers()
+        .get_all("warning")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect();
+    (resp.status().as_u16(), warnings)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn questionable_input_is_accepted_with_kube_apiservers_warnings() {
+    let s = Server::start().await;
+    let c = s.client().await;
+    // fieldValidation=Warn: the object is created, the unknown fields are named in warnings.
+    let typo = json!({"metadata": {"name": "t"}, "dta": {"k": "v"}, "data": {"a": "b"}});
+    let (code, warnings) = post_warned(
+        &c,
+        "/api/v1/namespaces/default/configmaps?fieldValidation=Warn",
+        typo.clone(),
+    )
+    .await;
+    assert_eq!(code, 201);
+    assert_eq!(warnings, [r#"299 - "unknown field \"dta\"""#]);
+    // Ignore (the default without the parameter) says nothing.
+    let (code, warnings) = post_warned(
+        &c,
+        "/api/v1/namespaces/default/configmaps",
+        json!({"metadata": {"name": "u"}, "dta": {}}),
+    )
+    .await;
+    assert_eq!((code, warnings.len()), (201, 0));
+    // Memory in fractional bytes: accepted, with the warning kube-apiserver gives, for pods
+    // and for the pod templates of workloads.
+    let container = json!({"name": "c", "image": "busybox",
+        "resources": {"limits": {"memory": "500m"}, "requests": {"memory": "0.1", "ephemeral-storage": "1Gi"}}});
+    let (code, warnings) = post_warned(
+        &c,
+        "/api/v1/namespaces/default/pods",
+        json!({"metadata": {"name": "half"}, "spec": {"containers": [container]}}),
+    )
+    .await;
+    assert_eq!(code, 201);
+    assert_eq!(
+        warnings,
+        [
+            r#"299 - "spec.containers[0].resources.limits[memory]: fractional byte value \"500m\" is invalid, must be an integer""#,
+            r#"299 - "spec.containers[0].resources.requests[memory]: fractional byte value \"100m\" is invalid, must be an integer""#,
+        ]
+    );
+    let (code, warnings) = post_warned(
+        &c,
+        "/apis/apps/v1/namespaces/default/deployments",
+        json!({"metadata": {"name": "half"}, "spec": {
+            "selector": {"matchLabels": {"app": "h"}},
+            "template": {"metadata": {"labels": {"app": "h"}}, "spec": {"containers": [container]}}}}),
+    )
+    .await;
+    assert_eq!(code, 201);
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(warnings[0]
+        .starts_with(r#"299 - "spec.template.spec.containers[0].resources.limits[memory]: "#));
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn selectors_filter_lists_and_bad_ones_are_400() {
     let s = Server::start().await;

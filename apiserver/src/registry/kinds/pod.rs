@@ -269,6 +269,42 @@ fn container_errors(
     }
 }
 
+/// kube-apiserver's warnings about a pod spec that is valid but surely not what was meant
+/// (pkg/api/pod/warnings.go), so far the one the kubelet would otherwise round silently:
+/// memory and ephemeral storage in fractional bytes (`500m` of memory is half a byte).
+pub fn warn_pod_spec(spec: &PodSpec, path: &str) {
+    let containers = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, c)| (format!("{path}.initContainers[{i}]"), c))
+        .chain(
+            spec.containers
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (format!("{path}.containers[{i}]"), c)),
+        );
+    for (p, c) in containers {
+        let Some(r) = &c.resources else { continue };
+        for (which, list) in [("limits", &r.limits), ("requests", &r.requests)] {
+            for res in ["memory", "ephemeral-storage"] {
+                let Some(q) = list.as_ref().and_then(|l| l.get(res)) else {
+                    continue;
+                };
+                let Ok(q) = tinykube_machinery::Quantity::parse(&q.0) else {
+                    continue; // validation says why
+                };
+                if q.milli_value() % 1000 != 0 {
+                    crate::warnings::add(format!(
+                        "{p}.resources.{which}[{res}]: fractional byte value \"{q}\" is invalid, must be an integer"
+                    ));
+                }
+            }
+        }
+    }
+}
+
 /// ValidatePodSpec, for pods and pod templates. `restart_policies` are the allowed ones.
 pub fn validate_pod_spec(
     spec: &PodSpec,
@@ -276,6 +312,7 @@ pub fn validate_pod_spec(
     restart_policies: &[&str],
     errs: &mut FieldErrors,
 ) {
+    warn_pod_spec(spec, path);
     let mut volumes = BTreeSet::new();
     for (i, v) in spec.volumes.iter().flatten().enumerate() {
         let vp = format!("{path}.volumes[{i}]");
