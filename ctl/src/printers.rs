@@ -675,48 +675,15 @@ pub fn column_cells(cols: &[Column], obj: &Value) -> Result<Vec<String>, String>
 // ---------------------------------------------------------------------------------------
 // --sort-by
 
-/// fvbommel/sortorder's NaturalLess: runs of digits compare as numbers.
-pub fn natural_less(a: &str, b: &str) -> bool {
-    let (s1, s2) = (a.as_bytes(), b.as_bytes());
-    let (mut i1, mut i2) = (0, 0);
-    while i1 < s1.len() && i2 < s2.len() {
-        let (c1, c2) = (s1[i1], s2[i2]);
-        let (d1, d2) = (c1.is_ascii_digit(), c2.is_ascii_digit());
-        if d1 != d2 {
-            return d1;
-        }
-        if !d1 {
-            if c1 != c2 {
-                return c1 < c2;
-            }
-            i1 += 1;
-            i2 += 1;
-            continue;
-        }
-        while i1 < s1.len() && s1[i1] == b'0' {
-            i1 += 1;
-        }
-        while i2 < s2.len() && s2[i2] == b'0' {
-            i2 += 1;
-        }
-        let (nz1, nz2) = (i1, i2);
-        while i1 < s1.len() && s1[i1].is_ascii_digit() {
-            i1 += 1;
-        }
-        while i2 < s2.len() && s2[i2].is_ascii_digit() {
-            i2 += 1;
-        }
-        if i1 - nz1 != i2 - nz2 {
-            return i1 - nz1 < i2 - nz2;
-        }
-        if s1[nz1..i1] != s2[nz2..i2] {
-            return s1[nz1..i1] < s2[nz2..i2];
-        }
-        if nz1 != nz2 {
-            return nz1 < nz2;
-        }
+/// How kubectl 1.31 and later order two strings: by value when both are quantities (`9` <
+/// `10` < `500Mi` < `1Gi`), else byte by byte (`pod-10` < `pod-2`; the natural order of 1.30
+/// is gone).
+pub fn string_less(a: &str, b: &str) -> bool {
+    use tinykube_machinery::Quantity;
+    match (Quantity::parse(a), Quantity::parse(b)) {
+        (Ok(x), Ok(y)) => x.nanos() < y.nanos(),
+        _ => a < b,
     }
-    s1.len() < s2.len()
 }
 
 /// The value `--sort-by` compares for one object: the first result of the expression.
@@ -748,7 +715,7 @@ pub fn sort_cmp(a: &Option<Value>, b: &Option<Value>) -> Result<Ordering, String
                 (Some(p), Some(q)) => p < q,
                 _ => p.as_f64().unwrap_or_default() < q.as_f64().unwrap_or_default(),
             },
-            (Value::String(p), Value::String(q)) => natural_less(p, q),
+            (Value::String(p), Value::String(q)) => string_less(p, q),
             (Value::Bool(p), Value::Bool(q)) => !p & q,
             _ => false,
         })
@@ -925,8 +892,13 @@ status:
             .contains("expected <header>:<json-path-expr>"));
         let file = parse_columns_file("NAME  IP\n.metadata.name .status.podIP\n").unwrap();
         assert_eq!(file[1].header, "IP");
-        assert!(natural_less("pod-2", "pod-10"));
-        assert!(!natural_less("pod-10", "pod-2"));
+        // As kubectl 1.32 orders them (checked against it): bytes, quantities by value.
+        assert!(string_less("pod-10", "pod-2"));
+        assert!(string_less("web-7568b", "web-7k6p7"));
+        assert!(
+            string_less("9", "10") && string_less("10", "500Mi") && string_less("500Mi", "1Gi")
+        );
+        assert!(!string_less("1Gi", "500Mi"));
         let mut none = vec![json!({}), json!({})];
         assert_eq!(
             sort_by(&mut none, &JsonPath::parse("{.n}").unwrap(), |x| x),
@@ -946,13 +918,14 @@ status:
             json!({"n": "a"}),
         ];
         sort_by(&mut v, &JsonPath::parse("{.n}").unwrap(), |x| x).unwrap();
+        // Missing first, then bytes (kubectl 1.31+ dropped the natural order).
         assert_eq!(
             v,
             [
                 json!({}),
                 json!({"n": "a"}),
-                json!({"n": "b9"}),
-                json!({"n": "b10"})
+                json!({"n": "b10"}),
+                json!({"n": "b9"})
             ]
         );
         let mut n = vec![json!({"r": 10}), json!({"r": 9})];

@@ -196,6 +196,20 @@ fn get_output_formats_as_kubectl() {
         let rows: Vec<&String> = sorted.iter().skip(1).collect();
         assert!(rows.windows(2).all(|w| w[0] < w[1]), "{sorted:?}");
         same(&["get", "pods", "--sort-by={.metadata.creationTimestamp}", "-o", "name"]);
+        // kubectl 1.32's order of strings: bytes (n-10 before n-2), quantities by value.
+        let dir = tempfile::tempdir().unwrap();
+        let cms = dir.path().join("cms.json");
+        let cm = |name: &str, v: &str| {
+            format!(r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"{name}"}},"data":{{"v":"{v}"}}}}"#)
+        };
+        let list = [cm("n-2", "10"), cm("n-10", "9"), cm("n-7k6p7", "1Gi"), cm("n-7568b", "500Mi")];
+        std::fs::write(&cms, format!(r#"{{"kind":"List","apiVersion":"v1","items":[{}]}}"#, list.join(","))).unwrap();
+        tk(&node, &["create", "-f", cms.to_str().unwrap()]);
+        let names = same(&["get", "cm", "--sort-by=.metadata.name", "-o", "name"]);
+        assert!(names.find("n-10").unwrap() < names.find("n-2").unwrap(), "{names}");
+        assert!(names.find("n-7568b").unwrap() < names.find("n-7k6p7").unwrap(), "{names}");
+        let by_value = same(&["get", "cm", "--sort-by=.data.v", "-o", "custom-columns=V:.data.v"]);
+        assert!(by_value.ends_with("9\n10\n500Mi\n1Gi\n"), "{by_value}");
         same(&[
             "get",
             "pods",
