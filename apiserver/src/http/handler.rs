@@ -46,6 +46,34 @@ fn value(code: u16, v: &Value) -> Response<Body> {
     json(code, serde_json::to_vec(v).unwrap_or_default())
 }
 
+/// An aggregated discovery document with its Content-Type and ETag; `304 Not Modified`
+/// without a body when the client already has it (its `If-None-Match`).
+fn aggregated_discovery(
+    body: Vec<u8>,
+    version: &str,
+    if_none_match: Option<&header::HeaderValue>,
+) -> Response<Body> {
+    let etag = discovery::etag(&body);
+    let fresh = if_none_match
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    let b = Response::builder()
+        .header(
+            header::CONTENT_TYPE,
+            discovery::aggregated_content_type(version),
+        )
+        .header(header::CACHE_CONTROL, "no-cache, private")
+        .header(header::ETAG, etag)
+        .header(header::VARY, "Accept");
+    if fresh {
+        b.status(StatusCode::NOT_MODIFIED)
+            .body(full(Bytes::new()))
+            .expect("valid response")
+    } else {
+        b.body(full(body)).expect("valid response")
+    }
+}
+
 pub fn error_response(e: &ApiError) -> Response<Body> {
     let mut r = json(e.code, e.to_json());
     if e.code == 401 {
@@ -182,13 +210,29 @@ async fn dispatch(
             non_resource(user, &path)?;
             Ok(value(200, &discovery::version()))
         }
-        Route::CoreVersions => {
+        Route::CoreVersions | Route::Groups => {
             non_resource(user, &path)?;
-            Ok(value(200, &discovery::core_versions(&state.server_address)))
-        }
-        Route::Groups => {
-            non_resource(user, &path)?;
-            Ok(value(200, &discovery::groups(c)))
+            let core = route == Route::CoreVersions;
+            let accept = req
+                .headers()
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok());
+            let Some(version) = discovery::aggregated_version(accept) else {
+                let doc = if core {
+                    discovery::core_versions(&state.server_address)
+                } else {
+                    discovery::groups(c)
+                };
+                let mut r = value(200, &doc);
+                r.headers_mut()
+                    .insert(header::VARY, header::HeaderValue::from_static("Accept"));
+                return Ok(r);
+            };
+            Ok(aggregated_discovery(
+                discovery::aggregated(c, core, version),
+                version,
+                req.headers().get(header::IF_NONE_MATCH),
+            ))
         }
         Route::Group(g) => {
             non_resource(user, &path)?;

@@ -5,6 +5,7 @@ mod alloc;
 mod auth;
 mod controllers;
 mod crud;
+mod discovery;
 mod durability;
 mod errors;
 mod fake_kubelet;
