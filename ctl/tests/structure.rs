@@ -114,7 +114,12 @@ fn target(path: &str, modules: &BTreeSet<String>) -> String {
 }
 
 fn graph() -> BTreeMap<String, BTreeSet<String>> {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    // The sources as cargo runs the test (it sets CARGO_MANIFEST_DIR): a binary built from
+    // another checkout sharing the target dir must still read this one.
+    let root = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    let src = root.join("src");
     let mut files = Vec::new();
     rust_files(&src, &mut files);
     let nodes: Vec<(String, PathBuf)> = files

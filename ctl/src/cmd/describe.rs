@@ -44,7 +44,7 @@ pub async fn describe(ctx: &Ctx, a: DescribeArgs) -> Res<u8> {
             continue;
         }
         for name in names {
-            let uri = format!("{}/{name}", kind.path(Some(&ctx.ns)));
+            let uri = ctx.object_uri(kind, name);
             match get_json(ctx, &uri).await {
                 Ok(o) => found.push((kind, o)),
                 Err(e) if e.is_not_found() => {

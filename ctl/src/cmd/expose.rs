@@ -23,7 +23,7 @@ pub struct ExposeArgs {
 
 pub async fn expose(ctx: &Ctx, a: ExposeArgs) -> Res<u8> {
     let (kind, name) = resources::one(&a.args)?;
-    let obj = get_json(ctx, &format!("{}/{name}", kind.path(Some(&ctx.ns))))
+    let obj = get_json(ctx, &ctx.object_uri(kind, &name))
         .await
         .map_err(|e| e.about(kind, &name))?;
     let (selector, template_ports) = match kind.kind {

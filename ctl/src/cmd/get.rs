@@ -254,7 +254,7 @@ pub async fn get(ctx: &Ctx, a: GetArgs) -> Res<u8> {
             answers.push(request(ctx, "GET", &include(uri), accept, None).await?);
         } else {
             for n in names {
-                let uri = format!("{}/{n}", kind.path(Some(&ctx.ns)));
+                let uri = ctx.object_uri(kind, n);
                 match request(ctx, "GET", &include(uri), accept, None).await {
                     Ok(v) => answers.push(v),
                     // kubectl reports what it could not get after what it got.
@@ -594,7 +594,7 @@ async fn watch(
             (w, false)
         }
         Some(name) => {
-            let uri = format!("{}/{name}", kind.path(Some(&ctx.ns)));
+            let uri = ctx.object_uri(kind, name);
             let obj = request(ctx, "GET", &uri, accept, None).await?;
             if !a.watch_only {
                 wp.print(&obj, event("ADDED").as_deref())?;

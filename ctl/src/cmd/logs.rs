@@ -85,7 +85,7 @@ pub async fn logs(ctx: &Ctx, a: LogsArgs) -> Res<u8> {
         (Some(p), None) => match p.split_once('/') {
             Some((t, n)) if resources::lookup(t).is_some_and(|k| k.kind != "Pod") => {
                 let kind = resources::lookup(t).unwrap();
-                let obj = get_json(ctx, &format!("{}/{n}", kind.path(Some(&ctx.ns))))
+                let obj = get_json(ctx, &ctx.object_uri(kind, n))
                     .await
                     .map_err(|e| e.about(kind, n))?;
                 let sel = obj["spec"]["selector"]["matchLabels"]
@@ -126,7 +126,7 @@ pub async fn logs(ctx: &Ctx, a: LogsArgs) -> Res<u8> {
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ctx.ns);
     let mut out = tokio::io::stdout();
     for name in names {
-        let pod = get_json(ctx, &format!("{}/{name}", pods_kind.path(Some(&ctx.ns))))
+        let pod = get_json(ctx, &ctx.object_uri(pods_kind, &name))
             .await
             .map_err(|e| e.about(pods_kind, &name))?;
         let containers: Vec<String> = if a.all_containers {

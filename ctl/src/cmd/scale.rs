@@ -18,7 +18,7 @@ pub async fn scale(ctx: &Ctx, a: ScaleArgs) -> Res<u8> {
     if !matches!(kind.kind, "Deployment" | "ReplicaSet") {
         return Err(format!("error: cannot scale a {}", kind.singular).into());
     }
-    let uri = format!("{}/{name}/scale", kind.path(Some(&ctx.ns)));
+    let uri = format!("{}/scale", ctx.object_uri(kind, &name));
     merge_patch(ctx, &uri, json!({"spec": {"replicas": a.replicas}}))
         .await
         .map_err(|e| e.about(kind, &name))?;
