@@ -121,10 +121,12 @@ pub fn delete(name: &str) -> io::Result<()> {
 }
 
 /// Undoes [`prepare_dir`] once no namespace is left in /run/netns (as a clean uninstall
-/// should). With namespaces still mounted there the unmount fails with EBUSY and nothing changes.
+/// should); with namespaces still there nothing changes. The unmount is lazy: the mount is
+/// shared, and a copy propagated into another mount namespace (a sandboxed systemd service's)
+/// can be busy there, which made a plain unmount fail with EBUSY and leave it behind.
 pub fn release_dir() {
     let empty = fs::read_dir(NETNS_DIR).is_ok_and(|mut d| d.next().is_none());
-    if empty && umount2(NETNS_DIR, MntFlags::empty()).is_ok() {
+    if empty && umount2(NETNS_DIR, MntFlags::MNT_DETACH).is_ok() {
         let _ = fs::remove_dir(NETNS_DIR);
     }
 }
