@@ -6,6 +6,7 @@ pub mod config;
 pub mod controllers;
 pub mod error;
 pub mod http;
+pub mod protobuf;
 pub mod registry;
 pub mod store;
 pub mod warnings;

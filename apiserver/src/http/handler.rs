@@ -14,13 +14,14 @@ use hyper::body::{Frame, Incoming};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::DeleteOptions;
 use serde_json::Value;
 
-use super::negotiate::{self, Query};
+use super::negotiate::{self, BodyType, Query};
 use super::route::{self, ResourcePath, Route};
 use super::{discovery, AppState};
 use crate::auth::authn::User;
 use crate::auth::authz::{self, Attributes};
 use crate::error::{ApiError, ApiResult};
-use crate::registry::resource::Patch;
+use crate::registry::resource::{Output, Patch};
+use crate::registry::ResourceInfo;
 
 pub type Body = BoxBody<Bytes, Infallible>;
 
@@ -40,6 +41,43 @@ fn json(code: u16, body: impl Into<Bytes>) -> Response<Body> {
         .header(header::CACHE_CONTROL, "no-cache, private")
         .body(full(body))
         .expect("valid response")
+}
+
+/// An object, a list or a Status the registry wrote as JSON; in protobuf when the client prefers
+/// it and a message describes the kind (else JSON, which every client reads).
+fn object(code: u16, body: impl Into<Bytes>, out: Output, protobuf: bool) -> Response<Body> {
+    let body = body.into();
+    if protobuf && out == Output::Object {
+        let encoded = serde_json::from_slice::<Value>(&body)
+            .ok()
+            .and_then(|v| crate::protobuf::encode(&v));
+        if let Some(pb) = encoded {
+            return Response::builder()
+                .status(StatusCode::from_u16(code).unwrap_or(StatusCode::OK))
+                .header(header::CONTENT_TYPE, crate::protobuf::MEDIA_TYPE)
+                .header(header::CACHE_CONTROL, "no-cache, private")
+                .body(full(pb))
+                .expect("valid response");
+        }
+    }
+    json(code, body)
+}
+
+/// A request body as JSON: protobuf bodies are read into the JSON they mean.
+fn json_body(body: Bytes, body_type: BodyType, info: &ResourceInfo) -> ApiResult<Bytes> {
+    match body_type {
+        BodyType::Json => Ok(body),
+        BodyType::Protobuf => {
+            let v = crate::protobuf::decode(&body).map_err(|e| {
+                ApiError::bad_request(format!(
+                    "{kind} in version {version:?} cannot be handled as a {kind}: {e}",
+                    kind = info.kind,
+                    version = info.version
+                ))
+            })?;
+            Ok(serde_json::to_vec(&v).unwrap_or_default().into())
+        }
+    }
 }
 
 fn value(code: u16, v: &Value) -> Response<Body> {
@@ -280,9 +318,20 @@ fn verb(method: &Method, rp: &ResourcePath, q: &Query) -> ApiResult<&'static str
     })
 }
 
-fn delete_options(body: &[u8], q: &Query) -> ApiResult<DeleteOptions> {
+fn delete_options(body: &[u8], body_type: BodyType, q: &Query) -> ApiResult<DeleteOptions> {
     let mut opts: DeleteOptions = if body.iter().all(u8::is_ascii_whitespace) {
         DeleteOptions::default()
+    } else if body_type == BodyType::Protobuf {
+        let v = crate::protobuf::decode(body).map_err(|e| {
+            ApiError::bad_request(format!(
+                "DeleteOptions in version \"v1\" cannot be handled: {e}"
+            ))
+        })?;
+        serde_json::from_value(v).map_err(|e| {
+            ApiError::bad_request(format!(
+                "DeleteOptions in version \"v1\" cannot be handled: {e}"
+            ))
+        })?
     } else {
         serde_json::from_slice(body).map_err(|e| {
             ApiError::bad_request(format!(
@@ -388,6 +437,8 @@ async fn resource_request(
     let accept = header_str(header::ACCEPT);
     let content_type = header_str(header::CONTENT_TYPE);
     let sub = rp.subresource.as_deref();
+    let protobuf = negotiate::wants_protobuf(accept.as_deref());
+    let body_type = negotiate::body_type(content_type.as_deref());
     match verb {
         "watch" => {
             let out = negotiate::output(accept.as_deref(), q.get("includeObject"))?;
@@ -406,19 +457,24 @@ async fn resource_request(
         }
         "list" => {
             let out = negotiate::output(accept.as_deref(), q.get("includeObject"))?;
-            Ok(json(200, r.list(ns, &q.list_options()?, out).await?))
+            Ok(object(
+                200,
+                r.list(ns, &q.list_options()?, out).await?,
+                out,
+                protobuf,
+            ))
         }
         "get" => {
             let out = match sub {
                 None => negotiate::output(accept.as_deref(), q.get("includeObject"))?,
-                Some(_) => crate::registry::resource::Output::Object,
+                Some(_) => Output::Object,
             };
-            Ok(json(200, r.get(ns, name, sub, out).await?))
+            Ok(object(200, r.get(ns, name, sub, out).await?, out, protobuf))
         }
         "create" => {
             let opts = q.write_options()?;
-            negotiate::check_body_type(content_type.as_deref())?;
-            let body = read_body(req).await?;
+            let body_type = body_type?;
+            let body = json_body(read_body(req).await?, body_type, info)?;
             match (rp.name.as_deref(), sub) {
                 (None, None) => {
                     if user.node_name().is_some() {
@@ -434,29 +490,41 @@ async fn resource_request(
                         }
                     }
                     let out = negotiate::output(accept.as_deref(), None)?;
-                    Ok(json(201, r.create(ns, &body, &opts, out).await?))
+                    Ok(object(
+                        201,
+                        r.create(ns, &body, &opts, out).await?,
+                        out,
+                        protobuf,
+                    ))
                 }
-                (Some(n), Some(s)) => Ok(json(201, r.create_sub(ns, n, s, &body, &opts).await?)),
+                (Some(n), Some(s)) => Ok(object(
+                    201,
+                    r.create_sub(ns, n, s, &body, &opts).await?,
+                    Output::Object,
+                    protobuf,
+                )),
                 _ => Err(ApiError::method_not_allowed("POST", &rp.resource)),
             }
         }
         "update" => {
             let opts = q.write_options()?;
-            negotiate::check_body_type(content_type.as_deref())?;
-            let body = read_body(req).await?;
+            let body_type = body_type?;
+            let body = json_body(read_body(req).await?, body_type, info)?;
             let out = negotiate::output(accept.as_deref(), None)?;
             let (code, bytes) = r.update(ns, name, sub, &body, &opts, out).await?;
-            Ok(json(code, bytes))
+            Ok(object(code, bytes, out, protobuf))
         }
         "patch" => {
             let opts = q.write_options()?;
             let kind = negotiate::patch_kind(content_type.as_deref())?;
             let body = read_body(req).await?;
             let out = negotiate::output(accept.as_deref(), None)?;
-            Ok(json(
+            Ok(object(
                 200,
                 r.patch(ns, name, sub, Patch { kind, body: &body }, &opts, out)
                     .await?,
+                out,
+                protobuf,
             ))
         }
         "delete" => {
@@ -465,18 +533,20 @@ async fn resource_request(
             }
             let opts = q.write_options()?;
             let body = read_body(req).await?;
-            let del = delete_options(&body, &q)?;
+            let del = delete_options(&body, body_type.unwrap_or(BodyType::Json), &q)?;
             let (code, bytes) = r.delete(ns, name, &del, opts.dry_run).await?;
-            Ok(json(code, bytes))
+            Ok(object(code, bytes, Output::Object, protobuf))
         }
         "deletecollection" => {
             let opts = q.write_options()?;
             let list = q.list_options()?;
             let body = read_body(req).await?;
-            let del = delete_options(&body, &q)?;
-            Ok(json(
+            let del = delete_options(&body, body_type.unwrap_or(BodyType::Json), &q)?;
+            Ok(object(
                 200,
                 r.delete_collection(ns, &list, &del, opts.dry_run).await?,
+                Output::Object,
+                protobuf,
             ))
         }
         _ => Err(ApiError::method_not_allowed(verb, &rp.resource)),

@@ -219,15 +219,37 @@ fn essence(content_type: Option<&str>) -> &str {
         .unwrap_or("")
 }
 
-/// Bodies of create and update must be JSON.
-pub fn check_body_type(content_type: Option<&str>) -> ApiResult<()> {
+/// How a create or update body is encoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyType {
+    Json,
+    Protobuf,
+}
+
+/// Bodies of create and update are JSON or Kubernetes' protobuf.
+pub fn body_type(content_type: Option<&str>) -> ApiResult<BodyType> {
     match essence(content_type) {
-        "" | "application/json" | "*/*" => Ok(()),
+        "" | "application/json" | "*/*" => Ok(BodyType::Json),
+        crate::protobuf::MEDIA_TYPE => Ok(BodyType::Protobuf),
         other => Err(ApiError::unsupported_media_type(
             other,
-            &["application/json"],
+            &["application/json", crate::protobuf::MEDIA_TYPE],
         )),
     }
+}
+
+/// Whether the client prefers objects in protobuf: its first media range this server can answer
+/// is `application/vnd.kubernetes.protobuf` itself (client-go's typed clients send
+/// `application/vnd.kubernetes.protobuf,application/json`). Tables and metadata are JSON.
+pub fn wants_protobuf(accept: Option<&str>) -> bool {
+    for range in accept.unwrap_or("").split(',').map(MediaRange::parse) {
+        match range.essence {
+            crate::protobuf::MEDIA_TYPE if range.param("as").is_none() => return true,
+            "application/json" | "*/*" | "application/*" => return false,
+            _ => {}
+        }
+    }
+    false
 }
 
 pub fn patch_kind(content_type: Option<&str>) -> ApiResult<PatchKind> {
@@ -247,6 +269,29 @@ pub fn patch_kind(content_type: Option<&str>) -> ApiResult<PatchKind> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn protobuf_is_chosen_only_where_the_client_prefers_it() {
+        assert!(wants_protobuf(Some(
+            "application/vnd.kubernetes.protobuf,application/json"
+        )));
+        assert!(wants_protobuf(Some(
+            "application/vnd.kubernetes.protobuf, */*"
+        )));
+        assert!(!wants_protobuf(Some(
+            "application/json, application/vnd.kubernetes.protobuf"
+        )));
+        assert!(!wants_protobuf(Some(
+            "application/vnd.kubernetes.protobuf;as=Table;v=v1;g=meta.k8s.io,application/json"
+        )));
+        assert!(!wants_protobuf(None));
+        assert_eq!(
+            body_type(Some("application/vnd.kubernetes.protobuf")).unwrap(),
+            BodyType::Protobuf
+        );
+        assert_eq!(body_type(None).unwrap(), BodyType::Json);
+        assert_eq!(body_type(Some("text/plain")).unwrap_err().code, 415);
+    }
 
     #[test]
     fn query_decoding() {

@@ -11,6 +11,7 @@ mod errors;
 mod fake_kubelet;
 mod harness;
 mod kubectl;
+mod protobuf;
 mod python;
 mod tables;
 mod watch;

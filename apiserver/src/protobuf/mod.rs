@@ -1,0 +1,138 @@
+//! Kubernetes' protobuf wire (`application/vnd.kubernetes.protobuf`): the `k8s\0` magic, the
+//! `runtime.Unknown` envelope, and objects read and written through the descriptors of
+//! Kubernetes' own `generated.proto` files (compiled by build.rs), converted to and from the JSON
+//! the rest of the apiserver works on. docs/apiserver.md ("Protobuf") tells the rules.
+
+mod json;
+
+use std::sync::LazyLock;
+
+use prost::Message;
+use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, Value as Pb};
+use serde_json::Value;
+
+pub use json::{json_name, message_to_json};
+
+/// The media type, as clients send and accept it.
+pub const MEDIA_TYPE: &str = "application/vnd.kubernetes.protobuf";
+/// Every encoded object starts with these four bytes.
+const MAGIC: &[u8; 4] = b"k8s\0";
+
+const UNKNOWN: &str = "apimachinery.pkg.runtime.Unknown";
+
+static POOL: LazyLock<DescriptorPool> = LazyLock::new(|| {
+    DescriptorPool::decode(&include_bytes!(concat!(env!("OUT_DIR"), "/kubernetes.pb"))[..])
+        .expect("the descriptor set build.rs compiled")
+});
+
+/// Every message the descriptors define.
+pub fn pool() -> &'static DescriptorPool {
+    &POOL
+}
+
+/// The message of a kind in an API version (`apps/v1`, `Deployment`). The .proto packages are
+/// named after a group's first label (`rbac.authorization.k8s.io` → `api.rbac.v1`); the legacy
+/// group is `core`; kinds every group shares (Status, DeleteOptions, WatchEvent) live in
+/// apimachinery's `meta`.
+pub fn message_for(api_version: &str, kind: &str) -> Option<MessageDescriptor> {
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    let label = match group.split('.').next().unwrap_or("") {
+        "" => "core",
+        "internal" => "apiserverinternal",
+        label => label,
+    };
+    [
+        format!("api.{label}.{version}.{kind}"),
+        format!("apiextensions_apiserver.pkg.apis.{label}.{version}.{kind}"),
+        format!("kube_aggregator.pkg.apis.{label}.{version}.{kind}"),
+        format!("apimachinery.pkg.apis.meta.{version}.{kind}"),
+    ]
+    .iter()
+    .find_map(|name| POOL.get_message_by_name(name))
+}
+
+/// Whether a body is in the protobuf envelope.
+pub fn is_envelope(bytes: &[u8]) -> bool {
+    bytes.starts_with(MAGIC)
+}
+
+/// Reads an object in the envelope into the JSON a client would have sent for it, with its
+/// `apiVersion` and `kind` from the envelope's typeMeta.
+pub fn decode(bytes: &[u8]) -> Result<Value, String> {
+    let raw = bytes.strip_prefix(MAGIC).ok_or(
+        "provided data does not appear to be a protobuf message, expected prefix [107 56 115 0]",
+    )?;
+    let unknown = POOL
+        .get_message_by_name(UNKNOWN)
+        .expect("runtime.Unknown is defined");
+    let envelope = DynamicMessage::decode(unknown, raw).map_err(|e| e.to_string())?;
+    let text = |m: &DynamicMessage, f: &str| match m.get_field_by_name(f).as_deref() {
+        Some(Pb::String(s)) => s.clone(),
+        _ => String::new(),
+    };
+    let type_meta = match envelope.get_field_by_name("typeMeta").as_deref() {
+        Some(Pb::Message(m)) => m.clone(),
+        _ => return Err("the object has no typeMeta".into()),
+    };
+    let (api_version, kind) = (text(&type_meta, "apiVersion"), text(&type_meta, "kind"));
+    let encoding = text(&envelope, "contentEncoding");
+    if !encoding.is_empty() {
+        return Err(format!("content encoding {encoding:?} is not supported"));
+    }
+    let content_type = text(&envelope, "contentType");
+    if !content_type.is_empty() && content_type != MEDIA_TYPE {
+        return Err(format!("content type {content_type:?} is not supported"));
+    }
+    let desc = message_for(&api_version, &kind)
+        .ok_or_else(|| format!("no kind {kind:?} is registered for version {api_version:?}"))?;
+    let body = match envelope.get_field_by_name("raw").as_deref() {
+        Some(Pb::Bytes(b)) => b.clone(),
+        _ => Default::default(),
+    };
+    let msg = DynamicMessage::decode(desc, body).map_err(|e| e.to_string())?;
+    let mut obj = serde_json::Map::new();
+    obj.insert("apiVersion".into(), api_version.into());
+    obj.insert("kind".into(), kind.into());
+    if let Some(Value::Object(fields)) = message_to_json(&msg) {
+        obj.extend(
+            fields
+                .into_iter()
+                .filter(|(k, _)| k != "apiVersion" && k != "kind"),
+        );
+    }
+    Ok(Value::Object(obj))
+}
+
+/// Writes an object (JSON with `apiVersion` and `kind`) in the envelope. None when no message
+/// describes its kind: the caller answers in JSON then.
+pub fn encode(obj: &Value) -> Option<Vec<u8>> {
+    let api_version = obj.get("apiVersion")?.as_str()?;
+    let kind = obj.get("kind")?.as_str()?;
+    let desc = message_for(api_version, kind)?;
+    let msg = json::json_to_message(&desc, obj);
+    Some(envelope(api_version, kind, &msg.encode_to_vec()))
+}
+
+/// `k8s\0` + runtime.Unknown{typeMeta, raw}.
+fn envelope(api_version: &str, kind: &str, raw: &[u8]) -> Vec<u8> {
+    let unknown = POOL
+        .get_message_by_name(UNKNOWN)
+        .expect("runtime.Unknown is defined");
+    let type_meta_desc = POOL
+        .get_message_by_name("apimachinery.pkg.runtime.TypeMeta")
+        .expect("runtime.TypeMeta is defined");
+    let mut type_meta = DynamicMessage::new(type_meta_desc);
+    type_meta.set_field_by_name("apiVersion", Pb::String(api_version.into()));
+    type_meta.set_field_by_name("kind", Pb::String(kind.into()));
+    let mut env = DynamicMessage::new(unknown);
+    env.set_field_by_name("typeMeta", Pb::Message(type_meta));
+    env.set_field_by_name("raw", Pb::Bytes(raw.to_vec().into()));
+    env.set_field_by_name("contentEncoding", Pb::String(String::new()));
+    env.set_field_by_name("contentType", Pb::String(String::new()));
+    let mut out = MAGIC.to_vec();
+    env.encode(&mut out).expect("a Vec grows");
+    out
+}
+
+#[cfg(test)]
+mod tests;
