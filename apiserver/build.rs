@@ -2,6 +2,10 @@
 //! embeds (`$OUT_DIR/kubernetes.pb`): the protobuf wire (`application/vnd.kubernetes.protobuf`)
 //! is read and written through these descriptors, so no field table is written by hand.
 //!
+//! Beside it, `$OUT_DIR/patch-meta.json`: the markers Kubernetes' Go types carry and the .proto
+//! comments keep (`+patchStrategy=merge`, `+patchMergeKey=name`, `+listType=map`,
+//! `+listMapKey=name`), by message and field, for strategic merge patch.
+//!
 //! The .proto files come from the `k8s-rs-pb` crate (a build dependency; none of its Rust is
 //! compiled). Cargo tells a build script where its own package is but not where a dependency's
 //! sources are, so `cargo metadata` is asked; that answer holds for registry, git and vendored
@@ -37,16 +41,79 @@ fn main() {
         root.display()
     );
     let mut compiler = protox::Compiler::new([&root]).expect("protox compiler");
-    compiler.include_source_info(false).include_imports(true);
+    compiler.include_source_info(true).include_imports(true);
     compiler
         .open_files(&files)
         .unwrap_or_else(|e| panic!("compiling Kubernetes' .proto files: {e:?}"));
+    let mut set = compiler.file_descriptor_set();
+    let mut meta = serde_json::Map::new();
+    for file in &mut set.file {
+        let package = file.package.clone().unwrap_or_default();
+        let Some(info) = file.source_code_info.take() else {
+            continue;
+        };
+        for loc in &info.location {
+            // [4, message, 2, field]: a top-level message's field.
+            let [4, m, 2, f] = loc.path[..] else {
+                continue;
+            };
+            let (Some(message), Some(comments)) =
+                (file.message_type.get(m as usize), &loc.leading_comments)
+            else {
+                continue;
+            };
+            let Some(field) = message.field.get(f as usize) else {
+                continue;
+            };
+            let markers = markers(comments);
+            if markers.is_empty() {
+                continue;
+            }
+            let name = format!("{package}.{}", message.name());
+            meta.entry(name)
+                .or_insert_with(|| serde_json::Value::Object(Default::default()))
+                .as_object_mut()
+                .expect("an object")
+                .insert(field.name().to_string(), serde_json::Value::Object(markers));
+        }
+    }
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));
     std::fs::write(
         out.join("kubernetes.pb"),
-        compiler.encode_file_descriptor_set(),
+        prost::Message::encode_to_vec(&set),
     )
     .expect("writing the descriptor set");
+    std::fs::write(
+        out.join("patch-meta.json"),
+        serde_json::to_vec(&meta).expect("JSON"),
+    )
+    .expect("writing the patch metadata");
+}
+
+/// The patch and list markers in a field's comment.
+fn markers(comments: &str) -> serde_json::Map<String, serde_json::Value> {
+    let mut out = serde_json::Map::new();
+    for line in comments.lines() {
+        let line = line.trim();
+        for (marker, key) in [
+            ("+patchStrategy=", "patchStrategy"),
+            ("+patchMergeKey=", "patchMergeKey"),
+            ("+listType=", "listType"),
+        ] {
+            if let Some(v) = line.strip_prefix(marker) {
+                out.insert(key.into(), v.trim().into());
+            }
+        }
+        if let Some(v) = line.strip_prefix("+listMapKey=") {
+            let keys = out
+                .entry("listMapKeys")
+                .or_insert_with(|| serde_json::Value::Array(Vec::new()));
+            if let Some(a) = keys.as_array_mut() {
+                a.push(v.trim().into());
+            }
+        }
+    }
+    out
 }
 
 /// `src/` of the k8s-rs-pb package this build resolved.

@@ -256,11 +256,13 @@ pub fn patch_kind(content_type: Option<&str>) -> ApiResult<PatchKind> {
     match essence(content_type) {
         "application/merge-patch+json" => Ok(PatchKind::Merge),
         "application/json-patch+json" => Ok(PatchKind::Json),
+        "application/strategic-merge-patch+json" => Ok(PatchKind::Strategic),
         other => Err(ApiError::unsupported_media_type(
             other,
             &[
                 "application/json-patch+json",
                 "application/merge-patch+json",
+                "application/strategic-merge-patch+json",
             ],
         )),
     }
@@ -354,7 +356,11 @@ mod tests {
             PatchKind::Json
         );
         assert_eq!(
-            patch_kind(Some("application/strategic-merge-patch+json"))
+            patch_kind(Some("application/strategic-merge-patch+json")).unwrap(),
+            PatchKind::Strategic
+        );
+        assert_eq!(
+            patch_kind(Some("application/apply-patch+yaml"))
                 .unwrap_err()
                 .code,
             415

@@ -202,9 +202,7 @@ pub fn message_to_json(m: &DynamicMessage) -> Option<Value> {
 
 fn field_to_json(field: &FieldDescriptor, value: &Pb) -> Option<Value> {
     match value {
-        Pb::List(items) => Some(Value::Array(
-            items.iter().map(element_to_json).collect(),
-        )),
+        Pb::List(items) => Some(Value::Array(items.iter().map(element_to_json).collect())),
         Pb::Map(entries) => {
             let mut obj = Map::new();
             for (k, v) in entries {
@@ -255,6 +253,21 @@ fn scalar_to_json(v: &Pb) -> Option<Value> {
 fn field_for(desc: &MessageDescriptor, key: &str) -> Option<FieldDescriptor> {
     desc.get_field_by_name(key)
         .or_else(|| desc.fields().find(|f| json_name(f.name()) == key))
+}
+
+/// The field a key of a JSON object of type `desc` sets, looking into inline embeddings.
+pub fn field_by_json(desc: &MessageDescriptor, key: &str) -> Option<FieldDescriptor> {
+    if let Some(f) = field_for(desc, key).filter(|f| inline(f).is_none()) {
+        return Some(f);
+    }
+    desc.fields()
+        .filter_map(|f| inline(&f))
+        .find_map(|embedded| field_by_json(&embedded, key))
+}
+
+/// Whether the message's JSON is an object of its fields (not a Time, a Quantity, ...).
+pub fn is_object(desc: &MessageDescriptor) -> bool {
+    matches!(shape(desc), Shape::Object)
 }
 
 fn parse_time(v: &Value) -> Option<jiff::Timestamp> {

@@ -11,7 +11,7 @@ use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, Value as Pb};
 use serde_json::Value;
 
-pub use json::{json_name, message_to_json};
+pub use json::{field_by_json, is_object, json_name, message_to_json};
 
 /// The media type, as clients send and accept it.
 pub const MEDIA_TYPE: &str = "application/vnd.kubernetes.protobuf";
@@ -49,6 +49,34 @@ pub fn message_for(api_version: &str, kind: &str) -> Option<MessageDescriptor> {
     ]
     .iter()
     .find_map(|name| POOL.get_message_by_name(name))
+}
+
+static PATCH_META: LazyLock<Value> = LazyLock::new(|| {
+    serde_json::from_str(include_str!(concat!(env!("OUT_DIR"), "/patch-meta.json")))
+        .expect("the patch metadata build.rs wrote")
+});
+
+/// How strategic merge patch treats a field: its Go type's `+patchStrategy` and
+/// `+patchMergeKey` markers, as the .proto comments keep them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PatchMeta {
+    /// `merge`, `retainKeys`, `replace`, or a comma-separated pair.
+    pub strategy: String,
+    pub merge_key: Option<String>,
+}
+
+impl PatchMeta {
+    pub fn has(&self, strategy: &str) -> bool {
+        self.strategy.split(',').any(|s| s == strategy)
+    }
+}
+
+pub fn patch_meta(field: &prost_reflect::FieldDescriptor) -> PatchMeta {
+    let markers = &PATCH_META[field.parent_message().full_name()][field.name()];
+    PatchMeta {
+        strategy: markers["patchStrategy"].as_str().unwrap_or("").to_string(),
+        merge_key: markers["patchMergeKey"].as_str().map(str::to_string),
+    }
 }
 
 /// Whether a body is in the protobuf envelope.

@@ -9,6 +9,7 @@ pub mod kinds;
 pub mod quantity;
 pub mod resource;
 pub mod selector;
+pub mod strategic;
 pub mod table;
 pub mod validation;
 

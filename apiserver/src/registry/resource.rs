@@ -39,6 +39,7 @@ pub enum Include {
 pub enum PatchKind {
     Json,
     Merge,
+    Strategic,
 }
 
 /// A patch document and how to apply it.
@@ -394,6 +395,11 @@ fn apply_patch(doc: &mut Value, kind: PatchKind, body: &[u8]) -> ApiResult<()> {
                 ));
             }
             json_patch::merge(doc, &patch);
+        }
+        PatchKind::Strategic => {
+            let patch: Value = serde_json::from_slice(body)
+                .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+            *doc = super::strategic::apply(doc, &patch).map_err(ApiError::bad_request)?;
         }
         PatchKind::Json => {
             let patch: json_patch::Patch = serde_json::from_slice(body)
