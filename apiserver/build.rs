@@ -6,6 +6,9 @@
 //! comments keep (`+patchStrategy=merge`, `+patchMergeKey=name`, `+listType=map`,
 //! `+listMapKey=name`), by message and field, for strategic merge patch.
 //!
+//! And `$OUT_DIR/descriptions.json`: each message's and field's doc comment (the Go doc the
+//! OpenAPI documents carry as `description`), by message and field ("" for the message).
+//!
 //! The .proto files come from the `k8s-rs-pb` crate (a build dependency; none of its Rust is
 //! compiled). Cargo tells a build script where its own package is but not where a dependency's
 //! sources are, so `cargo metadata` is asked; that answer holds for registry, git and vendored
@@ -47,14 +50,35 @@ fn main() {
         .unwrap_or_else(|e| panic!("compiling Kubernetes' .proto files: {e:?}"));
     let mut set = compiler.file_descriptor_set();
     let mut meta = serde_json::Map::new();
+    let mut docs = serde_json::Map::new();
     for file in &mut set.file {
         let package = file.package.clone().unwrap_or_default();
         let Some(info) = file.source_code_info.take() else {
             continue;
         };
         for loc in &info.location {
-            // [4, message, 2, field]: a top-level message's field.
-            let [4, m, 2, f] = loc.path[..] else {
+            // [4, message]: a top-level message; [4, message, 2, field]: its field.
+            let (m, f) = match loc.path[..] {
+                [4, m] => (m, None),
+                [4, m, 2, f] => (m, Some(f)),
+                _ => continue,
+            };
+            if let (Some(message), Some(comments)) =
+                (file.message_type.get(m as usize), &loc.leading_comments)
+            {
+                let field = f
+                    .and_then(|f| message.field.get(f as usize))
+                    .map_or("", |f| f.name());
+                let text = description(comments);
+                if !text.is_empty() {
+                    docs.entry(format!("{package}.{}", message.name()))
+                        .or_insert_with(|| serde_json::Value::Object(Default::default()))
+                        .as_object_mut()
+                        .expect("an object")
+                        .insert(field.to_string(), text.into());
+                }
+            }
+            let Some(f) = f else {
                 continue;
             };
             let (Some(message), Some(comments)) =
@@ -84,10 +108,44 @@ fn main() {
     )
     .expect("writing the descriptor set");
     std::fs::write(
+        out.join("descriptions.json"),
+        serde_json::to_vec(&docs).expect("JSON"),
+    )
+    .expect("writing the descriptions");
+    std::fs::write(
         out.join("patch-meta.json"),
         serde_json::to_vec(&meta).expect("JSON"),
     )
     .expect("writing the patch metadata");
+}
+
+/// A doc comment as Kubernetes' OpenAPI documents word it: markers (`+optional`) and what
+/// follows a `---` line left out,
+/// the lines of a paragraph joined by spaces, paragraphs by a blank line.
+fn description(comments: &str) -> String {
+    let mut paragraphs: Vec<String> = vec![String::new()];
+    for line in comments.lines().map(str::trim) {
+        // What follows `---` is for the type's authors, not its users.
+        if line == "---" {
+            break;
+        }
+        if line.starts_with('+') {
+            continue;
+        }
+        if line.is_empty() {
+            if !paragraphs.last().is_some_and(String::is_empty) {
+                paragraphs.push(String::new());
+            }
+            continue;
+        }
+        let p = paragraphs.last_mut().expect("one paragraph");
+        if !p.is_empty() {
+            p.push(' ');
+        }
+        p.push_str(line);
+    }
+    paragraphs.retain(|p| !p.is_empty());
+    paragraphs.join("\n\n")
 }
 
 /// The patch and list markers in a field's comment.

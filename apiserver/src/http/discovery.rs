@@ -125,7 +125,11 @@ fn subresource(i: &ResourceInfo, sub: &'static str) -> Option<Sub> {
 }
 
 /// The resources served in `group`/`version`, in the catalog's order.
-fn served<'a>(c: &'a Catalog, group: &'a str, version: &'a str) -> Vec<&'static ResourceInfo> {
+pub(super) fn served<'a>(
+    c: &'a Catalog,
+    group: &'a str,
+    version: &'a str,
+) -> Vec<&'static ResourceInfo> {
     c.all()
         .iter()
         .map(|r| r.info())

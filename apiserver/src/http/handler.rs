@@ -286,7 +286,25 @@ async fn dispatch(
         }
         Route::OpenApi => {
             non_resource(user, &path)?;
-            Err(ApiError::no_route())
+            let rest = path.trim_start_matches("/openapi/").trim_end_matches('/');
+            let (doc, etag) = super::openapi::documents(c)
+                .get(rest)
+                .ok_or_else(ApiError::no_route)?;
+            let cached = req
+                .headers()
+                .get(header::IF_NONE_MATCH)
+                .is_some_and(|v| v.as_bytes() == etag.as_bytes());
+            let b = Response::builder()
+                .header(header::CONTENT_TYPE, "application/json")
+                .header(header::ETAG, &etag)
+                .header(header::CACHE_CONTROL, "no-cache, private")
+                .header(header::VARY, "Accept");
+            Ok(if cached {
+                b.status(StatusCode::NOT_MODIFIED).body(full(Bytes::new()))
+            } else {
+                b.body(full(doc.to_vec()))
+            }
+            .expect("valid response"))
         }
         Route::NotFound => {
             if user.is_anonymous() {

@@ -4,6 +4,7 @@
 pub mod discovery;
 pub mod handler;
 pub mod negotiate;
+pub mod openapi;
 pub mod route;
 pub mod streaming;
 

@@ -41,7 +41,7 @@ const INLINE: &[(&str, &str)] = &[
     ("DeviceConfiguration", "deviceConfiguration"),
 ];
 
-fn inline(field: &FieldDescriptor) -> Option<MessageDescriptor> {
+pub(super) fn inline(field: &FieldDescriptor) -> Option<MessageDescriptor> {
     match field.kind() {
         Kind::Message(m) if !field.is_list() && INLINE.contains(&(m.name(), field.name())) => {
             Some(m)
@@ -79,7 +79,7 @@ pub fn json_name(proto: &str) -> String {
 }
 
 /// What kind of JSON a message type has.
-enum Shape {
+pub(super) enum Shape {
     Object,
     Time,
     MicroTime,
@@ -92,7 +92,7 @@ enum Shape {
     Slice(FieldDescriptor),
 }
 
-fn shape(desc: &MessageDescriptor) -> Shape {
+pub(super) fn shape(desc: &MessageDescriptor) -> Shape {
     match desc.full_name() {
         TIME => return Shape::Time,
         MICRO_TIME => return Shape::MicroTime,

@@ -4,6 +4,7 @@
 //! the rest of the apiserver works on. docs/apiserver.md ("Protobuf") tells the rules.
 
 mod json;
+pub mod schema;
 
 use std::sync::LazyLock;
 
@@ -51,11 +52,6 @@ pub fn message_for(api_version: &str, kind: &str) -> Option<MessageDescriptor> {
     .find_map(|name| POOL.get_message_by_name(name))
 }
 
-static PATCH_META: LazyLock<Value> = LazyLock::new(|| {
-    serde_json::from_str(include_str!(concat!(env!("OUT_DIR"), "/patch-meta.json")))
-        .expect("the patch metadata build.rs wrote")
-});
-
 /// How strategic merge patch treats a field: its Go type's `+patchStrategy` and
 /// `+patchMergeKey` markers, as the .proto comments keep them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -72,7 +68,7 @@ impl PatchMeta {
 }
 
 pub fn patch_meta(field: &prost_reflect::FieldDescriptor) -> PatchMeta {
-    let markers = &PATCH_META[field.parent_message().full_name()][field.name()];
+    let markers = schema::markers(field);
     PatchMeta {
         strategy: markers["patchStrategy"].as_str().unwrap_or("").to_string(),
         merge_key: markers["patchMergeKey"].as_str().map(str::to_string),

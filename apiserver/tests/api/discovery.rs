@@ -172,3 +172,86 @@ async fn aggregated_discovery_as_kube_apiserver_serves_it() {
         "legacy per-version discovery: {gets:#?}"
     );
 }
+
+/// `/openapi/v3` and its group-version documents, as kubectl reads them: the index's URLs with
+/// their hashes, ETags and 304s, paths that declare `fieldValidation`, and schemas with the
+/// group-version-kind, descriptions and patch strategies of Kubernetes' types.
+#[tokio::test(flavor = "multi_thread")]
+async fn openapi_v3_documents() {
+    let s = Server::start().await;
+    let c = s.client().await;
+    let (code, ct, etag, body) = get(&c, "/openapi/v3", "application/json", None).await;
+    assert_eq!((code, ct.as_str()), (200, "application/json"));
+    let index: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let url = index["paths"]["apis/apps/v1"]["serverRelativeURL"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(url.starts_with("/openapi/v3/apis/apps/v1?hash="), "{url}");
+    assert!(index["paths"]["api/v1"].is_object());
+    let (code, ..) = get(&c, "/openapi/v3", "application/json", etag.as_deref()).await;
+    assert_eq!(code, 304);
+
+    let (code, _, etag, body) = get(&c, &url, "application/json", None).await;
+    assert_eq!(code, 200);
+    let hash = url.split("hash=").nth(1).unwrap();
+    assert_eq!(etag.as_deref(), Some(format!("\"{hash}\"").as_str()));
+    let doc: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(doc["openapi"], "3.0.0");
+    let patch = &doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"];
+    assert_eq!(
+        patch["x-kubernetes-group-version-kind"],
+        serde_json::json!({"group": "apps", "version": "v1", "kind": "Deployment"})
+    );
+    assert!(patch["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["name"] == "fieldValidation" && p["in"] == "query"));
+    let schemas = &doc["components"]["schemas"];
+    let deployment = &schemas["io.k8s.api.apps.v1.Deployment"];
+    assert_eq!(
+        deployment["x-kubernetes-group-version-kind"],
+        serde_json::json!([{"group": "apps", "kind": "Deployment", "version": "v1"}])
+    );
+    assert_eq!(
+        deployment["description"],
+        "Deployment enables declarative updates for Pods and ReplicaSets."
+    );
+    assert_eq!(deployment["properties"]["apiVersion"]["type"], "string");
+    let containers = &schemas["io.k8s.api.core.v1.PodSpec"]["properties"]["containers"];
+    assert_eq!(containers["x-kubernetes-patch-strategy"], "merge");
+    assert_eq!(containers["x-kubernetes-patch-merge-key"], "name");
+    assert_eq!(containers["x-kubernetes-list-type"], "map");
+    assert_eq!(
+        containers["x-kubernetes-list-map-keys"],
+        serde_json::json!(["name"])
+    );
+    assert_eq!(
+        containers["items"]["allOf"][0]["$ref"],
+        "#/components/schemas/io.k8s.api.core.v1.Container"
+    );
+    // An inline embedding's fields are the parent's own.
+    let probe = &schemas["io.k8s.api.core.v1.Probe"]["properties"];
+    assert!(probe["httpGet"].is_object() && probe.get("handler").is_none());
+    assert_eq!(
+        schemas["io.k8s.apimachinery.pkg.apis.meta.v1.Time"]["format"],
+        "date-time"
+    );
+    let (code, ..) = get(&c, "/openapi/v3/apis/nosuch/v1", "application/json", None).await;
+    assert_eq!(code, 404);
+    assert_eq!(
+        s.anonymous()
+            .await
+            .send(
+                http::Request::get("/openapi/v3")
+                    .body(Vec::new())
+                    .unwrap()
+                    .map(kube::client::Body::from)
+            )
+            .await
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0),
+        401
+    );
+}

@@ -462,3 +462,138 @@ async fn kubectl_create_speaks_protobuf() {
         );
     }
 }
+
+/// What a user does with manifests and a running Deployment, with validation left on (the
+/// OpenAPI documents tell kubectl the server validates): apply, re-apply (strategic merge patch),
+/// diff, edit, set image, rollout restart, annotate, explain; kubectl 1.32 and 1.33.
+#[tokio::test(flavor = "multi_thread")]
+async fn kubectl_apply_edit_and_explain() {
+    use k8s_openapi::api::apps::v1::Deployment;
+
+    let s = Server::start().await;
+    let deployments: Api<Deployment> = Api::namespaced(s.client().await, "default");
+    let dir = tempfile::tempdir().unwrap();
+    for (v, binary) in [("132", "kubectl"), ("133", KUBECTL_1_33)] {
+        let k = Kubectl::of(&s, binary);
+        let name = format!("app-{v}");
+        let manifest = |replicas: u32, image: &str, env: &str| {
+            let path = dir.path().join(format!("{name}-{replicas}.yaml"));
+            std::fs::write(
+                &path,
+                format!(
+                    "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\nspec:\n  replicas: {replicas}\n  selector: {{matchLabels: {{app: {name}}}}}\n  template:\n    metadata: {{labels: {{app: {name}}}}}\n    spec:\n      containers:\n      - name: web\n        image: {image}\n        env: [{env}]\n      - name: log\n        image: registry.example/log:1\n"
+                ),
+            )
+            .unwrap();
+            path.to_string_lossy().into_owned()
+        };
+        let first = manifest(1, "registry.example/web:1", "{name: A, value: '1'}");
+        assert!(k.ok(&["apply", "-f", &first]).contains("created"));
+        let out = k.run(&["create", "-f", &first]);
+        assert!(!out.status.success());
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(&format!(
+                "Error from server (AlreadyExists): error when creating \"{first}\": deployments.apps \"{name}\" already exists"
+            )),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+
+        let second = manifest(2, "registry.example/web:2", "{name: B, value: '2'}");
+        // diff: exit 1 with the change, and nothing changed by it.
+        let diff = k.run(&["diff", "-f", &second]);
+        assert_eq!(
+            diff.status.code(),
+            Some(1),
+            "{}",
+            String::from_utf8_lossy(&diff.stderr)
+        );
+        assert!(String::from_utf8_lossy(&diff.stdout).contains("+  replicas: 2"));
+        assert!(k.ok(&["apply", "-f", &second]).contains("configured"));
+        let d = deployments.get(&name).await.unwrap();
+        let spec = d.spec.unwrap();
+        assert_eq!(spec.replicas, Some(2));
+        let containers = spec.template.spec.unwrap().containers;
+        assert_eq!(containers.len(), 2, "the second container is kept");
+        assert_eq!(
+            containers[0].image.as_deref(),
+            Some("registry.example/web:2")
+        );
+        let env = containers[0].env.clone().unwrap();
+        assert_eq!(env.len(), 1);
+        assert_eq!(env[0].name, "B", "the env var the manifest dropped is gone");
+
+        // set image merges the container by name.
+        k.ok(&[
+            "set",
+            "image",
+            &format!("deployment/{name}"),
+            "log=registry.example/log:2",
+        ]);
+        k.ok(&["rollout", "restart", &format!("deployment/{name}")]);
+        k.ok(&["annotate", "deployment", &name, "team=web"]);
+        let d = deployments.get(&name).await.unwrap();
+        assert_eq!(d.metadata.annotations.unwrap()["team"], "web");
+        let template = d.spec.unwrap().template;
+        assert!(template
+            .metadata
+            .unwrap()
+            .annotations
+            .unwrap()
+            .contains_key("kubectl.kubernetes.io/restartedAt"));
+        let images: Vec<_> = template
+            .spec
+            .unwrap()
+            .containers
+            .into_iter()
+            .map(|c| c.image.unwrap())
+            .collect();
+        assert_eq!(images, ["registry.example/web:2", "registry.example/log:2"]);
+
+        // edit with an editor that changes the replicas.
+        let editor = dir.path().join("editor.sh");
+        std::fs::write(
+            &editor,
+            "#!/bin/sh\nsed -i 's/replicas: 2/replicas: 4/' \"$1\"\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let out = k
+            .command(&["edit", "deployment", &name])
+            .env("EDITOR", &editor)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            deployments.get(&name).await.unwrap().spec.unwrap().replicas,
+            Some(4)
+        );
+
+        let out = k.ok(&["explain", "deployment.spec.strategy"]);
+        assert!(
+            out.contains("FIELD: strategy <DeploymentStrategy>"),
+            "{out}"
+        );
+        assert!(
+            out.contains("The deployment strategy to use to replace existing pods with new ones."),
+            "{out}"
+        );
+        assert!(
+            !out.contains("TODO"),
+            "notes for the type's authors are left out: {out}"
+        );
+        let out = k.ok(&["explain", "pods.spec.containers", "--recursive"]);
+        for field in [
+            "livenessProbe\t<Probe>",
+            "httpGet\t<HTTPGetAction>",
+            "containerPort\t<integer>",
+        ] {
+            assert!(out.contains(field), "{field} in {out}");
+        }
+    }
+}
