@@ -196,16 +196,26 @@ fn document(c: &Catalog, group: &str, version: &str) -> Value {
                 "parameters": path_params(false),
             }),
         );
-        paths.insert(
-            format!("{collection}/{{name}}"),
+        // get, put and patch of a named object or its subresource `cap`.
+        let named = |cap: &str, kind, response: &Option<Value>| {
+            let id = format!("{gv_id}{scope}{k}{cap}");
             json!({
-                "get": operation(i, "get", format!("read{gv_id}{scope}{k}"), gvk, obj.clone(), false),
-                "put": operation(i, "put", format!("replace{gv_id}{scope}{k}"), gvk, obj.clone(), true),
-                "patch": operation(i, "patch", format!("patch{gv_id}{scope}{k}"), gvk, obj.clone(), true),
-                "delete": operation(i, "delete", format!("delete{gv_id}{scope}{k}"), gvk, obj.clone(), false),
+                "get": operation(i, "get", format!("read{id}"), kind, response.clone(), false),
+                "put": operation(i, "put", format!("replace{id}"), kind, response.clone(), true),
+                "patch": operation(i, "patch", format!("patch{id}"), kind, response.clone(), true),
                 "parameters": path_params(true),
-            }),
+            })
+        };
+        let mut object = named("", gvk, &obj);
+        object["delete"] = operation(
+            i,
+            "delete",
+            format!("delete{gv_id}{scope}{k}"),
+            gvk,
+            obj.clone(),
+            false,
         );
+        paths.insert(format!("{collection}/{{name}}"), object);
         if i.namespaced {
             paths.insert(
                 format!("{base}/{}", i.resource),
@@ -228,15 +238,9 @@ fn document(c: &Catalog, group: &str, version: &str) -> Value {
             {
                 roots.push(d);
             }
-            let cap = capitalized(sub);
             paths.insert(
                 format!("{collection}/{{name}}/{sub}"),
-                json!({
-                    "get": operation(i, "get", format!("read{gv_id}{scope}{k}{cap}"), sub_kind, response.clone(), false),
-                    "put": operation(i, "put", format!("replace{gv_id}{scope}{k}{cap}"), sub_kind, response.clone(), true),
-                    "patch": operation(i, "patch", format!("patch{gv_id}{scope}{k}{cap}"), sub_kind, response.clone(), true),
-                    "parameters": path_params(true),
-                }),
+                named(&capitalized(sub), sub_kind, &response),
             );
         }
     }
