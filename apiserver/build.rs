@@ -4,15 +4,17 @@
 //!
 //! Beside it, `$OUT_DIR/patch-meta.json`: the markers Kubernetes' Go types carry and the .proto
 //! comments keep (`+patchStrategy=merge`, `+patchMergeKey=name`, `+listType=map`,
-//! `+listMapKey=name`), by message and field, for strategic merge patch.
+//! `+listMapKey=name`, `+structType=atomic`, `+mapType=atomic`), by message and field ("" for
+//! the message), for strategic merge patch, server-side apply and OpenAPI.
 //!
 //! And `$OUT_DIR/descriptions.json`: each message's and field's doc comment (the Go doc the
 //! OpenAPI documents carry as `description`), by message and field ("" for the message).
 //!
-//! The .proto files come from the `k8s-rs-pb` crate (a build dependency; none of its Rust is
-//! compiled). Cargo tells a build script where its own package is but not where a dependency's
-//! sources are, so `cargo metadata` is asked; that answer holds for registry, git and vendored
-//! sources alike.
+//! The .proto files come from the `k8s-rs-pb` crate, a build dependency whose library is empty
+//! without a version feature (its dependencies are still built for the host). Cargo tells a
+//! build script where its own package is but not where a dependency's sources are, so
+//! `cargo metadata --locked` is asked (offline first: the build has every package already);
+//! that answer holds for registry, git and vendored sources alike.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -63,42 +65,36 @@ fn main() {
                 [4, m, 2, f] => (m, Some(f)),
                 _ => continue,
             };
-            if let (Some(message), Some(comments)) =
-                (file.message_type.get(m as usize), &loc.leading_comments)
-            {
-                let field = f
-                    .and_then(|f| message.field.get(f as usize))
-                    .map_or("", |f| f.name());
-                let text = description(comments);
-                if !text.is_empty() {
-                    docs.entry(format!("{package}.{}", message.name()))
-                        .or_insert_with(|| serde_json::Value::Object(Default::default()))
-                        .as_object_mut()
-                        .expect("an object")
-                        .insert(field.to_string(), text.into());
-                }
-            }
-            let Some(f) = f else {
-                continue;
-            };
             let (Some(message), Some(comments)) =
                 (file.message_type.get(m as usize), &loc.leading_comments)
             else {
                 continue;
             };
-            let Some(field) = message.field.get(f as usize) else {
-                continue;
+            // "" is the message itself.
+            let field = match f {
+                Some(f) => match message.field.get(f as usize) {
+                    Some(field) => field.name(),
+                    None => continue,
+                },
+                None => "",
             };
-            let markers = markers(comments);
-            if markers.is_empty() {
-                continue;
-            }
             let name = format!("{package}.{}", message.name());
-            meta.entry(name)
-                .or_insert_with(|| serde_json::Value::Object(Default::default()))
-                .as_object_mut()
-                .expect("an object")
-                .insert(field.name().to_string(), serde_json::Value::Object(markers));
+            let text = description(comments);
+            if !text.is_empty() {
+                docs.entry(name.clone())
+                    .or_insert_with(|| serde_json::Value::Object(Default::default()))
+                    .as_object_mut()
+                    .expect("an object")
+                    .insert(field.to_string(), text.into());
+            }
+            let markers = markers(comments);
+            if !markers.is_empty() {
+                meta.entry(name)
+                    .or_insert_with(|| serde_json::Value::Object(Default::default()))
+                    .as_object_mut()
+                    .expect("an object")
+                    .insert(field.to_string(), serde_json::Value::Object(markers));
+            }
         }
     }
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));
@@ -157,6 +153,8 @@ fn markers(comments: &str) -> serde_json::Map<String, serde_json::Value> {
             ("+patchStrategy=", "patchStrategy"),
             ("+patchMergeKey=", "patchMergeKey"),
             ("+listType=", "listType"),
+            ("+structType=", "structType"),
+            ("+mapType=", "mapType"),
         ] {
             if let Some(v) = line.strip_prefix(marker) {
                 out.insert(key.into(), v.trim().into());
@@ -181,8 +179,14 @@ fn proto_root() -> PathBuf {
         Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("manifest dir")).join("Cargo.toml");
     let metadata = |offline: bool| {
         let mut cmd = Command::new(&cargo);
-        cmd.args(["metadata", "--format-version", "1", "--manifest-path"])
-            .arg(&manifest);
+        cmd.args([
+            "metadata",
+            "--locked",
+            "--format-version",
+            "1",
+            "--manifest-path",
+        ])
+        .arg(&manifest);
         if let Ok(target) = std::env::var("TARGET") {
             cmd.args(["--filter-platform", &target]);
         }

@@ -168,13 +168,12 @@ pub fn message_to_json(m: &DynamicMessage) -> Option<Value> {
             }
         }
         Shape::Quantity => text(m, "string").into(),
+        // Embedded objects are JSON. A nested protobuf envelope is not unwrapped: nothing a
+        // client sends needs it, and each level would cost a decode of its own (a body of
+        // nested envelopes must not become a stack of them).
         Shape::RawJson(f) => match m.get_field(&f).as_ref() {
-            Pb::Bytes(b) if !b.is_empty() => {
-                if super::is_envelope(b) {
-                    super::decode(b).ok()?
-                } else {
-                    serde_json::from_slice(b).ok()?
-                }
+            Pb::Bytes(b) if !b.is_empty() && !super::is_envelope(b) => {
+                serde_json::from_slice(b).ok()?
             }
             _ => return None,
         },
@@ -274,147 +273,162 @@ fn parse_time(v: &Value) -> Option<jiff::Timestamp> {
     v.as_str()?.parse::<jiff::Timestamp>().ok()
 }
 
-fn set_time(desc: &MessageDescriptor, t: jiff::Timestamp, micro: bool) -> DynamicMessage {
-    let mut m = DynamicMessage::new(desc.clone());
-    m.set_field_by_name("seconds", Pb::I64(t.as_second()));
-    let nanos = t.subsec_nanosecond();
-    m.set_field_by_name(
-        "nanos",
-        Pb::I32(if micro { nanos / 1000 * 1000 } else { 0 }),
-    );
-    m
+use prost::encoding::{encode_key, encode_varint, WireType};
+
+/// Writes a length-delimited field holding what `body` writes (a nested message), in place:
+/// one byte is kept for the length, which most messages fit, and only a longer one moves its
+/// bytes to make room (a copy per level of nesting made lists of pods slow).
+fn nested(tag: u32, out: &mut Vec<u8>, body: impl FnOnce(&mut Vec<u8>)) {
+    encode_key(tag, WireType::LengthDelimited, out);
+    let at = out.len();
+    out.push(0);
+    body(out);
+    let len = out.len() - at - 1;
+    if len < 0x80 {
+        out[at] = len as u8;
+    } else {
+        let mut prefix = Vec::with_capacity(10);
+        encode_varint(len as u64, &mut prefix);
+        out[at] = prefix[0];
+        out.splice(at + 1..at + 1, prefix[1..].iter().copied());
+    }
 }
 
-/// A JSON value as a message of `desc`. Keys no field names are left out: what is written is
-/// what the apiserver stored, which has no such keys.
-pub fn json_to_message(desc: &MessageDescriptor, v: &Value) -> DynamicMessage {
-    let mut m = DynamicMessage::new(desc.clone());
+fn write_string(tag: u32, s: &[u8], out: &mut Vec<u8>) {
+    encode_key(tag, WireType::LengthDelimited, out);
+    encode_varint(s.len() as u64, out);
+    out.extend_from_slice(s);
+}
+
+fn write_varint(tag: u32, v: u64, out: &mut Vec<u8>) {
+    encode_key(tag, WireType::Varint, out);
+    encode_varint(v, out);
+}
+
+/// Writes a JSON value as the fields of a message of type `desc`, straight to protobuf bytes
+/// (no message is built in between: lists of many objects are the common answer). Keys no
+/// field names are left out: what is written is what the apiserver stored.
+pub fn write_message(desc: &MessageDescriptor, v: &Value, out: &mut Vec<u8>) {
+    let number = |name: &str| desc.get_field_by_name(name).map(|f| f.number());
     match shape(desc) {
         Shape::Time | Shape::MicroTime => {
             if let Some(t) = parse_time(v) {
-                return set_time(desc, t, matches!(shape(desc), Shape::MicroTime));
-            }
-        }
-        Shape::Duration => {
-            if let Some(s) = v.as_str() {
-                let (neg, s) = s.strip_prefix('-').map_or((false, s), |r| (true, r));
-                if let Ok(d) = tinykube_machinery::duration::parse(s) {
-                    let ns = i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
-                    m.set_field_by_name("duration", Pb::I64(if neg { -ns } else { ns }));
+                let micro = matches!(shape(desc), Shape::MicroTime);
+                if let Some(n) = number("seconds") {
+                    write_varint(n, t.as_second() as u64, out);
+                }
+                if let Some(n) = number("nanos") {
+                    let nanos = if micro {
+                        t.subsec_nanosecond() / 1000 * 1000
+                    } else {
+                        0
+                    };
+                    write_varint(n, nanos as i64 as u64, out);
                 }
             }
         }
-        Shape::IntOrString => match v {
-            Value::String(s) => {
-                m.set_field_by_name("type", Pb::I64(1));
-                m.set_field_by_name("intVal", Pb::I32(0));
-                m.set_field_by_name("strVal", Pb::String(s.clone()));
+        Shape::Duration => {
+            let Some(s) = v.as_str() else { return };
+            let (neg, s) = s.strip_prefix('-').map_or((false, s), |r| (true, r));
+            if let (Ok(d), Some(n)) = (tinykube_machinery::duration::parse(s), number("duration")) {
+                let ns = i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
+                write_varint(n, if neg { -ns } else { ns } as u64, out);
             }
-            other => {
-                m.set_field_by_name("type", Pb::I64(0));
-                m.set_field_by_name("intVal", Pb::I32(other.as_i64().unwrap_or(0) as i32));
-                m.set_field_by_name("strVal", Pb::String(String::new()));
-            }
-        },
-        Shape::Quantity => {
-            let s = match v {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
+        }
+        Shape::IntOrString => {
+            let (Some(t), Some(i), Some(st)) = (number("type"), number("intVal"), number("strVal"))
+            else {
+                return;
             };
-            m.set_field_by_name("string", Pb::String(s));
+            match v {
+                Value::String(s) => {
+                    write_varint(t, 1, out);
+                    write_varint(i, 0, out);
+                    write_string(st, s.as_bytes(), out);
+                }
+                other => {
+                    write_varint(t, 0, out);
+                    write_varint(i, other.as_i64().unwrap_or(0) as i32 as i64 as u64, out);
+                    write_string(st, b"", out);
+                }
+            }
+        }
+        Shape::Quantity => {
+            if let Some(n) = number("string") {
+                match v {
+                    Value::String(s) => write_string(n, s.as_bytes(), out),
+                    other => write_string(n, other.to_string().as_bytes(), out),
+                }
+            }
         }
         Shape::RawJson(f) => {
             if !v.is_null() {
-                m.set_field(
-                    &f,
-                    Pb::Bytes(serde_json::to_vec(v).unwrap_or_default().into()),
-                );
+                write_string(f.number(), &serde_json::to_vec(v).unwrap_or_default(), out);
             }
         }
         Shape::Slice(f) => {
             if let Value::Array(items) = v {
-                let kind = f.kind();
-                let list = items.iter().filter_map(|i| scalar(&kind, i)).collect();
-                m.set_field(&f, Pb::List(list));
+                for item in items {
+                    write_value(&f.kind(), f.number(), item, out);
+                }
             }
         }
         Shape::Object => {
-            if let Value::Object(obj) = v {
-                // An embedded struct reads its fields from this object.
-                for field in desc.fields() {
-                    if let Some(embedded) = inline(&field) {
-                        let sub = json_to_message(&embedded, v);
-                        if sub.fields().next().is_some() {
-                            m.set_field(&field, Pb::Message(sub));
-                        }
-                    }
-                }
-                for (key, value) in obj {
-                    if value.is_null() {
-                        continue;
-                    }
-                    let Some(field) = field_for(desc, key).filter(|f| inline(f).is_none()) else {
-                        continue;
-                    };
-                    if let Some(pb) = field_value(&field, value) {
-                        m.set_field(&field, pb);
+            let Value::Object(obj) = v else { return };
+            for field in desc.fields() {
+                if let Some(embedded) = inline(&field) {
+                    let mut inner = Vec::new();
+                    write_message(&embedded, v, &mut inner);
+                    if !inner.is_empty() {
+                        write_string(field.number(), &inner, out);
                     }
                 }
             }
+            for (key, value) in obj {
+                if value.is_null() {
+                    continue;
+                }
+                let Some(field) = field_for(desc, key).filter(|f| inline(f).is_none()) else {
+                    continue;
+                };
+                write_field(&field, value, out);
+            }
         }
     }
-    m
 }
 
-fn field_value(field: &FieldDescriptor, v: &Value) -> Option<Pb> {
+fn write_field(field: &FieldDescriptor, v: &Value, out: &mut Vec<u8>) {
+    let tag = field.number();
     if field.is_map() {
-        let Kind::Message(entry) = field.kind() else {
-            return None;
+        let (Kind::Message(entry), Value::Object(map)) = (field.kind(), v) else {
+            return;
         };
-        let (key_kind, value_kind) = (
-            entry.map_entry_key_field().kind(),
-            entry.map_entry_value_field().kind(),
-        );
-        let mut map = std::collections::HashMap::new();
-        for (k, val) in v.as_object()? {
-            let key = match scalar(&key_kind, &Value::String(k.clone()))? {
-                Pb::String(s) => MapKey::String(s),
-                Pb::I32(i) => MapKey::I32(i),
-                Pb::I64(i) => MapKey::I64(i),
-                Pb::Bool(b) => MapKey::Bool(b),
-                _ => continue,
-            };
-            if let Some(pb) = element(&value_kind, val) {
-                map.insert(key, pb);
+        let (key_field, value_field) = (entry.map_entry_key_field(), entry.map_entry_value_field());
+        for (k, val) in map {
+            nested(tag, out, |e| {
+                write_value(
+                    &key_field.kind(),
+                    key_field.number(),
+                    &Value::String(k.clone()),
+                    e,
+                );
+                write_value(&value_field.kind(), value_field.number(), val, e);
+            });
+        }
+    } else if field.is_list() {
+        if let Value::Array(items) = v {
+            let kind = field.kind();
+            for item in items {
+                write_value(&kind, tag, item, out);
             }
         }
-        return Some(Pb::Map(map));
-    }
-    if field.is_list() {
-        let kind = field.kind();
-        let items = v.as_array()?;
-        return Some(Pb::List(
-            items.iter().filter_map(|i| element(&kind, i)).collect(),
-        ));
-    }
-    element(&field.kind(), v)
-}
-
-fn element(kind: &Kind, v: &Value) -> Option<Pb> {
-    match kind {
-        Kind::Message(desc) => Some(Pb::Message(json_to_message(desc, v))),
-        other => scalar(other, v),
+    } else {
+        write_value(&field.kind(), tag, v, out);
     }
 }
 
-fn scalar(kind: &Kind, v: &Value) -> Option<Pb> {
-    let number = |v: &Value| -> Option<f64> {
-        match v {
-            Value::Number(n) => n.as_f64(),
-            Value::String(s) => s.parse().ok(),
-            _ => None,
-        }
-    };
+/// One value of a field (a list element, a map key or value, or the field's only value).
+fn write_value(kind: &Kind, tag: u32, v: &Value, out: &mut Vec<u8>) {
     let signed = |v: &Value| -> Option<i64> {
         match v {
             Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
@@ -422,29 +436,74 @@ fn scalar(kind: &Kind, v: &Value) -> Option<Pb> {
             _ => None,
         }
     };
-    Some(match kind {
-        Kind::String => Pb::String(match v {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        }),
-        Kind::Bytes => Pb::Bytes(
-            base64::engine::general_purpose::STANDARD
-                .decode(v.as_str()?)
-                .ok()?
-                .into(),
-        ),
-        Kind::Bool => Pb::Bool(match v {
-            Value::Bool(b) => *b,
-            Value::String(s) => s == "true",
-            _ => return None,
-        }),
-        Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => Pb::I32(signed(v)? as i32),
-        Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => Pb::I64(signed(v)?),
-        Kind::Uint32 | Kind::Fixed32 => Pb::U32(signed(v)? as u32),
-        Kind::Uint64 | Kind::Fixed64 => Pb::U64(signed(v)? as u64),
-        Kind::Double => Pb::F64(number(v)?),
-        Kind::Float => Pb::F32(number(v)? as f32),
-        Kind::Enum(_) => Pb::EnumNumber(signed(v)? as i32),
-        Kind::Message(_) => return None,
-    })
+    let float = |v: &Value| -> Option<f64> {
+        match v {
+            Value::Number(n) => n.as_f64(),
+            Value::String(s) => s.parse().ok(),
+            _ => None,
+        }
+    };
+    match kind {
+        Kind::Message(desc) => nested(tag, out, |inner| write_message(desc, v, inner)),
+        Kind::String => match v {
+            Value::String(s) => write_string(tag, s.as_bytes(), out),
+            Value::Null => {}
+            other => write_string(tag, other.to_string().as_bytes(), out),
+        },
+        Kind::Bytes => {
+            if let Some(b) = v
+                .as_str()
+                .and_then(|s| base64::engine::general_purpose::STANDARD.decode(s).ok())
+            {
+                write_string(tag, &b, out);
+            }
+        }
+        Kind::Bool => {
+            let b = match v {
+                Value::Bool(b) => *b,
+                Value::String(s) => s == "true",
+                _ => return,
+            };
+            write_varint(tag, u64::from(b), out);
+        }
+        Kind::Int32 | Kind::Enum(_) => {
+            if let Some(i) = signed(v) {
+                write_varint(tag, i as i32 as i64 as u64, out);
+            }
+        }
+        Kind::Int64 | Kind::Uint32 | Kind::Uint64 => {
+            if let Some(i) = signed(v) {
+                write_varint(tag, i as u64, out);
+            }
+        }
+        Kind::Sint32 | Kind::Sint64 => {
+            if let Some(i) = signed(v) {
+                write_varint(tag, ((i << 1) ^ (i >> 63)) as u64, out);
+            }
+        }
+        Kind::Fixed32 | Kind::Sfixed32 => {
+            if let Some(i) = signed(v) {
+                encode_key(tag, WireType::ThirtyTwoBit, out);
+                out.extend_from_slice(&(i as u32).to_le_bytes());
+            }
+        }
+        Kind::Fixed64 | Kind::Sfixed64 => {
+            if let Some(i) = signed(v) {
+                encode_key(tag, WireType::SixtyFourBit, out);
+                out.extend_from_slice(&(i as u64).to_le_bytes());
+            }
+        }
+        Kind::Double => {
+            if let Some(f) = float(v) {
+                encode_key(tag, WireType::SixtyFourBit, out);
+                out.extend_from_slice(&f.to_le_bytes());
+            }
+        }
+        Kind::Float => {
+            if let Some(f) = float(v) {
+                encode_key(tag, WireType::ThirtyTwoBit, out);
+                out.extend_from_slice(&(f as f32).to_le_bytes());
+            }
+        }
+    }
 }

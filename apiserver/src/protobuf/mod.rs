@@ -89,7 +89,9 @@ pub fn decode(bytes: &[u8]) -> Result<Value, String> {
     let unknown = POOL
         .get_message_by_name(UNKNOWN)
         .expect("runtime.Unknown is defined");
-    let envelope = DynamicMessage::decode(unknown, raw).map_err(|e| e.to_string())?;
+    // Decoded from Bytes, the nested `raw` is a view of the body, not a copy.
+    let envelope = DynamicMessage::decode(unknown, bytes::Bytes::copy_from_slice(raw))
+        .map_err(|e| e.to_string())?;
     let text = |m: &DynamicMessage, f: &str| match m.get_field_by_name(f).as_deref() {
         Some(Pb::String(s)) => s.clone(),
         _ => String::new(),
@@ -133,8 +135,9 @@ pub fn encode(obj: &Value) -> Option<Vec<u8>> {
     let api_version = obj.get("apiVersion")?.as_str()?;
     let kind = obj.get("kind")?.as_str()?;
     let desc = message_for(api_version, kind)?;
-    let msg = json::json_to_message(&desc, obj);
-    Some(envelope(api_version, kind, &msg.encode_to_vec()))
+    let mut raw = Vec::with_capacity(1024);
+    json::write_message(&desc, obj, &mut raw);
+    Some(envelope(api_version, kind, &raw))
 }
 
 /// `k8s\0` + runtime.Unknown{typeMeta, raw}.

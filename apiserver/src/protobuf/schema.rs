@@ -22,8 +22,13 @@ static MARKERS: LazyLock<Value> = LazyLock::new(|| {
 });
 
 /// The markers of a field (`patchStrategy`, `patchMergeKey`, `listType`, `listMapKeys`).
-pub(super) fn markers(field: &FieldDescriptor) -> &'static Value {
+pub fn markers(field: &FieldDescriptor) -> &'static Value {
     &MARKERS[field.parent_message().full_name()][field.name()]
+}
+
+/// The markers of a message type (`structType`).
+pub fn type_markers(desc: &MessageDescriptor) -> &'static Value {
+    &MARKERS[desc.full_name()][""]
 }
 
 fn description(desc: &MessageDescriptor, field: &str) -> Option<&'static str> {
@@ -88,6 +93,7 @@ fn field_schema(field: &FieldDescriptor, refs: &mut Vec<MessageDescriptor>) -> V
         ("patchMergeKey", "x-kubernetes-patch-merge-key"),
         ("listType", "x-kubernetes-list-type"),
         ("listMapKeys", "x-kubernetes-list-map-keys"),
+        ("mapType", "x-kubernetes-map-type"),
     ] {
         if let Some(v) = m.get(marker) {
             o.insert(extension.into(), v.clone());
@@ -138,6 +144,9 @@ pub fn message_schema(desc: &MessageDescriptor) -> (Value, Vec<MessageDescriptor
     };
     if let Some(d) = description(desc, "") {
         schema["description"] = d.into();
+    }
+    if type_markers(desc)["structType"] == "atomic" {
+        schema["x-kubernetes-map-type"] = "atomic".into();
     }
     (schema, refs)
 }

@@ -101,6 +101,27 @@ fn garbage_is_an_error_not_a_panic() {
         .contains("no kind \"NoSuchKind\""));
 }
 
+/// Envelopes nested in RawExtensions, two thousand deep: read in one level, no stack of them.
+#[test]
+fn nested_envelopes_are_not_unwrapped() {
+    let desc = message_for("apps/v1", "ControllerRevision").unwrap();
+    let raw_ext = pool()
+        .get_message_by_name("apimachinery.pkg.runtime.RawExtension")
+        .unwrap();
+    let mut body = envelope("apps/v1", "ControllerRevision", b"");
+    for _ in 0..2_000 {
+        let mut data = DynamicMessage::new(raw_ext.clone());
+        data.set_field_by_name("raw", Pb::Bytes(body.into()));
+        let mut rev = DynamicMessage::new(desc.clone());
+        rev.set_field_by_name("data", Pb::Message(data));
+        rev.set_field_by_name("revision", Pb::I64(1));
+        body = envelope("apps/v1", "ControllerRevision", &rev.encode_to_vec());
+    }
+    let v = decode(&body).unwrap();
+    assert_eq!(v["revision"], 1);
+    assert!(v.get("data").is_none());
+}
+
 const QUANTITIES: &[&str] = &["1", "100m", "64Mi", "1.5Gi", "2k", "1e3", "0"];
 
 /// A message with random values in random fields, every value one a Go client could send.
