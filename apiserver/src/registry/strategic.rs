@@ -6,6 +6,8 @@
 //! `$deleteFromPrimitiveList/<field>`. The markers come from Kubernetes' own .proto comments
 //! (see protobuf::patch_meta), and fields are found through the same descriptors as protobuf.
 
+use std::collections::{HashMap, HashSet};
+
 use prost_reflect::{FieldDescriptor, Kind, MessageDescriptor};
 use serde_json::{Map, Value};
 
@@ -64,9 +66,10 @@ fn merge_map(
     }
     for (key, values) in patch {
         if let Some(field) = key.strip_prefix(DELETE_FROM_PRIMITIVE_LIST) {
-            let gone = values.as_array().cloned().unwrap_or_default();
+            let gone: HashSet<String> =
+                values.as_array().into_iter().flatten().map(ident).collect();
             if let Some(Value::Array(list)) = original.get_mut(field) {
-                list.retain(|v| !gone.contains(v));
+                list.retain(|v| !gone.contains(&ident(v)));
             }
         }
     }
@@ -162,8 +165,13 @@ fn replaced(patch: &[Value]) -> Value {
     )
 }
 
+/// A JSON value as a map key (merge keys and set elements are compared by value).
+fn ident(v: &Value) -> String {
+    v.to_string()
+}
+
 fn merge_list(
-    mut original: Vec<Value>,
+    original: Vec<Value>,
     patch: &[Value],
     meta: &protobuf::PatchMeta,
     schema: Option<&MessageDescriptor>,
@@ -177,62 +185,75 @@ fn merge_list(
     }
     let Some(key) = meta.merge_key.as_deref() else {
         // A set of scalars.
+        let mut out = original;
+        let mut seen: HashSet<String> = out.iter().map(ident).collect();
         for v in patch {
-            if !original.contains(v) {
-                original.push(v.clone());
+            if seen.insert(ident(v)) {
+                out.push(v.clone());
             }
         }
-        return Ok(Value::Array(original));
+        return Ok(Value::Array(out));
     };
+    // Indexed by merge key, so a long list costs one pass, not one pass per element.
+    let mut slots: Vec<Option<Value>> = original.into_iter().map(Some).collect();
+    let mut index: HashMap<String, Vec<usize>> = HashMap::new();
+    for (i, e) in slots.iter().enumerate() {
+        if let Some(k) = e.as_ref().and_then(|e| e.get(key)) {
+            index.entry(ident(k)).or_default().push(i);
+        }
+    }
     for element in patch {
         let Value::Object(p) = element else {
             return Err(format!(
                 "the list merged by {key:?} can only hold objects, got {element}"
             ));
         };
-        let id = p
-            .get(key)
-            .ok_or_else(|| format!("map: {element} does not contain declared merge key: {key}"))?;
-        let at = original.iter().position(|e| e.get(key) == Some(id));
+        let id =
+            ident(p.get(key).ok_or_else(|| {
+                format!("map: {element} does not contain declared merge key: {key}")
+            })?);
         if p.get(PATCH) == Some(&"delete".into()) {
-            if let Some(i) = at {
-                original.remove(i);
+            for i in index.remove(&id).unwrap_or_default() {
+                slots[i] = None;
             }
             continue;
         }
-        match at {
+        match index.get(&id).and_then(|at| at.first()).copied() {
             Some(i) => {
-                let current = match original[i].take() {
-                    Value::Object(o) => o,
+                let current = match slots[i].take() {
+                    Some(Value::Object(o)) => o,
                     _ => Map::new(),
                 };
-                match merge_map(current, p, schema)? {
-                    Some(m) => original[i] = Value::Object(m),
-                    None => {
-                        original.remove(i);
-                    }
-                }
+                slots[i] = merge_map(current, p, schema)?.map(Value::Object);
             }
             None => {
                 if let Some(m) = merge_map(Map::new(), p, schema)? {
-                    original.push(Value::Object(m));
+                    index.entry(id).or_default().push(slots.len());
+                    slots.push(Some(Value::Object(m)));
                 }
             }
         }
     }
-    Ok(Value::Array(original))
+    Ok(Value::Array(slots.into_iter().flatten().collect()))
 }
 
 /// `$setElementOrder`: the elements it names in its order; the others (which only the server
 /// had) after them, in their own order.
 fn reorder(list: &mut [Value], order: &[Value], key: Option<&str>) {
-    let position = |e: &Value| {
-        order.iter().position(|o| match key {
-            Some(k) => o.get(k).is_some() && o.get(k) == e.get(k),
-            None => o == e,
-        })
+    let id = |e: &Value| match key {
+        Some(k) => e.get(k).map(ident),
+        None => Some(ident(e)),
     };
-    list.sort_by_key(|e| position(e).unwrap_or(usize::MAX));
+    let positions: HashMap<String, usize> = order
+        .iter()
+        .enumerate()
+        .filter_map(|(i, o)| id(o).map(|k| (k, i)))
+        .collect();
+    list.sort_by_key(|e| {
+        id(e)
+            .and_then(|k| positions.get(&k).copied())
+            .unwrap_or(usize::MAX)
+    });
 }
 
 #[cfg(test)]
@@ -326,6 +347,32 @@ mod tests {
             json!({"cpu": "2", "memory": "1Gi"})
         );
         assert_eq!(out["spec"]["tolerations"], json!([{"key": "y"}]));
+    }
+
+    #[test]
+    fn delete_removes_every_element_with_the_key_and_long_lists_are_cheap() {
+        let original = json!({"apiVersion": "v1", "kind": "Pod", "spec": {"containers": [
+            {"name": "c", "env": [{"name": "A", "value": "1"}, {"name": "A", "value": "2"},
+                                  {"name": "B", "value": "3"}]}]}});
+        let patch = json!({"spec": {"containers": [{"name": "c", "env": [{"name": "A", "$patch": "delete"}]}]}});
+        let out = apply(&original, &patch).unwrap();
+        assert_eq!(
+            out["spec"]["containers"][0]["env"],
+            json!([{"name": "B", "value": "3"}])
+        );
+
+        let env: Vec<Value> = (0..50_000)
+            .map(|i| json!({"name": format!("V{i}"), "value": "x"}))
+            .collect();
+        let order: Vec<Value> = (0..50_000)
+            .rev()
+            .map(|i| json!({"name": format!("V{i}")}))
+            .collect();
+        let big = json!({"apiVersion": "v1", "kind": "Pod", "spec": {"containers": [{"name": "c", "env": env}]}});
+        let patch = json!({"spec": {"containers": [{"name": "c", "$setElementOrder/env": order, "env": env}]}});
+        let out = apply(&big, &patch).unwrap();
+        assert_eq!(out["spec"]["containers"][0]["env"][0]["name"], "V49999");
+        assert_eq!(out["spec"]["containers"][0]["env"][49_999]["name"], "V0");
     }
 
     #[test]
