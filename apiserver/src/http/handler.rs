@@ -537,13 +537,13 @@ async fn resource_request(
             let kind = negotiate::patch_kind(content_type.as_deref())?;
             let body = read_body(req).await?;
             let out = negotiate::output(accept.as_deref(), None)?;
-            Ok(object(
-                200,
-                r.patch(ns, name, sub, Patch { kind, body: &body }, &opts, out)
-                    .await?,
-                out,
-                protobuf,
-            ))
+            let patch = Patch {
+                kind,
+                body: &body,
+                force: q.flag("force")?,
+            };
+            let (code, bytes) = r.patch(ns, name, sub, patch, &opts, out).await?;
+            Ok(object(code, bytes, out, protobuf))
         }
         "delete" => {
             if sub.is_some() {

@@ -257,11 +257,13 @@ pub fn patch_kind(content_type: Option<&str>) -> ApiResult<PatchKind> {
         "application/merge-patch+json" => Ok(PatchKind::Merge),
         "application/json-patch+json" => Ok(PatchKind::Json),
         "application/strategic-merge-patch+json" => Ok(PatchKind::Strategic),
+        "application/apply-patch+yaml" => Ok(PatchKind::Apply),
         other => Err(ApiError::unsupported_media_type(
             other,
             &[
                 "application/json-patch+json",
                 "application/merge-patch+json",
+                "application/apply-patch+yaml",
                 "application/strategic-merge-patch+json",
             ],
         )),
@@ -360,10 +362,9 @@ mod tests {
             PatchKind::Strategic
         );
         assert_eq!(
-            patch_kind(Some("application/apply-patch+yaml"))
-                .unwrap_err()
-                .code,
-            415
+            patch_kind(Some("application/apply-patch+yaml")).unwrap(),
+            PatchKind::Apply
         );
+        assert_eq!(patch_kind(Some("text/plain")).unwrap_err().code, 415);
     }
 }

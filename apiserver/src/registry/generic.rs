@@ -398,7 +398,6 @@ impl<K: Kind> Registry<K> {
             meta.deletion_grace_period_seconds = None;
             meta.generation = tracks_generation.then_some(1);
             meta.self_link = None;
-            meta.managed_fields = None;
         }
         self.kind.prepare_for_create(&mut obj);
         self.kind.apply_defaults(&mut obj);
@@ -607,7 +606,11 @@ impl<K: Kind> Registry<K> {
             nm.deletion_grace_period_seconds = om.deletion_grace_period_seconds;
             nm.generation = om.generation;
             nm.self_link = None;
-            nm.managed_fields = None;
+            // An update that does not say which fields whose they are keeps the record
+            // (server-side apply writes it; registry/apply.rs).
+            if nm.managed_fields.is_none() {
+                nm.managed_fields = om.managed_fields.clone();
+            }
             nm.resource_version = om.resource_version.clone();
             if nm.generate_name.is_none() {
                 nm.generate_name = om.generate_name.clone();

@@ -3,6 +3,7 @@
 //! the way Kubernetes' `genericregistry.Store` plus a per-kind strategy works.
 
 pub mod alloc;
+pub mod apply;
 pub mod catalog;
 pub mod generic;
 pub mod kinds;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use k8s_openapi::api::autoscaling::v1::{Scale, ScaleSpec, ScaleStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
-    DeleteOptions, ObjectMeta, Status, StatusDetails,
+    DeleteOptions, ObjectMeta, Status, StatusCause, StatusDetails,
 };
 use k8s_openapi::Metadata;
 use serde::de::DeserializeOwned;
@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 
 use super::generic::{Change, DeleteOutcome, ListOptions, Registry};
 use super::selector::{FieldSelector, Selector};
-use super::{now_secs, FieldValidation, Kind, Part, ResourceInfo, WriteOptions};
+use super::{now, now_secs, FieldValidation, Kind, Part, ResourceInfo, WriteOptions};
 use crate::error::{status_json, ApiError, ApiResult};
 use crate::store::BoxFuture;
 
@@ -40,6 +40,8 @@ pub enum PatchKind {
     Json,
     Merge,
     Strategic,
+    /// Server-side apply.
+    Apply,
 }
 
 /// A patch document and how to apply it.
@@ -47,6 +49,8 @@ pub enum PatchKind {
 pub struct Patch<'a> {
     pub kind: PatchKind,
     pub body: &'a [u8],
+    /// Server-side apply takes over conflicting fields (`force=true`).
+    pub force: bool,
 }
 
 /// A watch as requested: filters, where to start, and what to send.
@@ -113,7 +117,7 @@ pub trait Resource: Send + Sync {
         patch: Patch<'a>,
         opts: &'a WriteOptions,
         out: Output,
-    ) -> BoxFuture<'a, ApiResult<Vec<u8>>>;
+    ) -> BoxFuture<'a, ApiResult<(u16, Vec<u8>)>>;
     fn delete<'a>(
         &'a self,
         ns: Option<&'a str>,
@@ -337,6 +341,99 @@ impl<K: Kind> Registry<K> {
         decode_body(info, info.kind, &info.api_version(), body, validation)
     }
 
+    /// Server-side apply: the object is created when absent (201), else the configuration is
+    /// applied for the field manager (registry/apply.rs).
+    #[allow(clippy::too_many_arguments)]
+    async fn server_side_apply(
+        &self,
+        ns: Option<&str>,
+        name: &str,
+        sub: Option<&str>,
+        body: &[u8],
+        force: bool,
+        opts: &WriteOptions,
+        out: Output,
+    ) -> ApiResult<(u16, Vec<u8>)> {
+        if sub.is_some() {
+            return Err(ApiError::unsupported_media_type(
+                "application/apply-patch+yaml",
+                &[
+                    "application/json-patch+json",
+                    "application/merge-patch+json",
+                    "application/strategic-merge-patch+json",
+                ],
+            ));
+        }
+        let manager = opts
+            .field_manager
+            .as_deref()
+            .filter(|m| !m.is_empty())
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "PATCH is not allowed: fieldManager is required for apply requests",
+                )
+            })?;
+        let config: Value = serde_yaml::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
+        if !config.is_object() {
+            return Err(ApiError::bad_request(
+                "error decoding YAML: the configuration must be an object",
+            ));
+        }
+        match config["metadata"]["name"].as_str() {
+            Some(n) if n == name => {}
+            Some(n) => {
+                return Err(ApiError::bad_request(format!(
+                    "the name of the object ({n}) does not match the name on the URL ({name})"
+                )))
+            }
+            None => {
+                return Err(ApiError::bad_request(
+                    "metadata.name: Required value: name is required",
+                ))
+            }
+        }
+        let now = serde_json::to_value(now())
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        let conflict = |c: super::apply::Conflicts| {
+            let causes =
+                c.0.iter()
+                    .map(|(m, f)| StatusCause {
+                        reason: Some("FieldManagerConflict".into()),
+                        message: Some(format!("conflict with {m:?}")),
+                        field: Some(f.clone()),
+                    })
+                    .collect();
+            ApiError::new(409, "Conflict", c.message()).with_details(StatusDetails {
+                causes: Some(causes),
+                ..Default::default()
+            })
+        };
+        let updated = self
+            .modify(ns, name, Part::Main, opts, |old| {
+                let live = serde_json::to_value(old).map_err(ApiError::internal)?;
+                let doc = super::apply::apply(Some(&live), &config, manager, force, &now)
+                    .map_err(conflict)?;
+                let bytes = serde_json::to_vec(&doc).map_err(ApiError::internal)?;
+                self.decode_obj(&bytes, opts.field_validation)
+            })
+            .await;
+        match updated {
+            Ok(obj) => Ok((200, self.render_one(&obj, out)?)),
+            Err(e) if e.code == 404 => {
+                let doc =
+                    super::apply::apply(None, &config, manager, force, &now).map_err(conflict)?;
+                let bytes = serde_json::to_vec(&doc).map_err(ApiError::internal)?;
+                let obj = self.decode_obj(&bytes, opts.field_validation)?;
+                let created = Registry::create(self, ns, obj, opts).await?;
+                Ok((201, self.render_one(&created, out)?))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     fn to_scale(&self, obj: &K::Obj) -> ApiResult<Scale> {
         let (spec, status, selector) = self.kind.scale(obj).ok_or_else(ApiError::no_route)?;
         let m = obj.metadata();
@@ -395,6 +492,17 @@ fn apply_patch(doc: &mut Value, kind: PatchKind, body: &[u8]) -> ApiResult<()> {
                 ));
             }
             json_patch::merge(doc, &patch);
+        }
+        // Applies are served by server_side_apply, on objects only.
+        PatchKind::Apply => {
+            return Err(ApiError::unsupported_media_type(
+                "application/apply-patch+yaml",
+                &[
+                    "application/json-patch+json",
+                    "application/merge-patch+json",
+                    "application/strategic-merge-patch+json",
+                ],
+            ))
         }
         PatchKind::Strategic => {
             let patch: Value = serde_json::from_slice(body)
@@ -541,10 +649,15 @@ impl<K: Kind> Resource for Registry<K> {
         patch: Patch<'a>,
         opts: &'a WriteOptions,
         out: Output,
-    ) -> BoxFuture<'a, ApiResult<Vec<u8>>> {
-        let Patch { kind, body } = patch;
+    ) -> BoxFuture<'a, ApiResult<(u16, Vec<u8>)>> {
+        let Patch { kind, body, force } = patch;
         Box::pin(async move {
             let part = self.check_sub(sub)?;
+            if kind == PatchKind::Apply {
+                return self
+                    .server_side_apply(ns, name, sub, body, force, opts, out)
+                    .await;
+            }
             if sub == Some("scale") {
                 let updated = self
                     .modify(ns, name, part, opts, |old| {
@@ -563,7 +676,7 @@ impl<K: Kind> Resource for Registry<K> {
                         Ok(new)
                     })
                     .await?;
-                return encode(&self.to_scale(&updated)?);
+                return Ok((200, encode(&self.to_scale(&updated)?)?));
             }
             let updated = self
                 .modify(ns, name, part, opts, |old| {
@@ -573,7 +686,7 @@ impl<K: Kind> Resource for Registry<K> {
                     self.decode_obj(&bytes, opts.field_validation)
                 })
                 .await?;
-            self.render_one(&updated, out)
+            Ok((200, self.render_one(&updated, out)?))
         })
     }
 

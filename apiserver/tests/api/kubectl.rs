@@ -597,3 +597,85 @@ async fn kubectl_apply_edit_and_explain() {
         }
     }
 }
+
+/// `kubectl apply --server-side`: created when absent, a second manager conflicts on a field
+/// the first owns, `--force-conflicts` takes it over, and the field managers are recorded.
+#[tokio::test(flavor = "multi_thread")]
+async fn kubectl_server_side_apply_with_two_managers() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+
+    let s = Server::start().await;
+    let configmaps: Api<ConfigMap> = Api::namespaced(s.client().await, "default");
+    let dir = tempfile::tempdir().unwrap();
+    for (v, binary) in [("132", "kubectl"), ("133", KUBECTL_1_33)] {
+        let k = Kubectl::of(&s, binary);
+        let name = format!("settings-{v}");
+        let file = |tag: &str, data: &str| {
+            let path = dir.path().join(format!("{name}-{tag}.yaml"));
+            std::fs::write(
+                &path,
+                format!(
+                    "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n{data}"
+                ),
+            )
+            .unwrap();
+            path.to_string_lossy().into_owned()
+        };
+        let mine = file("mine", "  color: blue\n  size: large\n");
+        let out = k.ok(&["apply", "--server-side", "-f", &mine]);
+        assert!(
+            out.contains(&format!("configmap/{name} serverside-applied")),
+            "{out}"
+        );
+        let theirs = file("theirs", "  color: red\n");
+        let out = k.run(&[
+            "apply",
+            "--server-side",
+            "--field-manager=ops",
+            "-f",
+            &theirs,
+        ]);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("Apply failed with 1 conflict: conflict with \"kubectl\": .data.color"),
+            "{err}"
+        );
+        assert_eq!(
+            configmaps.get(&name).await.unwrap().data.unwrap()["color"],
+            "blue",
+            "a conflict changes nothing"
+        );
+        k.ok(&[
+            "apply",
+            "--server-side",
+            "--field-manager=ops",
+            "--force-conflicts",
+            "-f",
+            &theirs,
+        ]);
+        let cm = configmaps.get(&name).await.unwrap();
+        assert_eq!(cm.data.clone().unwrap()["color"], "red");
+        let managers: Vec<(String, String)> = cm
+            .metadata
+            .managed_fields
+            .unwrap()
+            .into_iter()
+            .map(|m| (m.manager.unwrap(), m.operation.unwrap()))
+            .collect();
+        assert_eq!(
+            managers,
+            [
+                ("kubectl".to_string(), "Apply".to_string()),
+                ("ops".to_string(), "Apply".to_string())
+            ]
+        );
+        // The first manager stops applying `size`: it goes; `color` is ops' and stays.
+        let fewer = file("fewer", "  other: x\n");
+        k.ok(&["apply", "--server-side", "-f", &fewer]);
+        let data = configmaps.get(&name).await.unwrap().data.unwrap();
+        assert_eq!(data.get("size"), None);
+        assert_eq!(data["color"], "red");
+        assert_eq!(data["other"], "x");
+    }
+}
