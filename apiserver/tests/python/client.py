@@ -46,9 +46,8 @@ def main(kubeconfig: str) -> None:
 
     t = threading.Thread(target=watch_pods)
     t.start()
-    # Strategic merge patch (the client's default) comes with server-side apply; merge patch now.
-    merge = "application/merge-patch+json"
-    core.patch_namespaced_pod("py-web", "default", {"metadata": {"labels": {"tier": "front"}}}, _content_type=merge)
+    # A dict is sent as a strategic merge patch, the client's default.
+    core.patch_namespaced_pod("py-web", "default", {"metadata": {"labels": {"tier": "front"}}})
     t.join(15)
     assert ("MODIFIED", "py-web") in seen, seen
 
@@ -78,8 +77,27 @@ def main(kubeconfig: str) -> None:
         ),
     )
     apps.create_namespaced_deployment("default", dep)
-    apps.patch_namespaced_deployment_scale("py-deploy", "default", {"spec": {"replicas": 4}}, _content_type=merge)
+    apps.patch_namespaced_deployment_scale("py-deploy", "default", {"spec": {"replicas": 4}})
     assert apps.read_namespaced_deployment("py-deploy", "default").spec.replicas == 4
+    # Strategic: the container is merged by name, so the other one and the image stay.
+    apps.patch_namespaced_deployment(
+        "py-deploy", "default",
+        {"spec": {"template": {"spec": {"containers": [{"name": "log", "image": "busybox"}]}}}},
+    )
+    apps.patch_namespaced_deployment(
+        "py-deploy", "default",
+        {"spec": {"template": {"spec": {"containers": [{"name": "web", "env": [{"name": "A", "value": "1"}]}]}}}},
+    )
+    containers = apps.read_namespaced_deployment("py-deploy", "default").spec.template.spec.containers
+    assert [(c.name, c.image) for c in containers] == [("web", "nginx"), ("log", "busybox")], containers
+    assert containers[0].env[0].value == "1", containers
+    # Server-side apply, as the client's dynamic layer sends it.
+    from kubernetes import dynamic
+    cms = dynamic.DynamicClient(client.ApiClient()).resources.get(api_version="v1", kind="ConfigMap")
+    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "py-applied"}, "data": {"k": "v"}}
+    cms.server_side_apply(body=body, namespace="default", field_manager="py")
+    assert core.read_namespaced_config_map("py-applied", "default").data == {"k": "v"}
+    core.delete_namespaced_config_map("py-applied", "default")
 
     core.delete_namespaced_pod("py-web", "default")
     apps.delete_namespaced_deployment("py-deploy", "default")
