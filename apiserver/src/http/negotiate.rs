@@ -147,6 +147,7 @@ impl Query {
             dry_run,
             field_manager: self.get("fieldManager").map(str::to_string),
             field_validation,
+            apply: false,
         })
     }
 }

@@ -8,8 +8,9 @@
 //! `+listType=map` lists merged by their `+listMapKey`s (`k:{"name":"web"}`), `+listType=set`
 //! lists as sets (`v:"a"`), every other list atomic.
 //!
-//! Not here yet: ownership recorded for writes that are not applies (create, update, patch with
-//! a fieldManager, operation `Update`), so an apply conflicts only with other appliers.
+//! Writes that are not applies record what they changed too (operation `Update`,
+//! [`record_update`]), when they name a field manager, as kubectl always does; so an apply
+//! conflicts with `kubectl scale` or `edit` as it does on Kubernetes.
 
 use std::collections::BTreeSet;
 
@@ -328,23 +329,30 @@ fn display(path: &Path) -> String {
 pub struct Conflicts(pub Vec<(String, String)>);
 
 impl Conflicts {
-    /// Kubernetes' words: `Apply failed with 1 conflict: conflict with "a": .spec.replicas`.
+    /// Kubernetes' words: `Apply failed with 1 conflict: conflict with "a": .spec.replicas`,
+    /// or, for several, the fields under each manager in order.
     pub fn message(&self) -> String {
-        let n = self.0.len();
-        let each: Vec<String> = self
-            .0
-            .iter()
-            .map(|(m, f)| format!("conflict with {m:?}: {f}"))
-            .collect();
-        let plural = if n == 1 { "" } else { "s" };
-        if n == 1 {
-            format!("Apply failed with 1 conflict: {}", each[0])
-        } else {
-            format!(
-                "Apply failed with {n} conflict{plural}: {}",
-                each.join("\n")
-            )
+        if let [(manager, field)] = &self.0[..] {
+            return format!("Apply failed with 1 conflict: conflict with {manager}: {field}");
         }
+        let mut managers: Vec<&String> = self.0.iter().map(|(m, _)| m).collect();
+        managers.sort();
+        managers.dedup();
+        let mut lines = Vec::new();
+        for m in managers {
+            lines.push(format!("conflicts with {m}:"));
+            lines.extend(
+                self.0
+                    .iter()
+                    .filter(|(o, _)| o == m)
+                    .map(|(_, f)| format!("- {f}")),
+            );
+        }
+        format!(
+            "Apply failed with {} conflicts: {}",
+            self.0.len(),
+            lines.join("\n")
+        )
     }
 }
 
@@ -353,6 +361,27 @@ struct Entry {
     operation: String,
     fields: BTreeSet<Path>,
     rest: Value,
+}
+
+impl Entry {
+    /// How a conflict names the manager: `"a"`, or for an update
+    /// `"kubectl-scale" using apps/v1 at 2026-12-07T09:00:00Z`.
+    fn display(&self) -> String {
+        let mut s = format!("{:?}", self.manager);
+        if let Some(sub) = self.rest["subresource"].as_str().filter(|s| !s.is_empty()) {
+            s.push_str(&format!(" with subresource {sub:?}"));
+        }
+        if self.operation == "Update" {
+            s.push_str(&format!(
+                " using {}",
+                self.rest["apiVersion"].as_str().unwrap_or("")
+            ));
+            if let Some(t) = self.rest["time"].as_str() {
+                s.push_str(&format!(" at {t}"));
+            }
+        }
+        s
+    }
 }
 
 fn entries(live: &Value) -> Vec<Entry> {
@@ -371,6 +400,63 @@ fn entries(live: &Value) -> Vec<Entry> {
             }
         })
         .collect()
+}
+
+/// The managed fields after a write by `manager` that is not an apply: the fields whose value
+/// it set or changed become its own (operation `Update`) and no one else's; fields it removed
+/// are no one's. None when it changed nothing.
+pub fn record_update(old: Option<&Value>, new: &Value, manager: &str, now: &str) -> Option<Value> {
+    let api_version = new["apiVersion"].as_str().unwrap_or("");
+    let schema = Schema::Struct(protobuf::message_for(
+        api_version,
+        new["kind"].as_str().unwrap_or(""),
+    ));
+    let mut after = BTreeSet::new();
+    collect(new, &schema, &mut Vec::new(), &mut after);
+    let mut before = BTreeSet::new();
+    if let Some(old) = old {
+        collect(old, &schema, &mut Vec::new(), &mut before);
+    }
+    let changed: BTreeSet<Path> = after
+        .iter()
+        .filter(|p| !before.contains(*p) || old.and_then(|o| lookup(o, p)) != lookup(new, p))
+        .cloned()
+        .collect();
+    let removed: BTreeSet<&Path> = before.difference(&after).collect();
+    if changed.is_empty() && removed.is_empty() {
+        return None;
+    }
+    let mut managers = entries(new);
+    let mine = |e: &Entry| e.manager == manager && e.operation == "Update";
+    if !managers.iter().any(mine) {
+        managers.push(Entry {
+            manager: manager.to_string(),
+            operation: "Update".into(),
+            fields: BTreeSet::new(),
+            rest: json!({"manager": manager, "operation": "Update", "apiVersion": api_version,
+                         "fieldsType": "FieldsV1"}),
+        });
+    }
+    for e in &mut managers {
+        e.fields.retain(|p| !removed.contains(p));
+        if mine(e) {
+            e.fields.extend(changed.iter().cloned());
+            e.rest["time"] = now.into();
+        } else {
+            e.fields.retain(|p| !changed.contains(p));
+        }
+    }
+    Some(Value::Array(
+        managers
+            .into_iter()
+            .filter(|e| !e.fields.is_empty())
+            .map(|e| {
+                let mut v = e.rest;
+                v["fieldsV1"] = to_fields_v1(&e.fields);
+                v
+            })
+            .collect(),
+    ))
 }
 
 /// Applies `config` for `manager` to `live` (None: the object does not exist yet), at `now`.
@@ -409,7 +495,8 @@ pub fn apply(
                 e.fields.remove(p);
             }
         } else {
-            conflicts.extend(clashing.iter().map(|p| (e.manager.clone(), display(p))));
+            let who = e.display();
+            conflicts.extend(clashing.iter().map(|p| (who.clone(), display(p))));
         }
     }
     if !conflicts.is_empty() {
@@ -500,6 +587,39 @@ mod tests {
                                               "f:ports": {"k:{\"containerPort\":80}": {".": {}, "f:containerPort": {}}}}}}}}
             })
         );
+    }
+
+    #[test]
+    fn an_update_owns_what_it_changed_and_an_apply_then_conflicts() {
+        let live = apply(None, &config(1, "web:1", false), "a", false, NOW).unwrap();
+        // `kubectl scale` (an Update by kubectl-scale) changes replicas.
+        let mut scaled = live.clone();
+        scaled["spec"]["replicas"] = json!(5);
+        let managed = record_update(Some(&live), &scaled, "kubectl-scale", NOW).unwrap();
+        let by = |m: &str| {
+            managed
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|e| e["manager"] == m)
+                .cloned()
+        };
+        assert_eq!(
+            by("kubectl-scale").unwrap()["fieldsV1"],
+            json!({"f:spec": {"f:replicas": {}}})
+        );
+        assert_eq!(by("kubectl-scale").unwrap()["operation"], "Update");
+        assert!(by("a").unwrap()["fieldsV1"]["f:spec"]
+            .get("f:replicas")
+            .is_none());
+        scaled["metadata"]["managedFields"] = managed;
+        let err = apply(Some(&scaled), &config(1, "web:1", false), "a", false, NOW).unwrap_err();
+        assert_eq!(
+            err.message(),
+            "Apply failed with 1 conflict: conflict with \"kubectl-scale\" using apps/v1 at 2026-12-07T09:00:00Z: .spec.replicas"
+        );
+        // Nothing changed: nothing recorded.
+        assert_eq!(record_update(Some(&scaled), &scaled, "x", NOW), None);
     }
 
     #[test]

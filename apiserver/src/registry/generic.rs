@@ -7,7 +7,7 @@ use std::sync::Arc;
 use base64::Engine;
 use bytes::Bytes;
 use k8s_openapi::api::core::v1::Namespace;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{DeleteOptions, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{DeleteOptions, ObjectMeta, Time};
 use k8s_openapi::Metadata;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -426,6 +426,7 @@ impl<K: Kind> Registry<K> {
             {
                 return Err(ApiError::already_exists(&self.info().target(&name)));
             }
+            record_update(None, &mut obj, opts);
             self.kind.reserve(&mut obj, None)?;
             if opts.dry_run {
                 self.kind.release(&obj, None);
@@ -653,6 +654,9 @@ impl<K: Kind> Registry<K> {
         }
         if self.kind.tracks_generation() && part != Part::Status && spec_changed(&new, &old) {
             new.metadata_mut().generation = Some(old.metadata().generation.unwrap_or(0) + 1);
+        }
+        if part != Part::Status {
+            record_update(Some(&old), &mut new, opts);
         }
         if new == old {
             // Nothing changed: no write, no new revision, as Kubernetes does.
@@ -981,5 +985,35 @@ impl<K: Kind> TypedWatch<K> {
                 }
             }
         }
+    }
+}
+
+/// Records which fields a write by a named field manager (`?fieldManager=`, kubectl always
+/// sends one) changed, as server-side apply's bookkeeping does for operation `Update`; writes
+/// without a manager (the built-in controllers) and applies (which record themselves) do not.
+fn record_update<O: Serialize + Metadata<Ty = ObjectMeta>>(
+    old: Option<&O>,
+    new: &mut O,
+    opts: &WriteOptions,
+) {
+    let Some(manager) = opts
+        .field_manager
+        .as_deref()
+        .filter(|m| !m.is_empty() && !opts.apply)
+    else {
+        return;
+    };
+    let (Ok(after), before) = (
+        serde_json::to_value(&*new),
+        old.and_then(|o| serde_json::to_value(o).ok()),
+    ) else {
+        return;
+    };
+    let now = serde_json::to_value(now())
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    if let Some(managed) = super::apply::record_update(before.as_ref(), &after, manager, &now) {
+        new.metadata_mut().managed_fields = serde_json::from_value(managed).ok();
     }
 }

@@ -232,6 +232,8 @@ pub struct WriteOptions {
     pub dry_run: bool,
     pub field_manager: Option<String>,
     pub field_validation: FieldValidation,
+    /// A server-side apply, which records its own managed fields (registry/apply.rs).
+    pub apply: bool,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -402,7 +402,7 @@ impl<K: Kind> Registry<K> {
                 c.0.iter()
                     .map(|(m, f)| StatusCause {
                         reason: Some("FieldManagerConflict".into()),
-                        message: Some(format!("conflict with {m:?}")),
+                        message: Some(format!("conflict with {m}")),
                         field: Some(f.clone()),
                     })
                     .collect();
@@ -410,6 +410,10 @@ impl<K: Kind> Registry<K> {
                 causes: Some(causes),
                 ..Default::default()
             })
+        };
+        let opts = &WriteOptions {
+            apply: true,
+            ..opts.clone()
         };
         let updated = self
             .modify(ns, name, Part::Main, opts, |old| {

@@ -677,5 +677,31 @@ async fn kubectl_server_side_apply_with_two_managers() {
         assert_eq!(data.get("size"), None);
         assert_eq!(data["color"], "red");
         assert_eq!(data["other"], "x");
+
+        // A write that is not an apply (kubectl edit here: operation Update) owns what it
+        // changed, and the applier then conflicts with it.
+        let editor = dir.path().join("edit-other.sh");
+        std::fs::write(&editor, "#!/bin/sh\nsed -i 's/other: x/other: changed/' \"$1\"\n").unwrap();
+        std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let out = k
+            .command(&["edit", "configmap", &name])
+            .env("EDITOR", &editor)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = k.run(&["apply", "--server-side", "-f", &fewer]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(
+                "Apply failed with 1 conflict: conflict with \"kubectl-edit\" using v1 at "
+            ),
+            "{err}"
+        );
+        assert!(err.contains(": .data.other"), "{err}");
     }
 }
