@@ -50,6 +50,22 @@ impl Kubectl {
         self.command(args).output().expect("kubectl is installed")
     }
 
+    /// `kubectl edit` with an editor that runs `sed -i <script>` on the file it is given.
+    fn edit(&self, what: &[&str], script: &str) {
+        let editor = self.home.path().join("editor.sh");
+        std::fs::write(&editor, format!("#!/bin/sh\nsed -i '{script}' \"$1\"\n")).unwrap();
+        std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let mut args = vec!["edit"];
+        args.extend_from_slice(what);
+        let out = self.command(&args).env("EDITOR", &editor).output().unwrap();
+        assert!(
+            out.status.success(),
+            "kubectl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Runs and returns stdout; fails the test with stderr when kubectl fails.
     fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
@@ -551,24 +567,7 @@ async fn kubectl_apply_edit_and_explain() {
         assert_eq!(images, ["registry.example/web:2", "registry.example/log:2"]);
 
         // edit with an editor that changes the replicas.
-        let editor = dir.path().join("editor.sh");
-        std::fs::write(
-            &editor,
-            "#!/bin/sh\nsed -i 's/replicas: 2/replicas: 4/' \"$1\"\n",
-        )
-        .unwrap();
-        std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .unwrap();
-        let out = k
-            .command(&["edit", "deployment", &name])
-            .env("EDITOR", &editor)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        k.edit(&["deployment", &name], "s/replicas: 2/replicas: 4/");
         assert_eq!(
             deployments.get(&name).await.unwrap().spec.unwrap().replicas,
             Some(4)
@@ -680,20 +679,7 @@ async fn kubectl_server_side_apply_with_two_managers() {
 
         // A write that is not an apply (kubectl edit here: operation Update) owns what it
         // changed, and the applier then conflicts with it.
-        let editor = dir.path().join("edit-other.sh");
-        std::fs::write(&editor, "#!/bin/sh\nsed -i 's/other: x/other: changed/' \"$1\"\n").unwrap();
-        std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .unwrap();
-        let out = k
-            .command(&["edit", "configmap", &name])
-            .env("EDITOR", &editor)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        k.edit(&["configmap", &name], "s/other: x/other: changed/");
         let out = k.run(&["apply", "--server-side", "-f", &fewer]);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
