@@ -50,6 +50,9 @@ pub struct GetArgs {
     /// Ignore template errors for missing fields (jsonpath, go-template).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     allow_missing_template_keys: bool,
+    /// Keep metadata.managedFields in json and yaml output (kubectl hides them there).
+    #[arg(long)]
+    show_managed_fields: bool,
 }
 
 enum Printer {
@@ -341,10 +344,25 @@ pub async fn get(ctx: &Ctx, a: GetArgs) -> Res<u8> {
             } else {
                 list_of(objects)
             };
-            print_object(&printer, &out, &mut 0)?
+            print_object(&printer, &out, a.show_managed_fields, &mut 0)?
         }
     };
     Ok(report(code))
+}
+
+/// The object (or every item of a List, or a watch event's object) without
+/// metadata.managedFields, as kubectl prints json and yaml unless --show-managed-fields.
+fn without_managed_fields(v: &mut Value) {
+    if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.remove("managedFields");
+    }
+    for inner in ["items", "object"] {
+        match v.get_mut(inner) {
+            Some(Value::Array(items)) => items.iter_mut().for_each(without_managed_fields),
+            Some(o @ Value::Object(_)) => without_managed_fields(o),
+            _ => {}
+        }
+    }
 }
 
 /// `pod/web`, `deployment.apps/web`: the kind from the object itself.
@@ -379,7 +397,16 @@ fn print_columns(cols: &[Column], objects: &[Value], no_headers: bool) -> Res<u8
 }
 
 /// One object (or List) with an object printer; `count` numbers YAML documents.
-fn print_object(printer: &Printer, out: &Value, count: &mut usize) -> Res<u8> {
+fn print_object(printer: &Printer, out: &Value, show_managed: bool, count: &mut usize) -> Res<u8> {
+    let mut trimmed;
+    // kubectl hides them from json and yaml only; templates see the whole object.
+    let out = if show_managed || !matches!(printer, Printer::Json | Printer::Yaml) {
+        out
+    } else {
+        trimmed = out.clone();
+        without_managed_fields(&mut trimmed);
+        &trimmed
+    };
     match printer {
         Printer::Json => println!("{}", jsonpath::go_json_indent(out)),
         Printer::Yaml => {
@@ -506,7 +533,7 @@ impl WatchPrinter<'_> {
                     Some(ev) => json!({"type": ev, "object": o}),
                     None => o.clone(),
                 };
-                if print_object(p, &shown, &mut self.count)? != 0 {
+                if print_object(p, &shown, self.a.show_managed_fields, &mut self.count)? != 0 {
                     return Err(String::new().into());
                 }
             }
