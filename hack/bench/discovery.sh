@@ -15,24 +15,11 @@ command -v kubectl >/dev/null || { echo "kubectl is needed" >&2; exit 1; }
 export KUBECONFIG="${KUBECONFIG:-/var/lib/tinykube/apiserver/admin.kubeconfig}"
 kubectl config view --raw -o json >/tmp/tinykube-bench-kubeconfig.json
 trap 'rm -f /tmp/tinykube-bench-kubeconfig.json' EXIT
-python3 - /tmp/tinykube-bench-kubeconfig.json <<'PY'
-import base64, http.client, json, os, shutil, ssl, statistics, subprocess, sys, tempfile, time, urllib.parse
+PYTHONPATH=hack/bench python3 - /tmp/tinykube-bench-kubeconfig.json <<'PY'
+import json, os, shutil, statistics, subprocess, sys, tempfile, time
+from kubeapi import connect
 
-cfg = json.load(open(sys.argv[1]))
-ctx_name = cfg["current-context"]
-ctx = next(c["context"] for c in cfg["contexts"] if c["name"] == ctx_name)
-cluster = next(c["cluster"] for c in cfg["clusters"] if c["name"] == ctx["cluster"])
-user = next(u["user"] for u in cfg["users"] if u["name"] == ctx["user"])
-tmp = tempfile.mkdtemp()
-def data(d, key):
-    p = os.path.join(tmp, key)
-    with open(p, "wb") as f:
-        f.write(base64.b64decode(d[key + "-data"]))
-    return p
-tls = ssl.create_default_context(cafile=data(cluster, "certificate-authority"))
-tls.load_cert_chain(data(user, "client-certificate"), data(user, "client-key"))
-url = urllib.parse.urlparse(cluster["server"])
-conn = http.client.HTTPSConnection(url.hostname, url.port, context=tls)
+conn, tmp = connect(sys.argv[1])
 AGG = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"
 
 def get(path, accept="application/json", etag=None):

@@ -14,24 +14,12 @@ PODS="${PODS:-1000}"
 cfg=$(mktemp)
 kubectl config view --raw -o json >"$cfg"
 trap 'rm -f "$cfg"; kubectl delete namespace bench-protobuf --wait=false >/dev/null 2>&1 || true' EXIT
-python3 - "$cfg" "$PODS" <<'PY'
-import base64, http.client, json, os, ssl, statistics, sys, tempfile, time, urllib.parse
+PYTHONPATH=hack/bench python3 - "$cfg" "$PODS" <<'PY'
+import json, shutil, statistics, sys, time
+from kubeapi import connect
 
-cfg = json.load(open(sys.argv[1]))
+conn, tmp = connect(sys.argv[1])
 pods = int(sys.argv[2])
-ctx = next(c["context"] for c in cfg["contexts"] if c["name"] == cfg["current-context"])
-cluster = next(c["cluster"] for c in cfg["clusters"] if c["name"] == ctx["cluster"])
-user = next(u["user"] for u in cfg["users"] if u["name"] == ctx["user"])
-tmp = tempfile.mkdtemp()
-def data(d, key):
-    p = os.path.join(tmp, key)
-    with open(p, "wb") as f:
-        f.write(base64.b64decode(d[key + "-data"]))
-    return p
-tls = ssl.create_default_context(cafile=data(cluster, "certificate-authority"))
-tls.load_cert_chain(data(user, "client-certificate"), data(user, "client-key"))
-url = urllib.parse.urlparse(cluster["server"])
-conn = http.client.HTTPSConnection(url.hostname, url.port, context=tls)
 JSON, PB = "application/json", "application/vnd.kubernetes.protobuf"
 
 def call(method, path, accept=JSON, body=None, ctype=JSON):
@@ -86,4 +74,5 @@ print(f"{'':22} {'wire':9} {'p50 ms':>8} {'p99 ms':>8} {'bytes':>10}")
 for what, wire, p50, p99, size in rows:
     print(f"{what:22} {wire:9} {p50:8.2f} {p99:8.2f} {size:10d}")
 print(f"anchor: list p99 <= 5000 ms (SLO); {pods} pods created (JSON) in {made:.1f} s")
+shutil.rmtree(tmp)
 PY

@@ -156,69 +156,67 @@ fn collect(v: &Value, schema: &Schema, prefix: &mut Path, out: &mut BTreeSet<Pat
     }
 }
 
+/// Whether a list element is the one a `k:{...}` or `v:...` step names.
+fn is_element(step: &str, item: &Value) -> bool {
+    if let Some(k) = step.strip_prefix("k:") {
+        serde_json::from_str::<Map<String, Value>>(k)
+            .is_ok_and(|want| want.iter().all(|(wk, wv)| item.get(wk) == Some(wv)))
+    } else if let Some(x) = step.strip_prefix("v:") {
+        serde_json::from_str::<Value>(x).is_ok_and(|want| *item == want)
+    } else {
+        false
+    }
+}
+
 /// The value a path names in `v`.
 fn lookup<'a>(v: &'a Value, path: &[String]) -> Option<&'a Value> {
     let mut cur = v;
-    for step in path {
-        cur = if let Some(k) = step.strip_prefix("f:") {
-            cur.get(k)?
-        } else if let Some(k) = step.strip_prefix("k:") {
-            let want: Map<String, Value> = serde_json::from_str(k).ok()?;
-            cur.as_array()?
-                .iter()
-                .find(|item| want.iter().all(|(wk, wv)| item.get(wk) == Some(wv)))?
-        } else if let Some(x) = step.strip_prefix("v:") {
-            let want: Value = serde_json::from_str(x).ok()?;
-            cur.as_array()?.iter().find(|item| **item == want)?
-        } else {
-            cur
+    for step in path.iter().filter(|s| *s != ".") {
+        cur = match step.strip_prefix("f:") {
+            Some(k) => cur.get(k)?,
+            None => cur.as_array()?.iter().find(|e| is_element(step, e))?,
         };
     }
     Some(cur)
-}
-
-/// Removes what a path names from `v`.
-fn remove(v: &mut Value, path: &[String]) {
-    let (last, parent) = match path {
-        [p @ .., dot, last] if dot == "." => {
-            let _ = last;
-            (p.last().cloned(), &p[..p.len().saturating_sub(1)])
-        }
-        [p @ .., last] => (Some(last.clone()), p),
-        [] => return,
-    };
-    let (Some(last), Some(container)) = (last, lookup_mut(v, parent)) else {
-        return;
-    };
-    if let Some(k) = last.strip_prefix("f:") {
-        if let Some(o) = container.as_object_mut() {
-            o.remove(k);
-        }
-    } else if let Some(list) = container.as_array_mut() {
-        let target = lookup(&Value::Array(list.clone()), std::slice::from_ref(&last)).cloned();
-        if let Some(t) = target {
-            if let Some(i) = list.iter().position(|e| *e == t) {
-                list.remove(i);
-            }
-        }
-    }
 }
 
 fn lookup_mut<'a>(v: &'a mut Value, path: &[String]) -> Option<&'a mut Value> {
     let mut cur = v;
-    for step in path {
-        cur = if let Some(k) = step.strip_prefix("f:") {
-            cur.get_mut(k)?
-        } else if let Some(k) = step.strip_prefix("k:") {
-            let want: Map<String, Value> = serde_json::from_str(k).ok()?;
-            cur.as_array_mut()?
+    for step in path.iter().filter(|s| *s != ".") {
+        cur = match step.strip_prefix("f:") {
+            Some(k) => cur.get_mut(k)?,
+            None => cur
+                .as_array_mut()?
                 .iter_mut()
-                .find(|item| want.iter().all(|(wk, wv)| item.get(wk) == Some(wv)))?
-        } else {
-            return None;
+                .find(|e| is_element(step, e))?,
         };
     }
     Some(cur)
+}
+
+/// Removes what a path names from `v`: a field, or (`k:`/`v:`, with or without the trailing
+/// `.`) a list element.
+fn remove(v: &mut Value, path: &[String]) {
+    let (parent, last) = match path {
+        [p @ .., element, dot] if dot == "." => (p, element),
+        [p @ .., last] => (p, last),
+        [] => return,
+    };
+    let Some(container) = lookup_mut(v, parent) else {
+        return;
+    };
+    match last.strip_prefix("f:") {
+        Some(k) => {
+            if let Some(o) = container.as_object_mut() {
+                o.remove(k);
+            }
+        }
+        None => {
+            if let Some(list) = container.as_array_mut() {
+                list.retain(|e| !is_element(last, e));
+            }
+        }
+    }
 }
 
 /// Merges an applied configuration into the live object.

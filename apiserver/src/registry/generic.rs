@@ -1009,10 +1009,7 @@ fn record_update<O: Serialize + Metadata<Ty = ObjectMeta>>(
     ) else {
         return;
     };
-    let now = serde_json::to_value(now())
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default();
+    let now = super::now_text();
     if let Some(managed) = super::apply::record_update(before.as_ref(), &after, manager, &now) {
         new.metadata_mut().managed_fields = serde_json::from_value(managed).ok();
     }

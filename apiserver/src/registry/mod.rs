@@ -218,6 +218,11 @@ pub fn now() -> Time {
     Time(k8s_openapi::jiff::Timestamp::from_second(secs).unwrap_or(ts))
 }
 
+/// [`now`] as JSON writes it (`2026-12-07T09:00:00Z`), for timestamps kept in JSON.
+pub fn now_text() -> String {
+    now().0.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
 pub fn now_secs() -> i64 {
     k8s_openapi::jiff::Timestamp::now().as_second()
 }

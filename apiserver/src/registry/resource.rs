@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 
 use super::generic::{Change, DeleteOutcome, ListOptions, Registry};
 use super::selector::{FieldSelector, Selector};
-use super::{now, now_secs, FieldValidation, Kind, Part, ResourceInfo, WriteOptions};
+use super::{now_secs, FieldValidation, Kind, Part, ResourceInfo, WriteOptions};
 use crate::error::{status_json, ApiError, ApiResult};
 use crate::store::BoxFuture;
 
@@ -393,10 +393,7 @@ impl<K: Kind> Registry<K> {
                 ))
             }
         }
-        let now = serde_json::to_value(now())
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
+        let now = super::now_text();
         let conflict = |c: super::apply::Conflicts| {
             let causes =
                 c.0.iter()
