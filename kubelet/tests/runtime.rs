@@ -16,6 +16,14 @@ use tinykube_kubelet::runtime::sandbox::{DnsConfig, Sandbox};
 use tinykube_kubelet::runtime::shim::{self, ShimArgs};
 use tinykube_kubelet::runtime::spec::{container_spec, BindMount, ImageConfig, Inputs};
 
+/// A container's `stdin`, `stdinOnce` and `tty`.
+#[derive(Clone, Copy, Default)]
+struct Io {
+    stdin: bool,
+    stdin_once: bool,
+    tty: bool,
+}
+
 /// A node dir with the busybox image loaded, and cgroups under a parent of the test's own.
 struct Fixture {
     node: harness::Node,
@@ -56,6 +64,11 @@ impl Fixture {
     /// The same, for a container of a pod whose sandbox (UTS/IPC namespaces, /etc files) is
     /// `sandbox`.
     fn bundle_in(&self, id: &str, args: &[&str], sandbox: Option<&Sandbox>) -> ShimArgs {
+        self.bundle_io(id, args, sandbox, Io::default())
+    }
+
+    /// The same, with the container's `stdin`, `stdinOnce` and `tty`.
+    fn bundle_io(&self, id: &str, args: &[&str], sandbox: Option<&Sandbox>, io: Io) -> ShimArgs {
         let image = self
             .node
             .store()
@@ -68,7 +81,8 @@ impl Fixture {
         // The spec the kubelet writes for a pod's container (secure defaults and all).
         let pod: Pod = serde_json::from_value(serde_json::json!({
             "metadata": {"name": if sandbox.is_some() { "web-1" } else { "p" }, "namespace": "default", "uid": "u"},
-            "spec": {"containers": [{"name": "c", "image": "busybox", "command": args}]}
+            "spec": {"containers": [{"name": "c", "image": "busybox", "command": args,
+                "stdin": io.stdin, "stdinOnce": io.stdin_once, "tty": io.tty}]}
         }))
         .unwrap();
         let container = &pod.spec.as_ref().unwrap().containers[0];
@@ -115,6 +129,9 @@ impl Fixture {
             log_max_size: 10 << 20,
             log_max_files: 5,
             systemd_cgroup: false,
+            stdin: io.stdin,
+            stdin_once: io.stdin_once,
+            tty: io.tty,
         }
     }
 }
@@ -175,6 +192,95 @@ fn a_container_runs_logs_and_exits_with_its_code() {
     // libcontainer deleted its state (and the container's cgroup).
     assert!(!args.state_root.join("c-exit").exists());
     eprintln!("create+start+exit+delete through the shim: {took:?}");
+}
+
+/// Attaches to the container of `args` (its instance directory is the bundle), sends
+/// `input` then EOF, and returns the output until the exit, and the exit code.
+fn attach(args: &ShimArgs, input: &[u8], resize: Option<(u16, u16)>) -> (Vec<u8>, i32) {
+    use std::io::{Read, Write};
+    use tinykube_kubelet::runtime::attach as a;
+    let (_dir, path) = a::short_path(&args.bundle, a::SOCKET).unwrap();
+    let mut s = std::os::unix::net::UnixStream::connect(path).expect("the shim listens");
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(&a::frame(a::HELLO, &[1])).unwrap();
+    if let Some((w, h)) = resize {
+        let mut size = w.to_be_bytes().to_vec();
+        size.extend(h.to_be_bytes());
+        s.write_all(&a::frame(a::RESIZE, &size)).unwrap();
+    }
+    s.write_all(&a::frame(a::STDIN, input)).unwrap();
+    s.write_all(&a::frame(a::STDIN_EOF, &[])).unwrap();
+    let mut d = a::Decoder::default();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = s.read(&mut buf).expect("output until the exit");
+        assert!(n > 0, "the shim closed before the exit: {out:?}");
+        d.push(&buf[..n]);
+        while let Some((kind, data)) = d.next_frame().unwrap() {
+            match kind {
+                a::STDOUT | a::STDERR => out.extend(data),
+                a::EXIT => return (out, i32::from_be_bytes(data.try_into().unwrap())),
+                k => panic!("unexpected frame {k}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn attach_feeds_stdin_once_and_replays_early_output_to_the_first_client() {
+    let f = Fixture::new();
+    let io = Io {
+        stdin: true,
+        stdin_once: true,
+        tty: false,
+    };
+    // Output before anyone attached, then a stdin read to its end.
+    let args = f.bundle_io(
+        "c-attach",
+        &["sh", "-c", "echo early; cat; echo done"],
+        None,
+        io,
+    );
+    let (report, mut child) = shim::spawn(exe(), &args).unwrap();
+    assert!(report.error.is_none(), "{report:?}");
+    let (out, code) = attach(&args, b"typed\n", None);
+    assert_eq!(String::from_utf8_lossy(&out), "early\ntyped\ndone\n");
+    assert_eq!(code, 0);
+    assert!(child.wait().unwrap().success());
+    assert!(!args.bundle.join("attach.sock").exists());
+    // A quick exit waits for the session's client, who still gets everything.
+    let args = f.bundle_io("c-quick", &["echo", "hi"], None, io);
+    let (_, mut child) = shim::spawn(exe(), &args).unwrap();
+    std::thread::sleep(Duration::from_millis(300)); // the container is long gone
+    let (out, code) = attach(&args, b"", None);
+    assert_eq!((String::from_utf8_lossy(&out).as_ref(), code), ("hi\n", 0));
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn a_terminal_container_is_attached_with_its_size() {
+    let f = Fixture::new();
+    let io = Io {
+        stdin: true,
+        stdin_once: true,
+        tty: true,
+    };
+    let args = f.bundle_io("c-tty", &["sh"], None, io);
+    let (report, mut child) = shim::spawn(exe(), &args).unwrap();
+    assert!(report.error.is_none(), "{report:?}");
+    let (out, code) = attach(
+        &args,
+        b"[ -t 0 ] && stty size && echo $((6*7)); exit 3\n",
+        Some((100, 30)),
+    );
+    let out = String::from_utf8_lossy(&out);
+    assert!(out.contains("30 100\r\n42\r\n"), "{out:?}");
+    assert_eq!(code, 3);
+    assert!(child.wait().unwrap().success());
+    // The terminal's output is the container's log, as stdout.
+    let log = std::fs::read_to_string(&args.log).unwrap();
+    assert!(log.contains(" stdout "), "{log}");
 }
 
 #[test]

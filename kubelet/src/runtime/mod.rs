@@ -1,5 +1,6 @@
 //! The container runtime: per-container shims running youki's libcontainer, CRI log files.
 
+pub mod attach;
 pub mod cgroups;
 pub mod crilog;
 pub mod exec;

@@ -276,7 +276,9 @@ impl PodRuntime {
         format!("{}-{uid}", self.cfg.netns_prefix)
     }
 
-    fn instance_dir(&self, uid: &str, name: &str, attempt: u32) -> PathBuf {
+    /// Where instance `attempt` of container `name` keeps its records (and its shim its
+    /// attach socket).
+    pub fn instance_dir(&self, uid: &str, name: &str, attempt: u32) -> PathBuf {
         self.pod_dir(uid)
             .join("containers")
             .join(name)
@@ -702,6 +704,9 @@ impl PodRuntime {
             log_max_size: self.cfg.log_max_size,
             log_max_files: self.cfg.log_max_files,
             systemd_cgroup: self.cfg.cgroups.driver == cgroups::Driver::Systemd,
+            stdin: c.stdin == Some(true),
+            stdin_once: c.stdin_once == Some(true),
+            tty: c.tty == Some(true),
         };
         let (report, child) = shim::spawn(&self.cfg.exe, &args)
             .map_err(|e| fail(StartError::create(format!("starting the shim: {e}"))))?;

@@ -18,6 +18,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::wait::{waitpid, WaitStatus};
 use serde::{Deserialize, Serialize};
 
+use super::attach;
 use super::crilog::{now_rfc3339_nano, CriLog, Stream};
 
 /// What the shim is told (its command-line flags).
@@ -45,6 +46,15 @@ pub struct ShimArgs {
     /// The container's cgroup is a systemd scope (its cgroupsPath is `slice:prefix:name`).
     #[arg(long)]
     pub systemd_cgroup: bool,
+    /// The container's stdin is a pipe the shim holds for attach (`stdin: true`).
+    #[arg(long)]
+    pub stdin: bool,
+    /// Stdin closes when its first attached client closes it (`stdinOnce: true`).
+    #[arg(long)]
+    pub stdin_once: bool,
+    /// The container has a terminal (`tty: true`; the spec's `process.terminal`).
+    #[arg(long)]
+    pub tty: bool,
 }
 
 /// The first line a shim prints.
@@ -99,14 +109,18 @@ pub fn run(args: ShimArgs) -> i32 {
         );
     }
     match start(&args) {
-        Ok(running) => {
+        Ok(mut running) => {
+            // Listening before the report, so the container can be attached to as soon as
+            // the kubelet knows it runs. Without its socket it still runs, unattachable.
+            let stdin = std::mem::replace(&mut running.stdin, attach::Stdin::None);
+            let server = attach::Server::listen(&args.bundle, stdin, args.stdin_once).ok();
             report(&Report {
                 pid: Some(running.pid.as_raw()),
                 error: None,
                 started_at: Some(running.started_at.clone()),
             });
             detach_stdio();
-            supervise(&args, running)
+            supervise(&args, running, server)
         }
         Err(e) => {
             report(&Report {
@@ -122,18 +136,28 @@ pub fn run(args: ShimArgs) -> i32 {
 struct Running {
     container: libcontainer::container::Container,
     pid: nix::unistd::Pid,
+    /// Standard output (or the terminal's master), standard error (none with a terminal).
     out: OwnedFd,
-    err: OwnedFd,
+    err: Option<OwnedFd>,
+    stdin: attach::Stdin,
     started_at: String,
     oom: OomWatch,
 }
 
+/// The container's stdio as the shim holds it: what the builder gets, what the shim keeps.
+struct Stdio {
+    out: Option<OwnedFd>,
+    err: Option<OwnedFd>,
+    stdin: attach::Stdin,
+    console: Option<(std::os::unix::net::UnixListener, PathBuf)>,
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))
+}
+
 fn start(args: &ShimArgs) -> Result<Running, String> {
-    let (out_r, out_w) =
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
-    let (err_r, err_w) =
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
-    let null = File::open("/dev/null").map_err(|e| format!("/dev/null: {e}"))?;
+    let null = || File::open("/dev/null").map_err(|e| format!("/dev/null: {e}"));
     // Containers inherit the shim's open-file limit: containerd's 1048576 (libcontainer
     // fails with EPERM when the spec asks to raise rlimits itself).
     let _ = nix::sys::resource::setrlimit(
@@ -149,17 +173,67 @@ fn start(args: &ShimArgs) -> Result<Running, String> {
         }
         let _ = std::fs::remove_dir_all(&stale);
     }
-    let mut container = ContainerBuilder::new(args.id.clone(), SyscallType::default())
+    let mut builder = ContainerBuilder::new(args.id.clone(), SyscallType::default())
         .with_root_path(&args.state_root)
-        .map_err(|e| format!("state root {}: {e}", args.state_root.display()))?
-        .with_stdin(OwnedFd::from(null))
-        .with_stdout(out_w)
-        .with_stderr(err_w)
+        .map_err(|e| format!("state root {}: {e}", args.state_root.display()))?;
+    let mut io = Stdio {
+        out: None,
+        err: None,
+        stdin: attach::Stdin::None,
+        console: None,
+    };
+    if args.tty {
+        // libcontainer sends the terminal's master to a console socket, as runc does.
+        const CONSOLE: &str = "console.sock";
+        let _ = std::fs::remove_file(args.bundle.join(CONSOLE));
+        let listener = attach::in_dir(&args.bundle, || {
+            std::os::unix::net::UnixListener::bind(CONSOLE)
+        })
+        .map_err(|e| format!("console socket: {e}"))?;
+        builder = builder.with_console_socket(Some(args.bundle.join(CONSOLE)));
+        io.console = Some((listener, args.bundle.join(CONSOLE)));
+    } else {
+        let (out_r, out_w) = pipe()?;
+        let (err_r, err_w) = pipe()?;
+        io.out = Some(out_r);
+        io.err = Some(err_r);
+        builder = builder.with_stdout(out_w).with_stderr(err_w);
+        if args.stdin {
+            let (in_r, in_w) = pipe()?;
+            io.stdin = attach::Stdin::Pipe(in_w);
+            builder = builder.with_stdin(in_r);
+        } else {
+            builder = builder.with_stdin(OwnedFd::from(null()?));
+        }
+    }
+    let built = builder
         .as_init(&args.bundle)
         .with_systemd(args.systemd_cgroup)
         .with_detach(true)
         .build()
-        .map_err(|e| format!("creating container {}: {e}", args.id))?;
+        .map_err(|e| format!("creating container {}: {e}", args.id));
+    if let Some((listener, path)) = io.console.take() {
+        let master = built.as_ref().ok().map(|_| receive_master(&listener));
+        let _ = std::fs::remove_file(path);
+        if let Some(master) = master {
+            match master {
+                Ok(m) => {
+                    if args.stdin {
+                        let dup = m.try_clone().map_err(|e| format!("dup: {e}"))?;
+                        io.stdin = attach::Stdin::Terminal(dup);
+                    }
+                    io.out = Some(m);
+                }
+                Err(e) => {
+                    if let Ok(mut c) = built {
+                        let _ = c.delete(true);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+    }
+    let mut container = built?;
     let started_at = now_rfc3339_nano();
     if let Err(e) = container.start() {
         let _ = container.delete(true);
@@ -172,11 +246,57 @@ fn start(args: &ShimArgs) -> Result<Running, String> {
     Ok(Running {
         container,
         pid,
-        out: out_r,
-        err: err_r,
+        out: io.out.ok_or("the container has no output")?,
+        err: io.err,
+        stdin: io.stdin,
         started_at,
         oom,
     })
+}
+
+/// Receives the terminal's master that libcontainer's init sent to the console socket (it
+/// connected during create, so the connection is waiting).
+fn receive_master(listener: &std::os::unix::net::UnixListener) -> Result<OwnedFd, String> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::os::fd::FromRawFd;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| format!("console socket: {e}"))?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let stream = loop {
+        match listener.accept() {
+            Ok((s, _)) => break s,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if std::time::Instant::now() > deadline {
+                    return Err("timed out waiting for the container's terminal".into());
+                }
+                let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
+                let _ = poll(&mut fds, PollTimeout::from(100u16));
+            }
+            Err(e) => return Err(format!("console socket: {e}")),
+        }
+    };
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(10)));
+    let mut buf = [0u8; 4096];
+    let mut iov = [io::IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = recvmsg::<()>(
+        stream.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .map_err(|e| format!("receiving the terminal: {e}"))?;
+    for c in msg.cmsgs().map_err(|e| e.to_string())? {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            if let Some(fd) = fds.first() {
+                // SAFETY: SCM_RIGHTS gave us a new descriptor that nothing else owns.
+                return Ok(unsafe { OwnedFd::from_raw_fd(*fd) });
+            }
+        }
+    }
+    Err("the console socket carried no terminal".into())
 }
 
 /// Points stdin/stdout/stderr at /dev/null, so the kubelet's pipes close.
@@ -192,48 +312,56 @@ fn detach_stdio() {
     }
 }
 
-fn supervise(args: &ShimArgs, mut running: Running) -> i32 {
+fn supervise(args: &ShimArgs, mut running: Running, mut server: Option<attach::Server>) -> i32 {
     let mut log = CriLog::open(&args.log, args.log_max_size, args.log_max_files).ok();
-    for fd in [&running.out, &running.err] {
+    for fd in std::iter::once(&running.out).chain(running.err.as_ref()) {
         let flags = nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK);
         let _ = nix::fcntl::fcntl(fd.as_raw_fd(), flags);
     }
-    let mut open = [true, true];
+    let mut open = [true, running.err.is_some()];
     let mut buf = vec![0u8; 64 * 1024];
     // The init is our child: SIGCHLD would do, but a pidfd fits poll() directly.
     let pidfd = pidfd_open(running.pid.as_raw());
     let mut status = None;
     loop {
-        let mut fds = Vec::with_capacity(3);
         let streams = [
-            (&running.out, Stream::Stdout),
-            (&running.err, Stream::Stderr),
+            (Some(&running.out), Stream::Stdout, attach::STDOUT),
+            (running.err.as_ref(), Stream::Stderr, attach::STDERR),
         ];
-        for (i, (fd, _)) in streams.iter().enumerate() {
-            if open[i] {
-                fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
-            }
-        }
-        if status.is_none() {
-            if let Some(p) = &pidfd {
-                fds.push(PollFd::new(p.as_fd(), PollFlags::POLLIN));
-            }
-        }
-        if fds.is_empty() {
-            break;
-        }
         // After the exit, give lingering writers (none, normally) a moment, then stop.
         let timeout = if status.is_some() || pidfd.is_none() {
             200u16
         } else {
             u16::MAX
         };
-        let _ = poll(&mut fds, PollTimeout::from(timeout));
-        let mut progressed = false;
-        for (i, (fd, stream)) in streams.iter().enumerate() {
-            if !open[i] {
-                continue;
+        {
+            let mut fds = Vec::with_capacity(4);
+            for (i, (fd, _, _)) in streams.iter().enumerate() {
+                if let (true, Some(fd)) = (open[i], fd) {
+                    fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
+                }
             }
+            if status.is_none() {
+                if let Some(p) = &pidfd {
+                    fds.push(PollFd::new(p.as_fd(), PollFlags::POLLIN));
+                }
+            }
+            if fds.is_empty() {
+                break;
+            }
+            if let Some(s) = &server {
+                fds.extend(s.poll_fds());
+            }
+            let _ = poll(&mut fds, PollTimeout::from(timeout));
+        }
+        if let Some(s) = server.as_mut() {
+            s.service();
+        }
+        let mut progressed = false;
+        for (i, (fd, stream, kind)) in streams.iter().enumerate() {
+            let (true, Some(fd)) = (open[i], fd) else {
+                continue;
+            };
             match nix::unistd::read(fd.as_raw_fd(), &mut buf) {
                 Ok(0) => open[i] = false,
                 Ok(n) => {
@@ -241,8 +369,12 @@ fn supervise(args: &ShimArgs, mut running: Running) -> i32 {
                     if let Some(l) = log.as_mut() {
                         let _ = l.write(*stream, &buf[..n]);
                     }
+                    if let Some(s) = server.as_mut() {
+                        s.output(*kind, &buf[..n]);
+                    }
                 }
                 Err(nix::errno::Errno::EAGAIN) | Err(nix::errno::Errno::EINTR) => {}
+                // EIO from a terminal's master: its last user is gone.
                 Err(_) => open[i] = false,
             }
         }
@@ -256,6 +388,19 @@ fn supervise(args: &ShimArgs, mut running: Running) -> i32 {
             break;
         }
     }
+    // A container made for one session (`kubectl run -i`) that ended before its client
+    // came: its output waits a little for that client (the kubelet still reports it
+    // running meanwhile).
+    if let Some(s) = server.as_mut() {
+        let deadline = std::time::Instant::now() + attach::FIRST_CLIENT_GRACE;
+        while s.awaiting_first_client() && std::time::Instant::now() < deadline {
+            {
+                let mut fds = s.poll_fds();
+                let _ = poll(&mut fds, PollTimeout::from(100u16));
+            }
+            s.service();
+        }
+    }
     if let Some(l) = log.as_mut() {
         let _ = l.finish();
     }
@@ -265,6 +410,9 @@ fn supervise(args: &ShimArgs, mut running: Running) -> i32 {
         _ => (255, None),
     };
     let oom_killed = signal == Some(libc::SIGKILL) && running.oom.killed();
+    if let Some(s) = server {
+        s.finish(exit_code);
+    }
     let _ = running.container.delete(true);
     if args.systemd_cgroup {
         // An OOM-killed scope stays loaded as failed until reset.
@@ -358,6 +506,9 @@ pub fn spawn(exe: &std::path::Path, args: &ShimArgs) -> io::Result<(Report, std:
         .arg("--log-max-files")
         .arg(args.log_max_files.to_string())
         .args(args.systemd_cgroup.then_some("--systemd-cgroup"))
+        .args(args.stdin.then_some("--stdin"))
+        .args(args.stdin_once.then_some("--stdin-once"))
+        .args(args.tty.then_some("--tty"))
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())

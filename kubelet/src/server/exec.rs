@@ -46,6 +46,8 @@ pub struct Options {
     pub stdout: bool,
     pub stderr: bool,
     pub tty: bool,
+    /// An attach (to the container's own stdio), not an exec.
+    pub attach: bool,
 }
 
 impl Options {
@@ -109,18 +111,14 @@ pub async fn handle(
     attach: bool,
     mut req: Request<Incoming>,
 ) -> Response<Body> {
-    let opts = match Options::parse(req.uri().query()) {
+    let mut opts = match Options::parse(req.uri().query()) {
         Ok(o) => o,
         Err(e) => return status(400, "BadRequest", e),
     };
+    opts.attach = attach;
     if attach {
-        return status(
-            400,
-            "BadRequest",
-            "attach is not supported by tinykube's kubelet: use exec",
-        );
-    }
-    if opts.command.is_empty() {
+        opts.command.clear();
+    } else if opts.command.is_empty() {
         return status(
             400,
             "BadRequest",
@@ -136,10 +134,21 @@ pub async fn handle(
         Err(r) => return r.response(),
     };
     let id = instance.record.id.clone();
+    let instance_dir = state.rt.instance_dir(
+        pod.metadata.uid.as_deref().unwrap_or(""),
+        container,
+        instance.record.attempt,
+    );
     let session = {
         let state = state.clone();
         let opts = opts.clone();
-        move |input, output| async move { run(&state, &id, &opts, input, output).await }
+        move |input, output| async move {
+            if opts.attach {
+                attach_to(&instance_dir, &opts, input, output).await
+            } else {
+                run(&state, &id, &opts, input, output).await
+            }
+        }
     };
     if is_upgrade(&req, "websocket") {
         return match super::ws::accept(&req, super::ws::CHANNEL_PROTOCOLS) {
@@ -359,6 +368,77 @@ async fn supervise(
         }
     }
     Ok(code)
+}
+
+/// Attaches to the container whose instance directory is `dir`, through its shim
+/// ([`crate::runtime::attach`]), until the container ends or the client leaves.
+pub async fn attach_to(
+    dir: &std::path::Path,
+    opts: &Options,
+    mut input: mpsc::Receiver<Input>,
+    output: mpsc::Sender<Output>,
+) -> Outcome {
+    use crate::runtime::attach as a;
+    let (_dir, path) = a::short_path(dir, a::SOCKET).map_err(|e| e.to_string())?;
+    let stream = tokio::net::UnixStream::connect(&path)
+        .await
+        .map_err(|e| format!("the container is not running: {e}"))?;
+    let (mut rd, mut wr) = stream.into_split();
+    wr.write_all(&a::frame(a::HELLO, &[u8::from(opts.stdin)]))
+        .await
+        .map_err(|e| e.to_string())?;
+    let reader = async {
+        let mut frames = a::Decoder::default();
+        let mut buf = vec![0u8; 32 * 1024];
+        loop {
+            let n = rd.read(&mut buf).await.map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Err("the container's shim went away".to_string());
+            }
+            frames.push(&buf[..n]);
+            while let Some((kind, data)) = frames.next_frame().map_err(|e| e.to_string())? {
+                let o = match kind {
+                    a::STDOUT if opts.stdout => Output::Stdout(data.into()),
+                    // A terminal has one output: stderr, if any, goes with stdout.
+                    a::STDERR if opts.stderr || (opts.tty && opts.stdout) => {
+                        if opts.tty {
+                            Output::Stdout(data.into())
+                        } else {
+                            Output::Stderr(data.into())
+                        }
+                    }
+                    a::EXIT => return Ok(0),
+                    _ => continue,
+                };
+                if output.send(o).await.is_err() {
+                    return Ok(0);
+                }
+            }
+        }
+    };
+    let writer = async {
+        while let Some(i) = input.recv().await {
+            let f = match i {
+                Input::Stdin(b) if opts.stdin => a::frame(a::STDIN, &b),
+                Input::Stdin(_) => continue,
+                Input::StdinEof => a::frame(a::STDIN_EOF, &[]),
+                Input::Resize { width, height } => {
+                    let mut size = width.to_be_bytes().to_vec();
+                    size.extend(height.to_be_bytes());
+                    a::frame(a::RESIZE, &size)
+                }
+            };
+            if wr.write_all(&f).await.is_err() {
+                break;
+            }
+        }
+    };
+    tokio::select! {
+        r = reader => r,
+        // The client left (its connection closed): the session ends; the container runs on
+        // (and a one-session container's stdin closes, as the shim sees this client go).
+        _ = writer => Ok(0),
+    }
 }
 
 /// Receives the pty master libcontainer sends to the console socket.

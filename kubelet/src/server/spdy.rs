@@ -652,7 +652,11 @@ where
             _ => {}
         }
     }
-    drop(in_tx);
+    // The input ends when the connection does (stdin's own end is `StdinEof`).
+    tokio::spawn(async move {
+        while incoming.recv().await.is_some() {}
+        drop(in_tx);
+    });
     let exec = run(in_rx, out_tx);
     tokio::pin!(exec);
     let forward = |o: Output| {
@@ -673,7 +677,12 @@ where
     let outcome = loop {
         tokio::select! {
             biased;
-            Some(o) = out_rx.recv() => { forward(o).await; }
+            Some(o) = out_rx.recv() => {
+                // An attached client that left ends its session; an exec runs on.
+                if !forward(o).await && opts.attach {
+                    break Ok(0);
+                }
+            }
             r = &mut exec => break r,
         }
     };

@@ -174,6 +174,10 @@ where
                 if !client_gone && send_output(&mut sink, o).await.is_err() {
                     client_gone = true;
                 }
+                // An attached client that left ends its session; an exec runs on.
+                if client_gone && opts.attach {
+                    break Ok(0);
+                }
             }
             r = &mut exec => break r,
         }
