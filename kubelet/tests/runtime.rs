@@ -145,6 +145,19 @@ impl Drop for Fixture {
         {
             let _ = remove_rootfs(self.node.store(), &e.file_name().to_string_lossy());
         }
+        // Containers a failed test left running (their shims then end with them).
+        for pid in tinykube_kubelet::runtime::cgroups::procs(&self.cgroup_parent) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !tinykube_kubelet::runtime::cgroups::procs(&self.cgroup_parent).is_empty()
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         tinykube_kubelet::runtime::cgroups::remove_tree(&self.cgroup_parent);
         let _ = netns::delete(&self.netns);
         netns::release_dir();

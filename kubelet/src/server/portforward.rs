@@ -339,7 +339,8 @@ async fn channel_session(io: hyper::upgrade::Upgraded, ports: Vec<u16>, target: 
     let reader = async {
         while let Some(Ok(msg)) = stream.next().await {
             match msg {
-                Message::Binary(data) if data.len() > 1 => {
+                Message::Binary(_) | Message::Text(_) if msg.len() > 1 => {
+                    let data = msg.into_data();
                     let ch = data[0] as usize;
                     if ch % 2 == 0 {
                         if let Some(tx) = inputs.get(ch / 2) {

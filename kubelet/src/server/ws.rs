@@ -152,8 +152,10 @@ where
     let reader = tokio::spawn(async move {
         while let Some(Ok(msg)) = stream.next().await {
             match msg {
-                Message::Binary(data) => {
-                    if let Some(i) = input(&data, v5) {
+                // The official Python client sends what it was given as text as a text
+                // message (the channel byte first, as in a binary one); kubelets take both.
+                Message::Binary(_) | Message::Text(_) => {
+                    if let Some(i) = input(&msg.into_data(), v5) {
                         if in_tx.send(i).await.is_err() {
                             break;
                         }
