@@ -305,10 +305,17 @@ impl ApiError {
                 })
                 .collect(),
         );
+        // `Deployment.apps "web" is invalid`: the kind qualified by its group, as
+        // Kubernetes' NewInvalid writes it.
+        let qualified = if t.group.is_empty() {
+            kind.to_string()
+        } else {
+            format!("{kind}.{}", t.group)
+        };
         Self::new(
             422,
             "Invalid",
-            format!("{kind} {:?} is invalid: {list}", t.name),
+            format!("{qualified} {:?} is invalid: {list}", t.name),
         )
         .with_details(details)
     }

@@ -27,6 +27,8 @@ struct Kubectl<'a> {
     bin: &'a str,
     ns: String,
     home: tempfile::TempDir,
+    /// Whose credentials: `admin`, or a daemon's (`kubelet`).
+    user: &'a str,
 }
 
 impl<'a> Kubectl<'a> {
@@ -40,6 +42,7 @@ impl<'a> Kubectl<'a> {
             bin,
             ns: ns.to_string(),
             home: tempfile::tempdir().expect("temp dir"),
+            user: "admin",
         }
     }
 
@@ -47,7 +50,7 @@ impl<'a> Kubectl<'a> {
         let mut c = Command::new(self.bin);
         c.arg(format!(
             "--kubeconfig={}",
-            self.node.apiserver.kubeconfig("admin").display()
+            self.node.apiserver.kubeconfig(self.user).display()
         ))
         .arg(format!("--namespace={}", self.ns))
         .args(args)
@@ -788,6 +791,37 @@ fn first_week(node: &Node, bin: &str, ns: &str) {
     assert!(k
         .ok(&["events", "--for", &format!("pod/{p0}")])
         .contains("Started"));
+
+    // auth: the admin may do anything; the kubelet's identity only what a node may.
+    assert_eq!(k.ok(&["auth", "can-i", "create", "pods"]), "yes\n");
+    assert_eq!(k.ok(&["auth", "can-i", "*", "*"]), "yes\n");
+    let list = rows(&k.ok(&["auth", "can-i", "--list"]));
+    assert!(
+        list.contains(&vec!["*.*".into(), "[]".into(), "[]".into(), "[*]".into()]),
+        "{list:?}"
+    );
+    let me = rows(&k.ok(&["auth", "whoami"]));
+    assert_eq!(me[0], ["ATTRIBUTE", "VALUE"]);
+    assert_eq!(me[1][0], "Username");
+    let mut as_node = Kubectl::new(node, bin, ns);
+    as_node.user = "kubelet";
+    let no = as_node.run(&["auth", "can-i", "create", "pods"]);
+    assert_eq!(
+        (no.status.code(), text(&no.stdout).as_str()),
+        (Some(1), "no\n")
+    );
+    // (kubectl warns that nodes are not namespaced: the test names a namespace.)
+    let own = as_node.run(&[
+        "auth",
+        "can-i",
+        "update",
+        &format!("nodes/{}", node.name),
+        "--subresource=status",
+    ]);
+    assert_eq!(
+        (own.status.code(), text(&own.stdout).as_str()),
+        (Some(0), "yes\n")
+    );
 
     // tidy up.
     assert_eq!(

@@ -186,6 +186,38 @@ pub const ENDPOINT_SLICE: Kind = kind(
     true,
 );
 
+/// The reviews: create-only questions about the caller, answered and never stored.
+pub const SELF_SUBJECT_ACCESS_REVIEW: Kind = kind(
+    "authorization.k8s.io",
+    "selfsubjectaccessreviews",
+    "selfsubjectaccessreview",
+    "SelfSubjectAccessReview",
+    "",
+    &[],
+    &[],
+    false,
+);
+pub const SELF_SUBJECT_RULES_REVIEW: Kind = kind(
+    "authorization.k8s.io",
+    "selfsubjectrulesreviews",
+    "selfsubjectrulesreview",
+    "SelfSubjectRulesReview",
+    "",
+    &[],
+    &[],
+    false,
+);
+pub const SELF_SUBJECT_REVIEW: Kind = kind(
+    "authentication.k8s.io",
+    "selfsubjectreviews",
+    "selfsubjectreview",
+    "SelfSubjectReview",
+    "",
+    &[],
+    &[],
+    false,
+);
+
 /// Every kind served.
 pub const ALL: &[&Kind] = &[
     &POD,

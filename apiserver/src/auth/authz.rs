@@ -4,6 +4,8 @@
 //! services and endpoints and writes service status and events. Every authenticated user may read
 //! discovery; nobody else may do anything.
 
+use k8s_openapi::api::authorization::v1::{NonResourceRule, ResourceRule};
+
 use super::authn::User;
 
 /// A request in authorization terms.
@@ -96,6 +98,10 @@ pub fn authorize(user: &User, a: &Attributes<'_>) -> Result<(), String> {
     if user.in_group("system:masters") {
         return Ok(());
     }
+    // Kubernetes' system:basic-user: anyone authenticated may ask about itself.
+    if user.in_group("system:authenticated") && super::review::is_self_review(a) {
+        return Ok(());
+    }
     if !a.path.is_empty() {
         if is_public(a.path) || (user.in_group("system:authenticated") && a.verb == "get") {
             return Ok(());
@@ -127,6 +133,141 @@ pub fn authorize(user: &User, a: &Attributes<'_>) -> Result<(), String> {
         "User {:?} cannot {} resource {resource:?} in API group {:?} {scope}",
         user.name, a.verb, a.group
     ))
+}
+
+/// Why `user` may do `a` (which [`authorize`] allowed), for an access review's reason.
+pub fn why_allowed(user: &User, a: &Attributes<'_>) -> String {
+    if user.in_group("system:masters") {
+        "allowed to do anything as a member of \"system:masters\"".into()
+    } else if super::review::is_self_review(a) {
+        "allowed to review itself as an authenticated user".into()
+    } else if !a.path.is_empty() {
+        format!(
+            "allowed to {} {:?} as an authenticated user",
+            a.verb, a.path
+        )
+    } else if user.node_name().is_some() {
+        "allowed by the node authorizer".into()
+    } else {
+        format!("allowed by the built-in role of {:?}", user.name)
+    }
+}
+
+/// What a user may do in a namespace, as a rules review lists it.
+#[derive(Debug, Default)]
+pub struct Rules {
+    pub resource: Vec<ResourceRule>,
+    pub non_resource: Vec<NonResourceRule>,
+    /// Some of what the user may do is decided request by request (a node's own objects)
+    /// and not listed, as with Kubernetes' node authorizer.
+    pub incomplete: bool,
+}
+
+fn rule(verbs: &[&str], group: &str, resources: &[&str], names: &[&str]) -> ResourceRule {
+    let v = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    ResourceRule {
+        verbs: v(verbs),
+        api_groups: Some(v(&[group])),
+        resources: Some(v(resources)),
+        resource_names: (!names.is_empty()).then(|| v(names)),
+    }
+}
+
+/// The rules [`authorize`] applies to `user` in namespace `ns`, as a list.
+pub fn rules_for(user: &User, ns: &str) -> Rules {
+    let mut r = Rules::default();
+    if user.in_group("system:masters") {
+        r.resource.push(rule(&["*"], "*", &["*"], &[]));
+        r.non_resource.push(NonResourceRule {
+            verbs: vec!["*".into()],
+            non_resource_urls: Some(vec!["*".into()]),
+        });
+    }
+    if user.in_group("system:authenticated") {
+        r.resource.push(rule(
+            &["create"],
+            "authorization.k8s.io",
+            &["selfsubjectaccessreviews", "selfsubjectrulesreviews"],
+            &[],
+        ));
+        r.resource.push(rule(
+            &["create"],
+            "authentication.k8s.io",
+            &["selfsubjectreviews"],
+            &[],
+        ));
+        r.non_resource.push(NonResourceRule {
+            verbs: vec!["get".into()],
+            non_resource_urls: Some(vec!["*".into()]),
+        });
+    }
+    let read = &READ[..];
+    if let Some(node) = user.node_name() {
+        r.resource.push(rule(
+            read,
+            "",
+            &[
+                "nodes",
+                "pods",
+                "services",
+                "endpoints",
+                "namespaces",
+                "configmaps",
+                "secrets",
+                "serviceaccounts",
+                "persistentvolumeclaims",
+                "persistentvolumes",
+            ],
+            &[],
+        ));
+        r.resource
+            .push(rule(read, "discovery.k8s.io", &["endpointslices"], &[]));
+        r.resource.push(rule(&["create"], "", &["nodes"], &[]));
+        r.resource.push(rule(
+            &["update", "patch"],
+            "",
+            &["nodes", "nodes/status"],
+            &[node],
+        ));
+        r.resource.push(rule(&["delete"], "", &["pods"], &[]));
+        r.resource.push(rule(
+            &["create", "update", "patch"],
+            "",
+            &["pods/status"],
+            &[],
+        ));
+        r.resource.push(rule(
+            &["create", "update", "patch", "get", "list", "watch"],
+            "",
+            &["events"],
+            &[],
+        ));
+        if ns == "kube-node-lease" {
+            r.resource.push(rule(
+                &[
+                    "get", "list", "watch", "create", "update", "patch", "delete",
+                ],
+                "coordination.k8s.io",
+                &["leases"],
+                &[node],
+            ));
+        }
+        r.incomplete = true;
+    } else if user.name == "system:kube-proxy" {
+        r.resource
+            .push(rule(read, "", &["services", "endpoints", "nodes"], &[]));
+        r.resource
+            .push(rule(read, "discovery.k8s.io", &["endpointslices"], &[]));
+        r.resource.push(rule(
+            &["get", "update", "patch"],
+            "",
+            &["services/status"],
+            &[],
+        ));
+        r.resource
+            .push(rule(&["create", "update", "patch"], "", &["events"], &[]));
+    }
+    r
 }
 
 #[cfg(test)]

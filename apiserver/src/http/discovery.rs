@@ -84,17 +84,6 @@ pub fn group(c: &Catalog, name: &str) -> Option<Value> {
         })
 }
 
-const VERBS: [&str; 8] = [
-    "create",
-    "delete",
-    "deletecollection",
-    "get",
-    "list",
-    "patch",
-    "update",
-    "watch",
-];
-
 /// A subresource as discovery describes it: its name, the kind it answers with (group,
 /// version, kind) and its verbs.
 struct Sub {
@@ -145,7 +134,7 @@ pub fn resources(c: &Catalog, group: &str, version: &str) -> Option<Value> {
             "singularName": i.singular,
             "namespaced": i.namespaced,
             "kind": i.kind,
-            "verbs": VERBS,
+            "verbs": i.verbs,
         });
         if !i.short_names.is_empty() {
             main["shortNames"] = json!(i.short_names);
@@ -253,7 +242,7 @@ fn version_discovery(c: &Catalog, group: &str, version: &str) -> APIVersionDisco
                 .into(),
             ),
             singular_resource: Some(i.singular.into()),
-            verbs: VERBS.iter().map(|v| v.to_string()).collect(),
+            verbs: i.verbs.iter().map(|v| v.to_string()).collect(),
             short_names: i.short_names.iter().map(|s| s.to_string()).collect(),
             categories: i.categories.iter().map(|s| s.to_string()).collect(),
             subresources: i

@@ -493,6 +493,19 @@ async fn resource_request(
             let opts = q.write_options()?;
             let body_type = body_type?;
             let body = json_body(read_body(req).await?, body_type, info)?;
+            if info.create_only_kind() {
+                if rp.name.is_some() {
+                    return Err(ApiError::method_not_allowed("POST", &rp.resource));
+                }
+                let answered =
+                    crate::auth::review::answer(info, user, &body, opts.field_validation)?;
+                return Ok(object(
+                    201,
+                    serde_json::to_vec(&answered).unwrap_or_default(),
+                    Output::Object,
+                    protobuf,
+                ));
+            }
             match (rp.name.as_deref(), sub) {
                 (None, None) => {
                     if user.node_name().is_some() {

@@ -187,6 +187,17 @@ fn document(c: &Catalog, group: &str, version: &str) -> Value {
             Value::Array(p)
         };
         let k = &i.kind;
+        if i.create_only_kind() {
+            // A review: POST only, answered with the same kind.
+            paths.insert(
+                collection.clone(),
+                json!({
+                    "post": operation(i, "post", format!("create{gv_id}{scope}{k}"), gvk, obj.clone(), true),
+                    "parameters": path_params(false),
+                }),
+            );
+            continue;
+        }
         paths.insert(
             collection.clone(),
             json!({

@@ -13,6 +13,7 @@ use super::kinds::{
     service::ServiceKind, serviceaccount::ServiceAccountKind,
 };
 use super::resource::Resource;
+use crate::auth::review::{self, Review};
 use crate::store::Store;
 
 pub struct Catalog {
@@ -98,6 +99,9 @@ impl Catalog {
             c.replicasets.clone(),
             c.leases.clone(),
             c.endpointslices.clone(),
+            Arc::new(Review(&review::SELF_SUBJECT_ACCESS_REVIEW)),
+            Arc::new(Review(&review::SELF_SUBJECT_RULES_REVIEW)),
+            Arc::new(Review(&review::SELF_SUBJECT_REVIEW)),
         ];
         Ok(c)
     }

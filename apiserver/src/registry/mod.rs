@@ -38,7 +38,23 @@ pub struct ResourceInfo {
     /// Subresources served besides the object itself: `status`, `scale`, `binding`.
     pub subresources: &'static [&'static str],
     pub name_rule: NameRule,
+    /// What may be done with it: [`VERBS_ALL`], or [`VERBS_CREATE`] for the reviews.
+    pub verbs: &'static [&'static str],
 }
+
+/// The verbs of a stored kind, as discovery lists them.
+pub const VERBS_ALL: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
+/// The verbs of a review (answered, never stored).
+pub const VERBS_CREATE: &[&str] = &["create"];
 
 impl ResourceInfo {
     /// A catalog kind served with `subresources`, its objects named by `name_rule`.
@@ -59,7 +75,20 @@ impl ResourceInfo {
             categories: k.categories,
             subresources,
             name_rule,
+            verbs: VERBS_ALL,
         }
+    }
+
+    /// A kind that is only ever created, and answered (the reviews).
+    pub const fn create_only(k: &'static tinykube_machinery::kinds::Kind) -> ResourceInfo {
+        let mut i = ResourceInfo::of(k, &[], NameRule::Subdomain);
+        i.verbs = VERBS_CREATE;
+        i
+    }
+
+    /// Whether it is only ever created (a review).
+    pub fn create_only_kind(&self) -> bool {
+        self.verbs == VERBS_CREATE
     }
 
     pub fn api_version(&self) -> String {
