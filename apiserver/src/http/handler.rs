@@ -48,10 +48,7 @@ fn json(code: u16, body: impl Into<Bytes>) -> Response<Body> {
 fn object(code: u16, body: impl Into<Bytes>, out: Output, protobuf: bool) -> Response<Body> {
     let body = body.into();
     if protobuf && out == Output::Object {
-        let encoded = serde_json::from_slice::<Value>(&body)
-            .ok()
-            .and_then(|v| crate::protobuf::encode(&v));
-        if let Some(pb) = encoded {
+        if let Some(pb) = crate::protobuf::transcode(&body) {
             return Response::builder()
                 .status(StatusCode::from_u16(code).unwrap_or(StatusCode::OK))
                 .header(header::CONTENT_TYPE, crate::protobuf::MEDIA_TYPE)

@@ -134,8 +134,9 @@ impl Query {
             }
         };
         let field_validation = match self.get("fieldValidation") {
-            None | Some("") | Some("Ignore") => FieldValidation::Ignore,
-            Some("Warn") => FieldValidation::Warn,
+            // Warn is kube-apiserver's default since 1.23.
+            Some("Ignore") => FieldValidation::Ignore,
+            None | Some("") | Some("Warn") => FieldValidation::Warn,
             Some("Strict") => FieldValidation::Strict,
             Some(v) => {
                 return Err(ApiError::bad_request(format!(

@@ -5,6 +5,7 @@
 
 mod json;
 pub mod schema;
+pub mod transcode;
 
 use std::sync::LazyLock;
 
@@ -138,6 +139,25 @@ pub fn encode(obj: &Value) -> Option<Vec<u8>> {
     let mut raw = Vec::with_capacity(1024);
     json::write_message(&desc, obj, &mut raw);
     Some(envelope(api_version, kind, &raw))
+}
+
+/// The same as [`encode`] from the object's JSON bytes, without a `Value` in between (the
+/// registry's answers are JSON bytes): None when no message describes the kind or the bytes
+/// are not an object's JSON.
+pub fn transcode(json: &[u8]) -> Option<Vec<u8>> {
+    #[derive(serde::Deserialize)]
+    struct TypeMeta<'a> {
+        #[serde(rename = "apiVersion", borrow)]
+        api_version: Option<std::borrow::Cow<'a, str>>,
+        #[serde(borrow)]
+        kind: Option<std::borrow::Cow<'a, str>>,
+    }
+    let tm: TypeMeta = serde_json::from_slice(json).ok()?;
+    let (api_version, kind) = (tm.api_version?, tm.kind?);
+    let desc = message_for(&api_version, &kind)?;
+    let mut raw = Vec::with_capacity(json.len() / 2 + 64);
+    transcode::Plans::get().write(&desc, json, &mut raw)?;
+    Some(envelope(&api_version, &kind, &raw))
 }
 
 /// `k8s\0` + runtime.Unknown{typeMeta, raw}.

@@ -301,6 +301,9 @@ proptest! {
         let again = encode(&json).unwrap();
         let json_again = decode(&again).unwrap();
         prop_assert_eq!(&json, &json_again);
+        // Straight from the JSON bytes, the same message.
+        let streamed = transcode(&serde_json::to_vec(&json).unwrap()).unwrap();
+        prop_assert_eq!(&decode(&streamed).unwrap(), &json);
         let typed = typed_round_trip(k.kind, &json);
         if let Err(e) = covers(&typed, &json, k.kind) {
             prop_assert!(false, "{}", e);

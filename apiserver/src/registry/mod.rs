@@ -11,6 +11,7 @@ pub mod quantity;
 pub mod resource;
 pub mod selector;
 pub mod strategic;
+pub mod strict;
 pub mod table;
 pub mod validation;
 

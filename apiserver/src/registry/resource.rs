@@ -144,13 +144,33 @@ pub trait Resource: Send + Sync {
 }
 
 /// Decodes a request body as the kind `T`, checking apiVersion/kind and, when asked for,
-/// rejecting unknown fields.
+/// rejecting (or warning of) unknown and duplicate fields.
 pub fn decode_body<T: DeserializeOwned + Serialize>(
     info: &ResourceInfo,
     expected_kind: &str,
     expected_api_version: &str,
     body: &[u8],
     validation: FieldValidation,
+) -> ApiResult<T> {
+    decode_body_as_sent(
+        info,
+        expected_kind,
+        expected_api_version,
+        body,
+        validation,
+        body,
+    )
+}
+
+/// [`decode_body`] of `body` made from what the client `sent` (a patch): the field problems
+/// are those of what was sent, in its order.
+pub fn decode_body_as_sent<T: DeserializeOwned + Serialize>(
+    info: &ResourceInfo,
+    expected_kind: &str,
+    expected_api_version: &str,
+    body: &[u8],
+    validation: FieldValidation,
+    sent: &[u8],
 ) -> ApiResult<T> {
     let value: Value = serde_json::from_slice(body).map_err(|e| {
         ApiError::bad_request(format!(
@@ -188,15 +208,13 @@ pub fn decode_body<T: DeserializeOwned + Serialize>(
         let round = serde_json::to_value(&obj).unwrap_or_default();
         let mut unknown = Vec::new();
         unknown_fields("", &value, &round, &mut unknown);
-        let list: Vec<String> = unknown
-            .iter()
-            .map(|f| format!("unknown field {f:?}"))
-            .collect();
+        let list = super::strict::problems(sent, &unknown);
         if validation == FieldValidation::Warn {
             list.into_iter().for_each(crate::warnings::add);
         } else if !list.is_empty() {
             return Err(ApiError::bad_request(format!(
-                "strict decoding error: {}",
+                "{expected_kind} in version {:?} cannot be handled as a {expected_kind}: strict decoding error: {}",
+                info.version,
                 list.join(", ")
             )));
         }
@@ -339,6 +357,24 @@ impl<K: Kind> Registry<K> {
     fn decode_obj(&self, body: &[u8], validation: FieldValidation) -> ApiResult<K::Obj> {
         let info = self.info();
         decode_body(info, info.kind, &info.api_version(), body, validation)
+    }
+
+    /// The object a patch made: its field problems are the patch's.
+    fn decode_patched(
+        &self,
+        body: &[u8],
+        validation: FieldValidation,
+        patch: &[u8],
+    ) -> ApiResult<K::Obj> {
+        let info = self.info();
+        decode_body_as_sent(
+            info,
+            info.kind,
+            &info.api_version(),
+            body,
+            validation,
+            patch,
+        )
     }
 
     /// Server-side apply: the object is created when absent (201), else the configuration is
@@ -684,7 +720,9 @@ impl<K: Kind> Resource for Registry<K> {
                     let mut doc = serde_json::to_value(old).map_err(ApiError::internal)?;
                     apply_patch(&mut doc, kind, body)?;
                     let bytes = serde_json::to_vec(&doc).map_err(ApiError::internal)?;
-                    self.decode_obj(&bytes, opts.field_validation)
+                    // A JSON patch names fields in its operations, not as keys.
+                    let sent: &[u8] = if kind == PatchKind::Json { b"{}" } else { body };
+                    self.decode_patched(&bytes, opts.field_validation, sent)
                 })
                 .await?;
             Ok((200, self.render_one(&updated, out)?))

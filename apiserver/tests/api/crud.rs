@@ -656,3 +656,151 @@ async fn updates_are_optimistic() {
         .unwrap();
     assert_eq!(ok.data.unwrap()["k"], "x");
 }
+
+/// kube-rs as its users write it (its default wire, JSON): create, the four patch types
+/// (merge, strategic merge, JSON patch, server-side apply), a watch that sees each of them,
+/// and delete.
+#[tokio::test(flavor = "multi_thread")]
+async fn kube_rs_patches_every_way_and_watches() {
+    use futures::{StreamExt, TryStreamExt};
+    use kube::api::WatchEvent;
+    let s = Server::start().await;
+    let c = s.client().await;
+    let api: Api<Deployment> = Api::namespaced(c, "default");
+    let made = api
+        .create(
+            &PostParams::default(),
+            &obj(json!({
+                "metadata": {"name": "kr"},
+                "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "kr"}},
+                         "template": {"metadata": {"labels": {"app": "kr"}},
+                                      "spec": {"containers": [{"name": "web", "image": "bootcamp:v1"}]}}}
+            })),
+        )
+        .await
+        .unwrap();
+    let from = made.metadata.resource_version.clone().unwrap();
+    let mut events = api
+        .watch(
+            &kube::api::WatchParams::default().fields("metadata.name=kr"),
+            &from,
+        )
+        .await
+        .unwrap()
+        .boxed();
+    let pp = PatchParams::default();
+    api.patch(
+        "kr",
+        &pp,
+        &Patch::Merge(json!({"metadata": {"labels": {"via": "merge"}}})),
+    )
+    .await
+    .unwrap();
+    // Strategic: containers merge by name, so the sidecar joins the web container.
+    let d = api
+        .patch(
+            "kr",
+            &pp,
+            &Patch::Strategic(json!({"spec": {"template": {"spec": {"containers": [
+                {"name": "sidecar", "image": "busybox"}]}}}})),
+        )
+        .await
+        .unwrap();
+    let names: Vec<String> = d
+        .spec
+        .unwrap()
+        .template
+        .spec
+        .unwrap()
+        .containers
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    assert_eq!(
+        names,
+        ["web", "sidecar"],
+        "a new element goes after the old ones"
+    );
+    let json_patch: json_patch_4::Patch = serde_json::from_value(json!([
+        {"op": "replace", "path": "/spec/replicas", "value": 3}
+    ]))
+    .unwrap();
+    let d = api
+        .patch("kr", &pp, &Patch::Json::<()>(json_patch))
+        .await
+        .unwrap();
+    assert_eq!(d.spec.unwrap().replicas, Some(3));
+    let apply = PatchParams::apply("kube-rs-test");
+    let d = api
+        .patch(
+            "kr",
+            &apply,
+            &Patch::Apply(json!({
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "kr", "annotations": {"owner": "kube-rs"}}
+            })),
+        )
+        .await
+        .unwrap();
+    assert_eq!(d.metadata.annotations.unwrap()["owner"], "kube-rs");
+    let managers: Vec<String> = d
+        .metadata
+        .managed_fields
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|m| m.manager)
+        .collect();
+    assert!(
+        managers.contains(&"kube-rs-test".to_string()),
+        "{managers:?}"
+    );
+    api.delete("kr", &DeleteParams::default()).await.unwrap();
+    // The watch saw each write in order (the deployment controller's status writes between
+    // them), then the deletion.
+    let mut seen: Vec<(&str, Deployment)> = Vec::new();
+    while seen.last().map(|(t, _)| *t) != Some("DELETED") {
+        let e = tokio::time::timeout(std::time::Duration::from_secs(10), events.try_next())
+            .await
+            .expect("watch events")
+            .unwrap()
+            .expect("the watch goes on");
+        seen.push(match e {
+            WatchEvent::Added(d) => ("ADDED", d),
+            WatchEvent::Modified(d) => ("MODIFIED", d),
+            WatchEvent::Deleted(d) => ("DELETED", d),
+            WatchEvent::Bookmark(_) => continue,
+            WatchEvent::Error(e) => panic!("{e:?}"),
+        });
+    }
+    let step = |d: &Deployment| {
+        let spec = d.spec.clone().unwrap_or_default();
+        let containers = spec.template.spec.map_or(0, |s| s.containers.len());
+        let annotated = d
+            .metadata
+            .annotations
+            .as_ref()
+            .is_some_and(|a| a.contains_key("owner"));
+        let labelled = d
+            .metadata
+            .labels
+            .as_ref()
+            .is_some_and(|l| l.contains_key("via"));
+        match (labelled, containers, spec.replicas, annotated) {
+            (true, 1, Some(1), false) => 1,
+            (true, 2, Some(1), false) => 2,
+            (true, 2, Some(3), false) => 3,
+            (true, 2, Some(3), true) => 4,
+            _ => 0,
+        }
+    };
+    let steps: Vec<i32> = seen
+        .iter()
+        .filter(|(t, _)| *t == "MODIFIED")
+        .map(|(_, d)| step(d))
+        .filter(|s| *s > 0)
+        .collect();
+    let mut firsts = steps.clone();
+    firsts.dedup();
+    assert_eq!(firsts, [1, 2, 3, 4], "each write seen, in order: {steps:?}");
+    assert!(seen[..seen.len() - 1].iter().all(|(t, _)| *t == "MODIFIED"));
+}

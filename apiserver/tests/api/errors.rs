@@ -232,11 +232,16 @@ async fn malformed_requests_are_refused_with_the_right_code() {
 
 /// A POST and the `Warning` headers of its answer.
 async fn post_warned(c: &kube::Client, path: &str, body: serde_json::Value) -> (u16, Vec<String>) {
+    post_bytes_warned(c, path, serde_json::to_vec(&body).unwrap()).await
+}
+
+/// A POST of JSON bytes as written (duplicate keys and all) and its answer's warnings.
+async fn post_bytes_warned(c: &kube::Client, path: &str, body: Vec<u8>) -> (u16, Vec<String>) {
     let req = http::Request::builder()
         .method("POST")
         .uri(path)
         .header("content-type", "application/json")
-        .body(serde_json::to_vec(&body).unwrap())
+        .body(body)
         .unwrap();
     let resp = c
         .send(req.map(kube::client::Body::from))
@@ -265,14 +270,55 @@ async fn questionable_input_is_accepted_with_kube_apiservers_warnings() {
     .await;
     assert_eq!(code, 201);
     assert_eq!(warnings, [r#"299 - "unknown field \"dta\"""#]);
-    // Ignore (the default without the parameter) says nothing.
+    // Ignore says nothing.
     let (code, warnings) = post_warned(
         &c,
-        "/api/v1/namespaces/default/configmaps",
+        "/api/v1/namespaces/default/configmaps?fieldValidation=Ignore",
         json!({"metadata": {"name": "u"}, "dta": {}}),
     )
     .await;
     assert_eq!((code, warnings.len()), (201, 0));
+    // Duplicate keys, unknown fields too, in the order met; Warn is the default without the
+    // parameter (since Kubernetes 1.23), Strict refuses with all of them.
+    let dup = |name: &str| {
+        format!(
+            r#"{{"metadata": {{"name": "{name}", "name": "{name}"}}, "data": {{"a": "1", "b": "2", "a": "3"}}, "dta": 1, "dta": 2}}"#
+        )
+        .into_bytes()
+    };
+    let (code, warnings) =
+        post_bytes_warned(&c, "/api/v1/namespaces/default/configmaps", dup("w")).await;
+    assert_eq!(code, 201);
+    assert_eq!(
+        warnings,
+        [
+            r#"299 - "duplicate field \"metadata.name\"""#,
+            r#"299 - "duplicate field \"data.a\"""#,
+            r#"299 - "unknown field \"dta\"""#,
+        ]
+    );
+    let kept: serde_json::Value = c
+        .request(
+            http::Request::get("/api/v1/namespaces/default/configmaps/w")
+                .body(Vec::new())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(kept["data"]["a"], "3", "the last of a repeated key is kept");
+    let (code, body) = raw(
+        &c,
+        "POST",
+        "/api/v1/namespaces/default/configmaps?fieldValidation=Strict",
+        "application/json",
+        dup("s"),
+    )
+    .await;
+    assert_eq!(code, 400);
+    assert_eq!(
+        body["message"],
+        "ConfigMap in version \"v1\" cannot be handled as a ConfigMap: strict decoding error: duplicate field \"metadata.name\", duplicate field \"data.a\", unknown field \"dta\""
+    );
     // Memory in fractional bytes: accepted, with the warning kube-apiserver gives, for pods
     // and for the pod templates of workloads.
     let container = json!({"name": "c", "image": "busybox",

@@ -1,0 +1,731 @@
+//! JSON bytes straight to protobuf bytes: the answers the registry renders as JSON, written
+//! for a client that prefers protobuf without building a `serde_json::Value` in between.
+//!
+//! serde_json's parser drives a seed per field that writes the field's wire form at once;
+//! what each message's JSON looks like (its fields by JSON key, the Go structs embedded
+//! inline, the apimachinery types with a JSON form of their own) is worked out once per
+//! message type from the descriptor pool ([`Plans`]), by the same rules as [`super::json`].
+//! Keys no field names are skipped, as [`super::json::write_message`] skips them; the
+//! round-trip test checks both writers mean the same message for every served kind.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::OnceLock;
+
+use base64::Engine;
+use prost::encoding::{encode_key, encode_varint, WireType};
+use prost_reflect::{FieldDescriptor, Kind, MessageDescriptor};
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+
+use super::json::{inline, json_name, shape, Shape};
+
+/// A field's type on the wire.
+#[derive(Clone, Copy, Debug)]
+enum Ty {
+    Message(usize),
+    String,
+    Bytes,
+    Bool,
+    /// int32 and enums: negative values take ten bytes.
+    Int32,
+    /// int64, uint32, uint64.
+    Int64,
+    Sint,
+    Fixed32,
+    Fixed64,
+    Double,
+    Float,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Card {
+    Single,
+    List,
+    /// A map: its entries' key and value (field numbers 1 and 2 of the entry message).
+    Map {
+        key: Ty,
+        value: Ty,
+    },
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Field {
+    tag: u32,
+    ty: Ty,
+    card: Card,
+    /// The inline embedding (an index into [`Plan::inline`]) whose field this is, if any.
+    node: Option<usize>,
+}
+
+/// A Go struct embedded inline: written as the field `tag` of its parent node (or the
+/// message itself).
+#[derive(Clone, Copy, Debug)]
+struct InlineNode {
+    tag: u32,
+    parent: Option<usize>,
+}
+
+enum PlanShape {
+    Object,
+    Time {
+        seconds: Option<u32>,
+        nanos: Option<u32>,
+        micro: bool,
+    },
+    Duration(Option<u32>),
+    IntOrString {
+        ty: u32,
+        int: u32,
+        string: u32,
+    },
+    Quantity(Option<u32>),
+    RawJson(u32),
+    Slice(u32, Ty),
+}
+
+struct Plan {
+    shape: PlanShape,
+    fields: HashMap<String, Field>,
+    inline: Vec<InlineNode>,
+}
+
+/// Every message type's plan, by the pool's message index.
+pub struct Plans {
+    plans: Vec<Plan>,
+    index: HashMap<String, usize>,
+}
+
+fn ty_of(kind: &Kind, index: &HashMap<String, usize>) -> Ty {
+    match kind {
+        Kind::Message(m) => Ty::Message(index[m.full_name()]),
+        Kind::String => Ty::String,
+        Kind::Bytes => Ty::Bytes,
+        Kind::Bool => Ty::Bool,
+        Kind::Int32 | Kind::Enum(_) => Ty::Int32,
+        Kind::Int64 | Kind::Uint32 | Kind::Uint64 => Ty::Int64,
+        Kind::Sint32 | Kind::Sint64 => Ty::Sint,
+        Kind::Fixed32 | Kind::Sfixed32 => Ty::Fixed32,
+        Kind::Fixed64 | Kind::Sfixed64 => Ty::Fixed64,
+        Kind::Double => Ty::Double,
+        Kind::Float => Ty::Float,
+    }
+}
+
+fn field_of(f: &FieldDescriptor, node: Option<usize>, index: &HashMap<String, usize>) -> Field {
+    let card = if f.is_map() {
+        match f.kind() {
+            Kind::Message(entry) => Card::Map {
+                key: ty_of(&entry.map_entry_key_field().kind(), index),
+                value: ty_of(&entry.map_entry_value_field().kind(), index),
+            },
+            _ => Card::Single,
+        }
+    } else if f.is_list() {
+        Card::List
+    } else {
+        Card::Single
+    };
+    Field {
+        tag: f.number(),
+        ty: ty_of(&f.kind(), index),
+        card,
+        node,
+    }
+}
+
+/// Adds the JSON keys of `desc`'s fields (those of its inline embeddings too) to `plan`.
+fn add_fields(
+    desc: &MessageDescriptor,
+    node: Option<usize>,
+    plan: &mut Plan,
+    index: &HashMap<String, usize>,
+) {
+    let mut embedded = Vec::new();
+    for f in desc.fields() {
+        if let Some(m) = inline(&f) {
+            embedded.push((f.number(), m));
+            continue;
+        }
+        let field = field_of(&f, node, index);
+        // The JSON name, and the .proto name (what a decoder also accepts); a field of the
+        // message itself wins over one of an embedding.
+        plan.fields.entry(json_name(f.name())).or_insert(field);
+        plan.fields.entry(f.name().to_string()).or_insert(field);
+    }
+    for (tag, m) in embedded {
+        plan.inline.push(InlineNode { tag, parent: node });
+        let id = plan.inline.len() - 1;
+        add_fields(&m, Some(id), plan, index);
+    }
+}
+
+impl Plans {
+    fn build(pool: &prost_reflect::DescriptorPool) -> Plans {
+        let messages: Vec<MessageDescriptor> = pool.all_messages().collect();
+        let index: HashMap<String, usize> = messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.full_name().to_string(), i))
+            .collect();
+        let number =
+            |m: &MessageDescriptor, name: &str| m.get_field_by_name(name).map(|f| f.number());
+        let plans = messages
+            .iter()
+            .map(|m| {
+                let shape = match shape(m) {
+                    Shape::Object => PlanShape::Object,
+                    s @ (Shape::Time | Shape::MicroTime) => PlanShape::Time {
+                        seconds: number(m, "seconds"),
+                        nanos: number(m, "nanos"),
+                        micro: matches!(s, Shape::MicroTime),
+                    },
+                    Shape::Duration => PlanShape::Duration(number(m, "duration")),
+                    Shape::IntOrString => PlanShape::IntOrString {
+                        ty: number(m, "type").unwrap_or(1),
+                        int: number(m, "intVal").unwrap_or(2),
+                        string: number(m, "strVal").unwrap_or(3),
+                    },
+                    Shape::Quantity => PlanShape::Quantity(number(m, "string")),
+                    Shape::RawJson(f) => PlanShape::RawJson(f.number()),
+                    Shape::Slice(f) => PlanShape::Slice(f.number(), ty_of(&f.kind(), &index)),
+                };
+                let mut plan = Plan {
+                    shape,
+                    fields: HashMap::new(),
+                    inline: Vec::new(),
+                };
+                if matches!(plan.shape, PlanShape::Object) {
+                    add_fields(m, None, &mut plan, &index);
+                }
+                plan
+            })
+            .collect();
+        Plans { plans, index }
+    }
+
+    /// The plans of the pool's messages (made on first use).
+    pub fn get() -> &'static Plans {
+        static PLANS: OnceLock<Plans> = OnceLock::new();
+        PLANS.get_or_init(|| Plans::build(super::pool()))
+    }
+
+    /// Writes the JSON `json` of a message of type `desc` as its protobuf fields (no
+    /// envelope). None when the JSON does not parse.
+    pub fn write(&self, desc: &MessageDescriptor, json: &[u8], out: &mut Vec<u8>) -> Option<()> {
+        let i = *self.index.get(desc.full_name())?;
+        let mut de = serde_json::Deserializer::from_slice(json);
+        MessageBody {
+            plans: self,
+            plan: i,
+            out,
+        }
+        .deserialize(&mut de)
+        .ok()?;
+        de.end().ok()
+    }
+}
+
+/// A JSON key, borrowed from the body unless it has escapes.
+struct Key<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Borrowed(s)))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Owned(s.to_string())))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// Opens a length-delimited field; [`close`] writes its length once its body is written.
+fn open(tag: u32, out: &mut Vec<u8>) -> usize {
+    encode_key(tag, WireType::LengthDelimited, out);
+    out.push(0);
+    out.len()
+}
+
+fn close(at: usize, out: &mut Vec<u8>) {
+    let len = out.len() - at;
+    if len < 0x80 {
+        out[at - 1] = len as u8;
+    } else {
+        let mut prefix = Vec::with_capacity(10);
+        encode_varint(len as u64, &mut prefix);
+        out[at - 1] = prefix[0];
+        out.splice(at..at, prefix[1..].iter().copied());
+    }
+}
+
+fn write_bytes(tag: u32, b: &[u8], out: &mut Vec<u8>) {
+    encode_key(tag, WireType::LengthDelimited, out);
+    encode_varint(b.len() as u64, out);
+    out.extend_from_slice(b);
+}
+
+fn write_varint(tag: u32, v: u64, out: &mut Vec<u8>) {
+    encode_key(tag, WireType::Varint, out);
+    encode_varint(v, out);
+}
+
+/// A JSON scalar, as the visitor met it.
+enum Scalar<'a> {
+    Bool(bool),
+    I64(i64),
+    U64(u64),
+    F64(f64),
+    Str(&'a str),
+}
+
+impl Scalar<'_> {
+    fn int(&self) -> Option<i64> {
+        match *self {
+            Scalar::I64(i) => Some(i),
+            Scalar::U64(u) => Some(u as i64),
+            Scalar::F64(f) => Some(f as i64),
+            Scalar::Str(s) => s.parse().ok(),
+            Scalar::Bool(_) => None,
+        }
+    }
+    fn float(&self) -> Option<f64> {
+        match *self {
+            Scalar::I64(i) => Some(i as f64),
+            Scalar::U64(u) => Some(u as f64),
+            Scalar::F64(f) => Some(f),
+            Scalar::Str(s) => s.parse().ok(),
+            Scalar::Bool(_) => None,
+        }
+    }
+    fn text(&self) -> String {
+        match *self {
+            Scalar::Bool(b) => b.to_string(),
+            Scalar::I64(i) => i.to_string(),
+            Scalar::U64(u) => u.to_string(),
+            Scalar::F64(f) => serde_json::Number::from_f64(f)
+                .map(|n| n.to_string())
+                .unwrap_or_default(),
+            Scalar::Str(s) => s.to_string(),
+        }
+    }
+}
+
+/// Writes a scalar of type `ty` as field `tag`.
+fn write_scalar(ty: Ty, tag: u32, v: Scalar<'_>, out: &mut Vec<u8>) {
+    match ty {
+        Ty::String => match v {
+            Scalar::Str(s) => write_bytes(tag, s.as_bytes(), out),
+            other => write_bytes(tag, other.text().as_bytes(), out),
+        },
+        Ty::Bytes => {
+            if let Scalar::Str(s) = v {
+                if let Ok(b) = base64::engine::general_purpose::STANDARD.decode(s) {
+                    write_bytes(tag, &b, out);
+                }
+            }
+        }
+        Ty::Bool => {
+            let b = match v {
+                Scalar::Bool(b) => b,
+                Scalar::Str(s) => s == "true",
+                _ => return,
+            };
+            write_varint(tag, u64::from(b), out);
+        }
+        Ty::Int32 => {
+            if let Some(i) = v.int() {
+                write_varint(tag, i as i32 as i64 as u64, out);
+            }
+        }
+        Ty::Int64 => {
+            if let Some(i) = v.int() {
+                write_varint(tag, i as u64, out);
+            }
+        }
+        Ty::Sint => {
+            if let Some(i) = v.int() {
+                write_varint(tag, ((i << 1) ^ (i >> 63)) as u64, out);
+            }
+        }
+        Ty::Fixed32 => {
+            if let Some(i) = v.int() {
+                encode_key(tag, WireType::ThirtyTwoBit, out);
+                out.extend_from_slice(&(i as u32).to_le_bytes());
+            }
+        }
+        Ty::Fixed64 => {
+            if let Some(i) = v.int() {
+                encode_key(tag, WireType::SixtyFourBit, out);
+                out.extend_from_slice(&(i as u64).to_le_bytes());
+            }
+        }
+        Ty::Double => {
+            if let Some(f) = v.float() {
+                encode_key(tag, WireType::SixtyFourBit, out);
+                out.extend_from_slice(&f.to_le_bytes());
+            }
+        }
+        Ty::Float => {
+            if let Some(f) = v.float() {
+                encode_key(tag, WireType::ThirtyTwoBit, out);
+                out.extend_from_slice(&(f as f32).to_le_bytes());
+            }
+        }
+        // A scalar where a message belongs is left out (so is a message's null).
+        Ty::Message(_) => {}
+    }
+}
+
+/// Writes a message's scalar JSON forms (a Time string, a Quantity...) as its fields.
+fn write_special(shape: &PlanShape, v: Scalar<'_>, out: &mut Vec<u8>) {
+    match *shape {
+        PlanShape::Time {
+            seconds,
+            nanos,
+            micro,
+        } => {
+            let Scalar::Str(s) = v else { return };
+            let Ok(t) = s.parse::<jiff::Timestamp>() else {
+                return;
+            };
+            if let Some(n) = seconds {
+                write_varint(n, t.as_second() as u64, out);
+            }
+            if let Some(n) = nanos {
+                let ns = if micro {
+                    t.subsec_nanosecond() / 1000 * 1000
+                } else {
+                    0
+                };
+                write_varint(n, ns as i64 as u64, out);
+            }
+        }
+        PlanShape::Duration(Some(n)) => {
+            let Scalar::Str(s) = v else { return };
+            let (neg, s) = s.strip_prefix('-').map_or((false, s), |r| (true, r));
+            if let Ok(d) = tinykube_machinery::duration::parse(s) {
+                let ns = i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
+                write_varint(n, if neg { -ns } else { ns } as u64, out);
+            }
+        }
+        PlanShape::IntOrString { ty, int, string } => match v {
+            Scalar::Str(s) => {
+                write_varint(ty, 1, out);
+                write_varint(int, 0, out);
+                write_bytes(string, s.as_bytes(), out);
+            }
+            other => {
+                write_varint(ty, 0, out);
+                write_varint(int, other.int().unwrap_or(0) as i32 as i64 as u64, out);
+                write_bytes(string, b"", out);
+            }
+        },
+        PlanShape::Quantity(Some(n)) => write_bytes(n, v.text().as_bytes(), out),
+        _ => {}
+    }
+}
+
+/// The fields of message `plan` from its JSON value (written without a key or length: the
+/// caller framed them).
+struct MessageBody<'p, 'o> {
+    plans: &'p Plans,
+    plan: usize,
+    out: &'o mut Vec<u8>,
+}
+
+impl<'de> DeserializeSeed<'de> for MessageBody<'_, '_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        let plan = &self.plans.plans[self.plan];
+        match plan.shape {
+            PlanShape::RawJson(tag) => {
+                let v = serde_json::Value::deserialize(d)?;
+                if !v.is_null() {
+                    write_bytes(tag, &serde_json::to_vec(&v).unwrap_or_default(), self.out);
+                }
+                Ok(())
+            }
+            _ => d.deserialize_any(self),
+        }
+    }
+}
+
+impl<'de> Visitor<'de> for MessageBody<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a message's JSON")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let plan = &self.plans.plans[self.plan];
+        if !matches!(plan.shape, PlanShape::Object) {
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            return Ok(());
+        }
+        // The fields of inline embeddings gather in buffers of their own, written (innermost
+        // first) as fields of their parents once the object is read.
+        let mut inline: Vec<Vec<u8>> = vec![Vec::new(); plan.inline.len()];
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            let Some(field) = plan.fields.get(key.0.as_ref()).copied() else {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            };
+            let out = match field.node {
+                Some(n) => &mut inline[n],
+                None => &mut *self.out,
+            };
+            map.next_value_seed(FieldValue {
+                plans: self.plans,
+                field,
+                out,
+            })?;
+        }
+        for n in (0..plan.inline.len()).rev() {
+            let body = std::mem::take(&mut inline[n]);
+            if body.is_empty() {
+                continue;
+            }
+            let node = plan.inline[n];
+            let out = match node.parent {
+                Some(p) => &mut inline[p],
+                None => &mut *self.out,
+            };
+            write_bytes(node.tag, &body, out);
+        }
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let plan = &self.plans.plans[self.plan];
+        if let PlanShape::Slice(tag, ty) = plan.shape {
+            while seq
+                .next_element_seed(Element {
+                    plans: self.plans,
+                    ty,
+                    tag,
+                    out: &mut *self.out,
+                })?
+                .is_some()
+            {}
+        } else {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+        }
+        Ok(())
+    }
+
+    fn visit_str<E>(self, s: &str) -> Result<(), E> {
+        write_special(&self.plans.plans[self.plan].shape, Scalar::Str(s), self.out);
+        Ok(())
+    }
+    fn visit_i64<E>(self, i: i64) -> Result<(), E> {
+        write_special(&self.plans.plans[self.plan].shape, Scalar::I64(i), self.out);
+        Ok(())
+    }
+    fn visit_u64<E>(self, u: u64) -> Result<(), E> {
+        write_special(&self.plans.plans[self.plan].shape, Scalar::U64(u), self.out);
+        Ok(())
+    }
+    fn visit_f64<E>(self, f: f64) -> Result<(), E> {
+        write_special(&self.plans.plans[self.plan].shape, Scalar::F64(f), self.out);
+        Ok(())
+    }
+    fn visit_bool<E>(self, b: bool) -> Result<(), E> {
+        write_special(
+            &self.plans.plans[self.plan].shape,
+            Scalar::Bool(b),
+            self.out,
+        );
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+}
+
+/// One field's JSON value: a single value, a list's elements, or a map's entries.
+struct FieldValue<'p, 'o> {
+    plans: &'p Plans,
+    field: Field,
+    out: &'o mut Vec<u8>,
+}
+
+impl<'de> DeserializeSeed<'de> for FieldValue<'_, '_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        match self.field.card {
+            Card::Single => Element {
+                plans: self.plans,
+                ty: self.field.ty,
+                tag: self.field.tag,
+                out: self.out,
+            }
+            .deserialize(d),
+            _ => d.deserialize_any(self),
+        }
+    }
+}
+
+impl<'de> Visitor<'de> for FieldValue<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a list or a map")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq
+            .next_element_seed(Element {
+                plans: self.plans,
+                ty: self.field.ty,
+                tag: self.field.tag,
+                out: &mut *self.out,
+            })?
+            .is_some()
+        {}
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let Card::Map { key, value } = self.field.card else {
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            return Ok(());
+        };
+        while let Some(k) = map.next_key::<Key<'de>>()? {
+            let at = open(self.field.tag, self.out);
+            write_scalar(key, 1, Scalar::Str(&k.0), self.out);
+            map.next_value_seed(Element {
+                plans: self.plans,
+                ty: value,
+                tag: 2,
+                out: &mut *self.out,
+            })?;
+            close(at, self.out);
+        }
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+}
+
+/// One value of type `ty` written as field `tag` (a list element, a map value, or a field's
+/// only value).
+struct Element<'p, 'o> {
+    plans: &'p Plans,
+    ty: Ty,
+    tag: u32,
+    out: &'o mut Vec<u8>,
+}
+
+impl<'de> DeserializeSeed<'de> for Element<'_, '_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        match self.ty {
+            Ty::Message(i) => d.deserialize_option(MessageField {
+                plans: self.plans,
+                plan: i,
+                tag: self.tag,
+                out: self.out,
+            }),
+            _ => d.deserialize_any(self),
+        }
+    }
+}
+
+impl<'de> Visitor<'de> for Element<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a scalar")
+    }
+    fn visit_str<E>(self, s: &str) -> Result<(), E> {
+        write_scalar(self.ty, self.tag, Scalar::Str(s), self.out);
+        Ok(())
+    }
+    fn visit_i64<E>(self, i: i64) -> Result<(), E> {
+        write_scalar(self.ty, self.tag, Scalar::I64(i), self.out);
+        Ok(())
+    }
+    fn visit_u64<E>(self, u: u64) -> Result<(), E> {
+        write_scalar(self.ty, self.tag, Scalar::U64(u), self.out);
+        Ok(())
+    }
+    fn visit_f64<E>(self, f: f64) -> Result<(), E> {
+        write_scalar(self.ty, self.tag, Scalar::F64(f), self.out);
+        Ok(())
+    }
+    fn visit_bool<E>(self, b: bool) -> Result<(), E> {
+        write_scalar(self.ty, self.tag, Scalar::Bool(b), self.out);
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(())
+    }
+}
+
+/// A message-typed value: nothing for null, else the field framed around its body.
+struct MessageField<'p, 'o> {
+    plans: &'p Plans,
+    plan: usize,
+    tag: u32,
+    out: &'o mut Vec<u8>,
+}
+
+impl<'de> Visitor<'de> for MessageField<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a message's JSON or null")
+    }
+    fn visit_none<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        let at = open(self.tag, self.out);
+        MessageBody {
+            plans: self.plans,
+            plan: self.plan,
+            out: &mut *self.out,
+        }
+        .deserialize(d)?;
+        close(at, self.out);
+        Ok(())
+    }
+}
