@@ -49,15 +49,19 @@ fn object(code: u16, body: impl Into<Bytes>, out: Output, protobuf: bool) -> Res
     let body = body.into();
     if protobuf && out == Output::Object {
         if let Some(pb) = crate::protobuf::transcode(&body) {
-            return Response::builder()
-                .status(StatusCode::from_u16(code).unwrap_or(StatusCode::OK))
-                .header(header::CONTENT_TYPE, crate::protobuf::MEDIA_TYPE)
-                .header(header::CACHE_CONTROL, "no-cache, private")
-                .body(full(pb))
-                .expect("valid response");
+            return protobuf_response(code, pb);
         }
     }
     json(code, body)
+}
+
+fn protobuf_response(code: u16, pb: Vec<u8>) -> Response<Body> {
+    Response::builder()
+        .status(StatusCode::from_u16(code).unwrap_or(StatusCode::OK))
+        .header(header::CONTENT_TYPE, crate::protobuf::MEDIA_TYPE)
+        .header(header::CACHE_CONTROL, "no-cache, private")
+        .body(full(pb))
+        .expect("valid response")
 }
 
 /// A request body as JSON: protobuf bodies are read into the JSON they mean.
@@ -472,6 +476,12 @@ async fn resource_request(
         }
         "list" => {
             let out = negotiate::output(accept.as_deref(), q.get("includeObject"))?;
+            if protobuf && out == Output::Object {
+                // Written from the typed objects, without rendering JSON first.
+                if let Some(pb) = r.list_protobuf(ns, &q.list_options()?).await? {
+                    return Ok(protobuf_response(200, pb));
+                }
+            }
             Ok(object(
                 200,
                 r.list(ns, &q.list_options()?, out).await?,

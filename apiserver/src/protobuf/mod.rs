@@ -160,6 +160,20 @@ pub fn transcode(json: &[u8]) -> Option<Vec<u8>> {
     Some(envelope(&api_version, &kind, &raw))
 }
 
+/// A list of `list_kind` from its metadata and typed items, straight to protobuf (no JSON
+/// in between). None when no message describes the kind.
+pub fn encode_list<M: serde::Serialize, T: serde::Serialize>(
+    api_version: &str,
+    list_kind: &str,
+    meta: &M,
+    items: &[T],
+) -> Option<Vec<u8>> {
+    let desc = message_for(api_version, list_kind)?;
+    let mut raw = Vec::with_capacity(items.len() * 640 + 64);
+    transcode::Plans::get().write_list(&desc, meta, items, &mut raw)?;
+    Some(envelope(api_version, list_kind, &raw))
+}
+
 /// `k8s\0` + runtime.Unknown{typeMeta, raw}.
 fn envelope(api_version: &str, kind: &str, raw: &[u8]) -> Vec<u8> {
     let unknown = POOL

@@ -220,11 +220,21 @@ fn element(kind: &Kind, rng: &mut StdRng, depth: u32, in_collection: bool) -> Pb
 
 /// The typed object k8s-openapi makes of the JSON, written back: what the JSON path of the
 /// apiserver would store. Field names the protobuf side got wrong would be dropped here.
-fn typed_round_trip(kind: &str, json: &Value) -> Value {
+/// The typed object's JSON, and its protobuf written straight from it (no envelope).
+fn typed_both(kind: &str, json: &Value) -> (Value, Vec<u8>) {
     use k8s_openapi::api::{apps, coordination, core, discovery};
-    fn via<T: serde::de::DeserializeOwned + serde::Serialize>(v: &Value) -> Value {
+    fn via<T: serde::de::DeserializeOwned + serde::Serialize>(v: &Value) -> (Value, Vec<u8>) {
         let t: T = serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("{e}: {v}"));
-        serde_json::to_value(t).unwrap()
+        let desc = message_for(
+            v["apiVersion"].as_str().unwrap(),
+            v["kind"].as_str().unwrap(),
+        )
+        .unwrap();
+        let mut raw = Vec::new();
+        transcode::Plans::get()
+            .write_typed(&desc, &t, &mut raw)
+            .expect("every served kind serializes to protobuf");
+        (serde_json::to_value(t).unwrap(), raw)
     }
     match kind {
         "Pod" => via::<core::v1::Pod>(json),
@@ -304,7 +314,11 @@ proptest! {
         // Straight from the JSON bytes, the same message.
         let streamed = transcode(&serde_json::to_vec(&json).unwrap()).unwrap();
         prop_assert_eq!(&decode(&streamed).unwrap(), &json);
-        let typed = typed_round_trip(k.kind, &json);
+        let (typed, typed_pb) = typed_both(k.kind, &json);
+        // Straight from the typed object, the same message as from its JSON.
+        let from_typed = decode(&envelope(&v, k.kind, &typed_pb)).unwrap();
+        let from_json = decode(&transcode(&serde_json::to_vec(&typed).unwrap()).unwrap()).unwrap();
+        prop_assert_eq!(&from_typed, &from_json);
         if let Err(e) = covers(&typed, &json, k.kind) {
             prop_assert!(false, "{}", e);
         }

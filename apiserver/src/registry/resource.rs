@@ -132,6 +132,15 @@ pub trait Resource: Send + Sync {
         opts: &'a DeleteOptions,
         dry_run: bool,
     ) -> BoxFuture<'a, ApiResult<Vec<u8>>>;
+    /// A list in protobuf, written from the typed objects (None: the kind has no message, so
+    /// the caller answers JSON).
+    fn list_protobuf<'a>(
+        &'a self,
+        _ns: Option<&'a str>,
+        _opts: &'a ListOptions,
+    ) -> BoxFuture<'a, ApiResult<Option<Vec<u8>>>> {
+        Box::pin(async { Ok(None) })
+    }
     /// How many objects there are (in a namespace).
     fn count<'a>(&'a self, ns: Option<&'a str>) -> BoxFuture<'a, ApiResult<usize>>;
     /// Newline-delimited watch events, ending at the timeout or when the client goes away.
@@ -597,6 +606,32 @@ impl<K: Kind> Resource for Registry<K> {
         Box::pin(async move {
             let result = Registry::list(self, ns, opts).await?;
             self.render_list(&result.items, result.rev, result.continue_token, out)
+        })
+    }
+
+    fn list_protobuf<'a>(
+        &'a self,
+        ns: Option<&'a str>,
+        opts: &'a ListOptions,
+    ) -> BoxFuture<'a, ApiResult<Option<Vec<u8>>>> {
+        Box::pin(async move {
+            let info = self.info();
+            let api_version = info.api_version();
+            if crate::protobuf::message_for(&api_version, info.list_kind).is_none() {
+                return Ok(None);
+            }
+            let result = Registry::list(self, ns, opts).await?;
+            let meta = k8s_openapi::apimachinery::pkg::apis::meta::v1::ListMeta {
+                resource_version: Some(result.rev.to_string()),
+                continue_: result.continue_token,
+                ..Default::default()
+            };
+            Ok(crate::protobuf::encode_list(
+                &api_version,
+                info.list_kind,
+                &meta,
+                &result.items,
+            ))
         })
     }
 
