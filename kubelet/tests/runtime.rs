@@ -221,8 +221,10 @@ fn attach(args: &ShimArgs, input: &[u8], resize: Option<(u16, u16)>) -> (Vec<u8>
         size.extend(h.to_be_bytes());
         s.write_all(&a::frame(a::RESIZE, &size)).unwrap();
     }
-    s.write_all(&a::frame(a::STDIN, input)).unwrap();
-    s.write_all(&a::frame(a::STDIN_EOF, &[])).unwrap();
+    // A container that already ended closes the socket once it sent its output: what is
+    // written then is lost, as for any client of an exited container.
+    let _ = s.write_all(&a::frame(a::STDIN, input));
+    let _ = s.write_all(&a::frame(a::STDIN_EOF, &[]));
     let mut d = a::Decoder::default();
     let mut out = Vec::new();
     let mut buf = [0u8; 4096];
@@ -264,8 +266,14 @@ fn attach_feeds_stdin_once_and_replays_early_output_to_the_first_client() {
     assert!(!args.bundle.join("attach.sock").exists());
     // A quick exit waits for the session's client, who still gets everything.
     let args = f.bundle_io("c-quick", &["echo", "hi"], None, io);
-    let (_, mut child) = shim::spawn(exe(), &args).unwrap();
-    std::thread::sleep(Duration::from_millis(300)); // the container is long gone
+    let (report, mut child) = shim::spawn(exe(), &args).unwrap();
+    // The container is gone (its shim reaped it) before anyone attaches.
+    let proc = format!("/proc/{}", report.pid.unwrap());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Path::new(&proc).exists() {
+        assert!(Instant::now() < deadline, "echo never ended");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let (out, code) = attach(&args, b"", None);
     assert_eq!((String::from_utf8_lossy(&out).as_ref(), code), ("hi\n", 0));
     assert!(child.wait().unwrap().success());

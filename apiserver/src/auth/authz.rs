@@ -208,6 +208,7 @@ pub fn rules_for(user: &User, ns: &str) -> Rules {
             "",
             &[
                 "nodes",
+                "nodes/status",
                 "pods",
                 "services",
                 "endpoints",
@@ -243,6 +244,12 @@ pub fn rules_for(user: &User, ns: &str) -> Rules {
             &[],
         ));
         if ns == "kube-node-lease" {
+            r.resource.push(rule(
+                &["list", "watch"],
+                "coordination.k8s.io",
+                &["leases"],
+                &[],
+            ));
             r.resource.push(rule(
                 &[
                     "get", "list", "watch", "create", "update", "patch", "delete",

@@ -233,9 +233,14 @@ pub fn decode_body_as_sent<T: DeserializeOwned + Serialize>(
 
 /// Fields present in what the client sent but gone after decoding: fields the type lacks.
 fn unknown_fields(path: &str, sent: &Value, kept: &Value, out: &mut Vec<String>) {
+    use super::strict::{MAX_PATH, MAX_PROBLEMS};
     match (sent, kept) {
         (Value::Object(s), Value::Object(k)) => {
             for (key, v) in s {
+                // Bounded as the strict walk is: long paths are not followed.
+                if path.len() + key.len() >= MAX_PATH || out.len() >= MAX_PROBLEMS {
+                    continue;
+                }
                 let p = if path.is_empty() {
                     key.clone()
                 } else {
@@ -250,6 +255,9 @@ fn unknown_fields(path: &str, sent: &Value, kept: &Value, out: &mut Vec<String>)
             }
         }
         (Value::Array(s), Value::Array(k)) => {
+            if path.len() + 24 >= MAX_PATH {
+                return;
+            }
             for (i, (sv, kv)) in s.iter().zip(k).enumerate() {
                 unknown_fields(&format!("{path}[{i}]"), sv, kv, out);
             }

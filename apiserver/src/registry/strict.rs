@@ -4,29 +4,37 @@
 //! decoder meets them. A field both unknown and repeated is reported as unknown only, as
 //! kube-apiserver does for built-in kinds.
 //!
-//! The body is walked with serde_json's own parser (a seed that only records keys, so its
-//! nesting limit and error handling are serde_json's).
+//! The body is walked with serde_json's own parser (a seed that only follows keys, so its
+//! nesting limit and error handling are serde_json's), with one path buffer, without
+//! descending into unknown fields, and with bounds on path length and on the problems kept.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::fmt;
 
-use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-/// One key met in the body: its path (`spec.template.spec.containers[0].image`), and whether
-/// the same object already had it.
-#[derive(Debug, PartialEq, Eq)]
-struct Key {
+/// Paths longer than this are not followed (no Kubernetes field path comes near it): a body
+/// of long keys nested deep cannot make the walk cost more than its own size many times over.
+pub const MAX_PATH: usize = 1024;
+/// At most this many problems are collected.
+pub const MAX_PROBLEMS: usize = 1000;
+
+/// What the walk shares: the path so far (one buffer, extended and cut back), the keys met,
+/// and the problems found with the order they were found in.
+struct State<'u> {
     path: String,
-    repeated: bool,
+    seq: usize,
+    unknown: &'u HashSet<&'u str>,
+    placed: HashSet<String>,
+    found: Vec<(usize, String)>,
 }
 
-struct Walk<'a> {
-    path: String,
-    keys: &'a RefCell<Vec<Key>>,
+struct Walk<'a, 'u> {
+    state: &'a RefCell<State<'u>>,
 }
 
-impl<'de> DeserializeSeed<'de> for Walk<'_> {
+impl<'de> DeserializeSeed<'de> for Walk<'_, '_> {
     type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
@@ -34,7 +42,7 @@ impl<'de> DeserializeSeed<'de> for Walk<'_> {
     }
 }
 
-impl<'de> Visitor<'de> for Walk<'_> {
+impl<'de> Visitor<'de> for Walk<'_, '_> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -44,36 +52,66 @@ impl<'de> Visitor<'de> for Walk<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let mut seen = HashSet::new();
         while let Some(key) = map.next_key::<String>()? {
-            let path = if self.path.is_empty() {
-                key.clone()
-            } else {
-                format!("{}.{key}", self.path)
-            };
+            let mut st = self.state.borrow_mut();
+            let base = st.path.len();
+            if base + key.len() + 1 > MAX_PATH || st.found.len() >= MAX_PROBLEMS {
+                drop(st);
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            }
+            if base > 0 {
+                st.path.push('.');
+            }
+            st.path.push_str(&key);
+            st.seq += 1;
+            let seq = st.seq;
             let repeated = !seen.insert(key);
-            self.keys.borrow_mut().push(Key {
-                path: path.clone(),
-                repeated,
-            });
-            map.next_value_seed(Walk {
-                path,
-                keys: self.keys,
-            })?;
+            let unknown = st.unknown.contains(st.path.as_str());
+            if unknown {
+                // Reported once, at its first occurrence; what is inside is part of it.
+                if !st.placed.contains(&st.path) {
+                    let p = st.path.clone();
+                    st.found.push((seq, format!("unknown field {p:?}")));
+                    st.placed.insert(p);
+                }
+                st.path.truncate(base);
+                drop(st);
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            }
+            if repeated {
+                let msg = format!("duplicate field {:?}", st.path);
+                st.found.push((seq, msg));
+            }
+            drop(st);
+            map.next_value_seed(Walk { state: self.state })?;
+            self.state.borrow_mut().path.truncate(base);
         }
         Ok(())
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let mut i = 0;
-        while seq
-            .next_element_seed(Walk {
-                path: format!("{}[{i}]", self.path),
-                keys: self.keys,
-            })?
-            .is_some()
-        {
+        let mut i = 0usize;
+        loop {
+            let base = {
+                let mut st = self.state.borrow_mut();
+                let base = st.path.len();
+                if base + 24 > MAX_PATH {
+                    drop(st);
+                    while seq.next_element::<IgnoredAny>()?.is_some() {}
+                    return Ok(());
+                }
+                use std::fmt::Write;
+                let _ = write!(st.path, "[{i}]");
+                base
+            };
+            let more = seq.next_element_seed(Walk { state: self.state })?.is_some();
+            self.state.borrow_mut().path.truncate(base);
+            if !more {
+                return Ok(());
+            }
             i += 1;
         }
-        Ok(())
     }
 
     fn visit_bool<E>(self, _: bool) -> Result<(), E> {
@@ -96,47 +134,31 @@ impl<'de> Visitor<'de> for Walk<'_> {
     }
 }
 
-fn keys(body: &[u8]) -> Vec<Key> {
-    let keys = RefCell::new(Vec::new());
-    let mut de = serde_json::Deserializer::from_slice(body);
-    // A body that does not parse was refused before; nothing more to say of it.
-    let _ = Walk {
-        path: String::new(),
-        keys: &keys,
-    }
-    .deserialize(&mut de);
-    keys.into_inner()
-}
-
-/// Whether `path` is `unknown` or inside it.
-fn within(path: &str, unknown: &str) -> bool {
-    path.strip_prefix(unknown)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('.') || rest.starts_with('['))
-}
-
 /// The strict decoding problems of `body` given the `unknown` field paths the kind dropped,
 /// in the order the decoder meets them. Unknown paths not in `body` (a patch's result has
 /// fields the patch did not name) come last.
 pub fn problems(body: &[u8], unknown: &[String]) -> Vec<String> {
-    let mut found: BTreeMap<usize, String> = BTreeMap::new();
-    let mut placed = vec![false; unknown.len()];
-    for (i, k) in keys(body).iter().enumerate() {
-        if let Some(u) = unknown.iter().position(|u| *u == k.path) {
-            if !placed[u] {
-                placed[u] = true;
-                found.insert(i, format!("unknown field {:?}", k.path));
-            }
-        } else if k.repeated && !unknown.iter().any(|u| within(&k.path, u)) {
-            found.insert(i, format!("duplicate field {:?}", k.path));
-        }
-    }
-    let mut out: Vec<String> = found.into_values().collect();
+    let set: HashSet<&str> = unknown.iter().map(String::as_str).collect();
+    let state = RefCell::new(State {
+        path: String::new(),
+        seq: 0,
+        unknown: &set,
+        placed: HashSet::new(),
+        found: Vec::new(),
+    });
+    let mut de = serde_json::Deserializer::from_slice(body);
+    // A body that does not parse was refused before; nothing more to say of it.
+    let _ = Walk { state: &state }.deserialize(&mut de);
+    let st = state.into_inner();
+    let mut found = st.found;
+    found.sort_by_key(|(seq, _)| *seq);
+    let mut out: Vec<String> = found.into_iter().map(|(_, m)| m).collect();
     out.extend(
         unknown
             .iter()
-            .zip(placed)
-            .filter(|(_, p)| !p)
-            .map(|(u, _)| format!("unknown field {u:?}")),
+            .filter(|u| !st.placed.contains(u.as_str()))
+            .take(MAX_PROBLEMS.saturating_sub(out.len()))
+            .map(|u| format!("unknown field {u:?}")),
     );
     out
 }
@@ -176,6 +198,30 @@ mod tests {
              unknown field \"spec.template.spec.containers[0].unknownNested\", \
              duplicate field \"spec.template.spec.containers[0].imagePullPolicy\""
         );
+    }
+
+    #[test]
+    fn long_keys_and_many_fields_cost_little() {
+        // A 1.5 MB key holding 200,000 keys: nothing under a path too long is followed.
+        let mut body = format!("{{\"{}\": {{", "k".repeat(1_500_000));
+        for i in 0..200_000 {
+            body.push_str(&format!("\"{i}\":0,"));
+        }
+        body.push_str("\"x\":0}, \"d\": 1, \"d\": 2}");
+        let t = std::time::Instant::now();
+        assert_eq!(problems(body.as_bytes(), &[]), ["duplicate field \"d\""]);
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(2),
+            "{:?}",
+            t.elapsed()
+        );
+        // 5,000 repeated keys: at most MAX_PROBLEMS are kept.
+        let mut many = String::from("{");
+        for _ in 0..5_000 {
+            many.push_str("\"a\":1,");
+        }
+        many.push_str("\"a\":1}");
+        assert_eq!(problems(many.as_bytes(), &[]).len(), MAX_PROBLEMS);
     }
 
     #[test]

@@ -91,19 +91,9 @@ impl Decoder {
     }
 }
 
-/// Runs `f` with the working directory at `dir`, so a socket there is named by a short
-/// relative path (a Unix socket's path is limited to 107 bytes; instance directories can be
-/// longer). Only for the single-threaded shim.
-pub fn in_dir<T>(dir: &Path, f: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
-    let back = std::env::current_dir()?;
-    std::env::set_current_dir(dir)?;
-    let r = f();
-    let _ = std::env::set_current_dir(back);
-    r
-}
-
-/// The path the kubelet connects to: through `/proc/self/fd` of the opened directory, so
-/// the path stays short whatever the directory's (the returned fd must stay open).
+/// A short path to `name` in `dir` for binding or connecting a Unix socket (whose path is
+/// limited to 107 bytes; instance directories can be longer): through `/proc/self/fd` of
+/// the opened directory (the returned fd must stay open while the path is used).
 pub fn short_path(dir: &Path, name: &str) -> io::Result<(OwnedFd, PathBuf)> {
     let fd = nix::fcntl::open(
         dir,
@@ -146,6 +136,7 @@ pub struct Server {
     pending: Vec<u8>,
     close_stdin: bool,
     replay: Option<Vec<u8>>,
+    replay_full: bool,
     attached: bool,
 }
 
@@ -160,7 +151,8 @@ impl Server {
     /// Listens on [`SOCKET`] in `dir` (the instance directory).
     pub fn listen(dir: &Path, stdin: Stdin, stdin_once: bool) -> io::Result<Server> {
         let _ = std::fs::remove_file(dir.join(SOCKET));
-        let listener = in_dir(dir, || UnixListener::bind(SOCKET))?;
+        let (_dir, path) = short_path(dir, SOCKET)?;
+        let listener = UnixListener::bind(path)?;
         listener.set_nonblocking(true)?;
         match &stdin {
             Stdin::Pipe(fd) | Stdin::Terminal(fd) => nonblocking(fd),
@@ -176,6 +168,7 @@ impl Server {
             pending: Vec::new(),
             close_stdin: false,
             replay: one_session.then(Vec::new),
+            replay_full: false,
             attached: false,
         })
     }
@@ -202,7 +195,12 @@ impl Server {
             if !c.out.is_empty() {
                 flags |= PollFlags::POLLOUT;
             }
-            fds.push(PollFd::new(c.stream.as_fd(), flags));
+            // A client neither read (stdin is backed up) nor written to is left out: poll
+            // reports a hang-up whatever is asked, and one nobody acts on would spin the
+            // loop. It is seen once reading resumes (or a write to it fails).
+            if !flags.is_empty() {
+                fds.push(PollFd::new(c.stream.as_fd(), flags));
+            }
         }
         if !self.pending.is_empty() {
             if let Stdin::Pipe(fd) | Stdin::Terminal(fd) = &self.stdin {
@@ -330,8 +328,11 @@ impl Server {
     pub fn output(&mut self, kind: u8, data: &[u8]) {
         let f = frame(kind, data);
         if let Some(r) = self.replay.as_mut() {
-            if r.len() + f.len() <= REPLAY_LIMIT {
+            // Once full, nothing more is kept: the first client gets the start, whole.
+            if !self.replay_full && r.len() + f.len() <= REPLAY_LIMIT {
                 r.extend_from_slice(&f);
+            } else {
+                self.replay_full = true;
             }
         }
         for c in &mut self.clients {

@@ -186,10 +186,9 @@ fn start(args: &ShimArgs) -> Result<Running, String> {
         // libcontainer sends the terminal's master to a console socket, as runc does.
         const CONSOLE: &str = "console.sock";
         let _ = std::fs::remove_file(args.bundle.join(CONSOLE));
-        let listener = attach::in_dir(&args.bundle, || {
-            std::os::unix::net::UnixListener::bind(CONSOLE)
-        })
-        .map_err(|e| format!("console socket: {e}"))?;
+        let listener = attach::short_path(&args.bundle, CONSOLE)
+            .and_then(|(_dir, path)| std::os::unix::net::UnixListener::bind(path))
+            .map_err(|e| format!("console socket: {e}"))?;
         builder = builder.with_console_socket(Some(args.bundle.join(CONSOLE)));
         io.console = Some((listener, args.bundle.join(CONSOLE)));
     } else {
