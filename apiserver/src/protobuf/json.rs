@@ -275,32 +275,41 @@ fn parse_time(v: &Value) -> Option<jiff::Timestamp> {
 
 use prost::encoding::{encode_key, encode_varint, WireType};
 
-/// Writes a length-delimited field holding what `body` writes (a nested message), in place:
-/// one byte is kept for the length, which most messages fit, and only a longer one moves its
-/// bytes to make room (a copy per level of nesting made lists of pods slow).
-fn nested(tag: u32, out: &mut Vec<u8>, body: impl FnOnce(&mut Vec<u8>)) {
+/// Opens a length-delimited field; [`close`] writes its length once its body is written, in
+/// place: one byte is kept for the length, which most messages fit, and only a longer one
+/// moves its bytes to make room (a copy per level of nesting made lists of pods slow).
+pub(super) fn open(tag: u32, out: &mut Vec<u8>) -> usize {
     encode_key(tag, WireType::LengthDelimited, out);
-    let at = out.len();
     out.push(0);
-    body(out);
-    let len = out.len() - at - 1;
+    out.len()
+}
+
+pub(super) fn close(at: usize, out: &mut Vec<u8>) {
+    let len = out.len() - at;
     if len < 0x80 {
-        out[at] = len as u8;
+        out[at - 1] = len as u8;
     } else {
         let mut prefix = Vec::with_capacity(10);
         encode_varint(len as u64, &mut prefix);
-        out[at] = prefix[0];
-        out.splice(at + 1..at + 1, prefix[1..].iter().copied());
+        out[at - 1] = prefix[0];
+        out.splice(at..at, prefix[1..].iter().copied());
     }
 }
 
-fn write_string(tag: u32, s: &[u8], out: &mut Vec<u8>) {
+/// Writes a length-delimited field holding what `body` writes (a nested message).
+fn nested(tag: u32, out: &mut Vec<u8>, body: impl FnOnce(&mut Vec<u8>)) {
+    let at = open(tag, out);
+    body(out);
+    close(at, out);
+}
+
+pub(super) fn write_string(tag: u32, s: &[u8], out: &mut Vec<u8>) {
     encode_key(tag, WireType::LengthDelimited, out);
     encode_varint(s.len() as u64, out);
     out.extend_from_slice(s);
 }
 
-fn write_varint(tag: u32, v: u64, out: &mut Vec<u8>) {
+pub(super) fn write_varint(tag: u32, v: u64, out: &mut Vec<u8>) {
     encode_key(tag, WireType::Varint, out);
     encode_varint(v, out);
 }

@@ -9,7 +9,6 @@ pub mod transcode;
 
 use std::sync::LazyLock;
 
-use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, Value as Pb};
 use serde_json::Value;
 
@@ -174,24 +173,33 @@ pub fn encode_list<M: serde::Serialize, T: serde::Serialize>(
     Some(envelope(api_version, list_kind, &raw))
 }
 
-/// `k8s\0` + runtime.Unknown{typeMeta, raw}.
+/// `k8s\0` + runtime.Unknown{typeMeta, raw, contentEncoding: "", contentType: ""}, written
+/// straight to bytes (a list's raw message is large: it is copied once).
 fn envelope(api_version: &str, kind: &str, raw: &[u8]) -> Vec<u8> {
     let unknown = POOL
         .get_message_by_name(UNKNOWN)
         .expect("runtime.Unknown is defined");
-    let type_meta_desc = POOL
+    let type_meta = POOL
         .get_message_by_name("apimachinery.pkg.runtime.TypeMeta")
         .expect("runtime.TypeMeta is defined");
-    let mut type_meta = DynamicMessage::new(type_meta_desc);
-    type_meta.set_field_by_name("apiVersion", Pb::String(api_version.into()));
-    type_meta.set_field_by_name("kind", Pb::String(kind.into()));
-    let mut env = DynamicMessage::new(unknown);
-    env.set_field_by_name("typeMeta", Pb::Message(type_meta));
-    env.set_field_by_name("raw", Pb::Bytes(raw.to_vec().into()));
-    env.set_field_by_name("contentEncoding", Pb::String(String::new()));
-    env.set_field_by_name("contentType", Pb::String(String::new()));
-    let mut out = MAGIC.to_vec();
-    env.encode(&mut out).expect("a Vec grows");
+    let number = |m: &MessageDescriptor, name: &str| {
+        m.get_field_by_name(name)
+            .unwrap_or_else(|| panic!("{} has {name}", m.full_name()))
+            .number()
+    };
+    let mut out = Vec::with_capacity(raw.len() + api_version.len() + kind.len() + 32);
+    out.extend_from_slice(MAGIC);
+    let at = json::open(number(&unknown, "typeMeta"), &mut out);
+    json::write_string(
+        number(&type_meta, "apiVersion"),
+        api_version.as_bytes(),
+        &mut out,
+    );
+    json::write_string(number(&type_meta, "kind"), kind.as_bytes(), &mut out);
+    json::close(at, &mut out);
+    json::write_string(number(&unknown, "raw"), raw, &mut out);
+    json::write_string(number(&unknown, "contentEncoding"), b"", &mut out);
+    json::write_string(number(&unknown, "contentType"), b"", &mut out);
     out
 }
 

@@ -1,5 +1,6 @@
 use super::*;
 use proptest::prelude::*;
+use prost::Message;
 use prost_reflect::{FieldDescriptor, Kind, MapKey};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};

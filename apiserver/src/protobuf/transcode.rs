@@ -13,12 +13,14 @@ use std::fmt;
 use std::sync::OnceLock;
 
 use base64::Engine;
-use prost::encoding::{encode_key, encode_varint, WireType};
+use prost::encoding::{encode_key, WireType};
 use prost_reflect::{FieldDescriptor, Kind, MessageDescriptor};
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
-use super::json::{inline, json_name, shape, Shape};
+use super::json::{
+    close, inline, json_name, open, shape, write_string as write_bytes, write_varint, Shape,
+};
 
 /// A field's type on the wire.
 #[derive(Clone, Copy, Debug)]
@@ -277,36 +279,6 @@ impl<'de> Deserialize<'de> for Key<'de> {
         }
         d.deserialize_str(V)
     }
-}
-
-/// Opens a length-delimited field; [`close`] writes its length once its body is written.
-fn open(tag: u32, out: &mut Vec<u8>) -> usize {
-    encode_key(tag, WireType::LengthDelimited, out);
-    out.push(0);
-    out.len()
-}
-
-fn close(at: usize, out: &mut Vec<u8>) {
-    let len = out.len() - at;
-    if len < 0x80 {
-        out[at - 1] = len as u8;
-    } else {
-        let mut prefix = Vec::with_capacity(10);
-        encode_varint(len as u64, &mut prefix);
-        out[at - 1] = prefix[0];
-        out.splice(at..at, prefix[1..].iter().copied());
-    }
-}
-
-fn write_bytes(tag: u32, b: &[u8], out: &mut Vec<u8>) {
-    encode_key(tag, WireType::LengthDelimited, out);
-    encode_varint(b.len() as u64, out);
-    out.extend_from_slice(b);
-}
-
-fn write_varint(tag: u32, v: u64, out: &mut Vec<u8>) {
-    encode_key(tag, WireType::Varint, out);
-    encode_varint(v, out);
 }
 
 /// A JSON scalar, as the visitor met it.

@@ -20,14 +20,13 @@ pub const MAX_PATH: usize = 1024;
 /// At most this many problems are collected.
 pub const MAX_PROBLEMS: usize = 1000;
 
-/// What the walk shares: the path so far (one buffer, extended and cut back), the keys met,
-/// and the problems found with the order they were found in.
+/// What the walk shares: the path so far (one buffer, extended and cut back), and the
+/// problems found, in the order met.
 struct State<'u> {
     path: String,
-    seq: usize,
     unknown: &'u HashSet<&'u str>,
     placed: HashSet<String>,
-    found: Vec<(usize, String)>,
+    found: Vec<String>,
 }
 
 struct Walk<'a, 'u> {
@@ -63,15 +62,13 @@ impl<'de> Visitor<'de> for Walk<'_, '_> {
                 st.path.push('.');
             }
             st.path.push_str(&key);
-            st.seq += 1;
-            let seq = st.seq;
             let repeated = !seen.insert(key);
             let unknown = st.unknown.contains(st.path.as_str());
             if unknown {
                 // Reported once, at its first occurrence; what is inside is part of it.
                 if !st.placed.contains(&st.path) {
                     let p = st.path.clone();
-                    st.found.push((seq, format!("unknown field {p:?}")));
+                    st.found.push(format!("unknown field {p:?}"));
                     st.placed.insert(p);
                 }
                 st.path.truncate(base);
@@ -81,7 +78,7 @@ impl<'de> Visitor<'de> for Walk<'_, '_> {
             }
             if repeated {
                 let msg = format!("duplicate field {:?}", st.path);
-                st.found.push((seq, msg));
+                st.found.push(msg);
             }
             drop(st);
             map.next_value_seed(Walk { state: self.state })?;
@@ -141,7 +138,6 @@ pub fn problems(body: &[u8], unknown: &[String]) -> Vec<String> {
     let set: HashSet<&str> = unknown.iter().map(String::as_str).collect();
     let state = RefCell::new(State {
         path: String::new(),
-        seq: 0,
         unknown: &set,
         placed: HashSet::new(),
         found: Vec::new(),
@@ -150,9 +146,7 @@ pub fn problems(body: &[u8], unknown: &[String]) -> Vec<String> {
     // A body that does not parse was refused before; nothing more to say of it.
     let _ = Walk { state: &state }.deserialize(&mut de);
     let st = state.into_inner();
-    let mut found = st.found;
-    found.sort_by_key(|(seq, _)| *seq);
-    let mut out: Vec<String> = found.into_iter().map(|(_, m)| m).collect();
+    let mut out = st.found;
     out.extend(
         unknown
             .iter()

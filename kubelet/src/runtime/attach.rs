@@ -382,6 +382,32 @@ fn flush(c: &mut Client) {
     }
 }
 
+/// Receives the descriptor sent over `stream` (SCM_RIGHTS): the terminal's master that
+/// libcontainer sends to a console socket, as runc's protocol has it. Blocking.
+pub fn receive_fd(stream: &UnixStream) -> Result<OwnedFd, String> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::os::fd::FromRawFd;
+    let mut buf = [0u8; 4096];
+    let mut iov = [io::IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = recvmsg::<()>(
+        stream.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .map_err(|e| format!("receiving the terminal: {e}"))?;
+    for c in msg.cmsgs().map_err(|e| e.to_string())? {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            if let Some(fd) = fds.first() {
+                // SAFETY: SCM_RIGHTS gave us a new descriptor that nothing else owns.
+                return Ok(unsafe { OwnedFd::from_raw_fd(*fd) });
+            }
+        }
+    }
+    Err("the console socket carried no terminal".into())
+}
+
 /// Sets a terminal's size.
 pub fn resize(fd: &impl AsRawFd, width: u16, height: u16) {
     let ws = libc::winsize {

@@ -256,8 +256,6 @@ fn start(args: &ShimArgs) -> Result<Running, String> {
 /// Receives the terminal's master that libcontainer's init sent to the console socket (it
 /// connected during create, so the connection is waiting).
 fn receive_master(listener: &std::os::unix::net::UnixListener) -> Result<OwnedFd, String> {
-    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
-    use std::os::fd::FromRawFd;
     listener
         .set_nonblocking(true)
         .map_err(|e| format!("console socket: {e}"))?;
@@ -277,25 +275,7 @@ fn receive_master(listener: &std::os::unix::net::UnixListener) -> Result<OwnedFd
     };
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(10)));
-    let mut buf = [0u8; 4096];
-    let mut iov = [io::IoSliceMut::new(&mut buf)];
-    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-    let msg = recvmsg::<()>(
-        stream.as_raw_fd(),
-        &mut iov,
-        Some(&mut space),
-        MsgFlags::MSG_CMSG_CLOEXEC,
-    )
-    .map_err(|e| format!("receiving the terminal: {e}"))?;
-    for c in msg.cmsgs().map_err(|e| e.to_string())? {
-        if let ControlMessageOwned::ScmRights(fds) = c {
-            if let Some(fd) = fds.first() {
-                // SAFETY: SCM_RIGHTS gave us a new descriptor that nothing else owns.
-                return Ok(unsafe { OwnedFd::from_raw_fd(*fd) });
-            }
-        }
-    }
-    Err("the console socket carried no terminal".into())
+    attach::receive_fd(&stream)
 }
 
 /// Points stdin/stdout/stderr at /dev/null, so the kubelet's pipes close.

@@ -449,45 +449,9 @@ async fn receive_master(listener: &tokio::net::UnixListener) -> Result<OwnedFd, 
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .map_err(|e| e.to_string())?;
-    tokio::task::spawn_blocking(move || {
-        use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
-        use std::os::fd::FromRawFd;
-        let mut buf = [0u8; 4096];
-        let mut iov = [io::IoSliceMut::new(&mut buf)];
-        let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-        let msg = recvmsg::<()>(
-            stream.as_raw_fd(),
-            &mut iov,
-            Some(&mut space),
-            MsgFlags::empty(),
-        )
-        .map_err(|e| format!("receiving the terminal: {e}"))?;
-        for c in msg.cmsgs().map_err(|e| e.to_string())? {
-            if let ControlMessageOwned::ScmRights(fds) = c {
-                if let Some(fd) = fds.first() {
-                    // SAFETY: SCM_RIGHTS gave us a new descriptor that nothing else owns.
-                    return Ok(unsafe { OwnedFd::from_raw_fd(*fd) });
-                }
-            }
-        }
-        Err("the console socket carried no terminal".to_string())
-    })
-    .await
-    .map_err(|e| e.to_string())?
-}
-
-/// Sets the terminal's size.
-pub fn resize(fd: &impl AsRawFd, width: u16, height: u16) {
-    let ws = libc::winsize {
-        ws_row: height,
-        ws_col: width,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: TIOCSWINSZ reads a winsize from the pointer, which outlives the call.
-    unsafe {
-        libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &ws);
-    }
+    tokio::task::spawn_blocking(move || crate::runtime::attach::receive_fd(&stream))
+        .await
+        .map_err(|e| e.to_string())?
 }
 
 async fn pty_session(
@@ -546,7 +510,9 @@ async fn pty_session(
                             }
                         }
                     }
-                    Input::Resize { width, height } => resize(master.get_ref(), width, height),
+                    Input::Resize { width, height } => {
+                        crate::runtime::attach::resize(master.get_ref(), width, height)
+                    }
                     Input::StdinEof => {}
                 }
             }
