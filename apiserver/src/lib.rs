@@ -136,6 +136,8 @@ pub async fn run(flags: Flags) -> Result<()> {
     })?;
     let kubelet_tls = http::streaming::kubelet_client_tls(&kc_cert, &kc_key)?;
     controllers::bootstrap::run(&catalog, advertise, port).await?;
+    auth::policy::reconcile(&catalog).await?;
+    auth::rbac::start(&catalog);
     tokio::spawn(controllers::namespace::run(catalog.clone()));
     tokio::spawn(controllers::start(
         catalog.clone(),
@@ -156,12 +158,15 @@ pub async fn run(flags: Flags) -> Result<()> {
     };
     let server_address =
         SocketAddr::new(advertise.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)), port).to_string();
+    let catalog_rbac = catalog.rbac.clone();
     let state = Arc::new(http::AppState {
         catalog,
         tokens,
         server_address,
         kubelet_tls,
     });
+    // Nobody but the admins could be authorized before RBAC has its roles.
+    catalog_rbac.wait_synced().await;
     // Written last: its presence means the server is ready for clients.
     std::fs::write(flags.data_dir.join("port"), port.to_string())?;
     tracing::info!(%url, kubeconfig = %flags.data_dir.join("admin.kubeconfig").display(), "serving");

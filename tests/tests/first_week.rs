@@ -276,6 +276,27 @@ fn first_week(node: &Node, bin: &str, ns: &str) {
         k.ok(&["create", "serviceaccount", "robot"]),
         "serviceaccount/robot created\n"
     );
+    assert_eq!(
+        k.ok(&[
+            "create",
+            "role",
+            "pod-reader",
+            "--verb=get,list,watch",
+            "--resource=pods"
+        ]),
+        "role.rbac.authorization.k8s.io/pod-reader created\n"
+    );
+    let robot = format!("system:serviceaccount:{ns}:robot");
+    assert_eq!(
+        k.ok(&[
+            "create",
+            "rolebinding",
+            "robot-reads",
+            "--role=pod-reader",
+            &format!("--serviceaccount={ns}:robot"),
+        ]),
+        "rolebinding.rbac.authorization.k8s.io/robot-reads created\n"
+    );
 
     // wait, then get in every everyday shape.
     assert_eq!(
@@ -821,6 +842,29 @@ fn first_week(node: &Node, bin: &str, ns: &str) {
     assert_eq!(
         (own.status.code(), text(&own.stdout).as_str()),
         (Some(0), "yes\n")
+    );
+
+    // RBAC: the robot reads pods here (once the binding reaches the authorizer) and
+    // nothing more.
+    let as_robot = |args: &[&str]| {
+        let mut a = args.to_vec();
+        a.push("--as");
+        a.push(&robot);
+        k.run(&a)
+    };
+    eventually("the robot gets its role", 10, || {
+        as_robot(&["auth", "can-i", "list", "pods"])
+            .status
+            .success()
+    });
+    assert!(text(&as_robot(&["get", "pods", "-o", "name"]).stdout).contains("pod/"));
+    let denied = as_robot(&["delete", "pod", "any"]);
+    assert!(
+        text(&denied.stderr).contains(&format!(
+            "User \"{robot}\" cannot delete resource \"pods\" in API group \"\" in the namespace \"{ns}\""
+        )),
+        "{}",
+        text(&denied.stderr)
     );
 
     // tidy up.

@@ -218,6 +218,69 @@ pub const SELF_SUBJECT_REVIEW: Kind = kind(
     false,
 );
 
+/// RBAC (rbac.authorization.k8s.io/v1): who may do what.
+pub const ROLE: Kind = kind(
+    "rbac.authorization.k8s.io",
+    "roles",
+    "role",
+    "Role",
+    "RoleList",
+    &[],
+    &[],
+    true,
+);
+pub const CLUSTER_ROLE: Kind = kind(
+    "rbac.authorization.k8s.io",
+    "clusterroles",
+    "clusterrole",
+    "ClusterRole",
+    "ClusterRoleList",
+    &[],
+    &[],
+    false,
+);
+pub const ROLE_BINDING: Kind = kind(
+    "rbac.authorization.k8s.io",
+    "rolebindings",
+    "rolebinding",
+    "RoleBinding",
+    "RoleBindingList",
+    &[],
+    &[],
+    true,
+);
+pub const CLUSTER_ROLE_BINDING: Kind = kind(
+    "rbac.authorization.k8s.io",
+    "clusterrolebindings",
+    "clusterrolebinding",
+    "ClusterRoleBinding",
+    "ClusterRoleBindingList",
+    &[],
+    &[],
+    false,
+);
+/// Questions about another subject (admins and delegated authorizers ask them).
+pub const SUBJECT_ACCESS_REVIEW: Kind = kind(
+    "authorization.k8s.io",
+    "subjectaccessreviews",
+    "subjectaccessreview",
+    "SubjectAccessReview",
+    "",
+    &[],
+    &[],
+    false,
+);
+pub const LOCAL_SUBJECT_ACCESS_REVIEW: Kind = kind(
+    "authorization.k8s.io",
+    "localsubjectaccessreviews",
+    "localsubjectaccessreview",
+    "LocalSubjectAccessReview",
+    "",
+    &[],
+    &[],
+    true,
+);
+
 /// Every kind served.
 pub const ALL: &[&Kind] = &[
     &POD,
@@ -233,6 +296,10 @@ pub const ALL: &[&Kind] = &[
     &REPLICA_SET,
     &LEASE,
     &ENDPOINT_SLICE,
+    &ROLE,
+    &CLUSTER_ROLE,
+    &ROLE_BINDING,
+    &CLUSTER_ROLE_BINDING,
 ];
 
 /// The kind a user's word names (`po`, `pod`, `pods`, `Pod`, `deployments.apps`), as

@@ -22,6 +22,16 @@ impl User {
         }
     }
 
+    /// A user with these groups (and no uid), for tests.
+    #[cfg(test)]
+    pub fn of(name: &str, groups: &[&str]) -> User {
+        User {
+            name: name.into(),
+            uid: String::new(),
+            groups: groups.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
     pub fn is_anonymous(&self) -> bool {
         self.name == "system:anonymous"
     }

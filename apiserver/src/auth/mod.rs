@@ -2,5 +2,8 @@
 
 pub mod authn;
 pub mod authz;
+pub mod impersonate;
 pub mod pki;
+pub mod policy;
+pub mod rbac;
 pub mod review;

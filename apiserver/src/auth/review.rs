@@ -9,11 +9,16 @@
 //!
 //! Every authenticated user may create them (Kubernetes' `system:basic-user`); only POST is
 //! served (discovery says `create`, anything else is 405).
+//!
+//! And the questions about someone else: `SubjectAccessReview` (cluster-wide) and
+//! `LocalSubjectAccessReview` (in the namespace of the request), which RBAC grants to admins
+//! (`system:auth-delegator`, and `admin` in a namespace).
 
 use bytes::Bytes;
 use k8s_openapi::api::authentication::v1::{SelfSubjectReview, SelfSubjectReviewStatus, UserInfo};
 use k8s_openapi::api::authorization::v1::{
-    SelfSubjectAccessReview, SelfSubjectRulesReview, SubjectAccessReviewStatus,
+    LocalSubjectAccessReview, NonResourceAttributes, ResourceAttributes, SelfSubjectAccessReview,
+    SelfSubjectRulesReview, SubjectAccessReview, SubjectAccessReviewStatus,
     SubjectRulesReviewStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::DeleteOptions;
@@ -23,6 +28,7 @@ use tokio::sync::mpsc;
 
 use super::authn::User;
 use super::authz::{self, Attributes};
+use super::rbac::Rbac;
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::registry::generic::ListOptions;
 use crate::registry::resource::{decode_body, Output, Patch, Resource, WatchRequest};
@@ -35,23 +41,16 @@ pub static SELF_SUBJECT_RULES_REVIEW: ResourceInfo =
     ResourceInfo::create_only(&kinds::SELF_SUBJECT_RULES_REVIEW);
 pub static SELF_SUBJECT_REVIEW: ResourceInfo =
     ResourceInfo::create_only(&kinds::SELF_SUBJECT_REVIEW);
-
-/// What may be done with the reviews themselves: any authenticated user creates them.
-pub fn is_self_review(a: &Attributes<'_>) -> bool {
-    a.verb == "create"
-        && a.subresource.is_empty()
-        && matches!(
-            (a.group, a.resource),
-            (
-                "authorization.k8s.io",
-                "selfsubjectaccessreviews" | "selfsubjectrulesreviews"
-            ) | ("authentication.k8s.io", "selfsubjectreviews")
-        )
-}
+pub static SUBJECT_ACCESS_REVIEW: ResourceInfo =
+    ResourceInfo::create_only(&kinds::SUBJECT_ACCESS_REVIEW);
+pub static LOCAL_SUBJECT_ACCESS_REVIEW: ResourceInfo =
+    ResourceInfo::create_only(&kinds::LOCAL_SUBJECT_ACCESS_REVIEW);
 
 /// Answers a review created by `user` (the handler calls this for a POST of any of them).
 pub fn answer(
+    rbac: &Rbac,
     info: &'static ResourceInfo,
+    ns: Option<&str>,
     user: &User,
     body: &[u8],
     validation: FieldValidation,
@@ -62,68 +61,102 @@ pub fn answer(
             let mut r: SelfSubjectAccessReview =
                 decode_body(info, info.kind, &api_version, body, validation)?;
             let spec = &r.spec;
-            let problem = match (&spec.resource_attributes, &spec.non_resource_attributes) {
-                (Some(_), Some(_)) => Some(FieldError::invalid(
-                    "spec.nonResourceAttributes",
-                    serde_json::to_value(&spec.non_resource_attributes).unwrap_or_default(),
-                    "cannot be specified in combination with resourceAttributes",
-                )),
-                (None, None) => Some(FieldError::invalid(
-                    "spec.resourceAttributes",
-                    "null",
-                    "exactly one of nonResourceAttributes or resourceAttributes must be specified",
-                )),
-                _ => None,
-            };
-            if let Some(e) = problem {
-                return Err(ApiError::invalid(info.kind, &info.target(""), &[e]));
-            }
-            let s = |o: &Option<String>| o.clone().unwrap_or_default();
-            let (verb, group, resource, sub, ns, name, path) =
-                match (&spec.resource_attributes, &spec.non_resource_attributes) {
-                    (Some(a), _) => (
-                        s(&a.verb),
-                        s(&a.group),
-                        s(&a.resource),
-                        s(&a.subresource),
-                        s(&a.namespace),
-                        s(&a.name),
-                        String::new(),
-                    ),
-                    (_, Some(n)) => (
-                        s(&n.verb),
-                        String::new(),
-                        String::new(),
-                        String::new(),
-                        String::new(),
-                        String::new(),
-                        s(&n.path),
-                    ),
-                    (None, None) => unreachable!("validated above"),
-                };
-            let attrs = Attributes {
-                verb: &verb,
-                group: &group,
-                resource: &resource,
-                subresource: &sub,
-                namespace: &ns,
-                name: &name,
-                path: &path,
-            };
-            let allowed = authorize(user, &attrs);
-            r.status = Some(SubjectAccessReviewStatus {
-                allowed: allowed.is_some(),
-                // A denial says nothing (as RBAC's), so kubectl prints a bare "no".
-                reason: allowed,
-                ..Default::default()
-            });
+            let status = access(
+                rbac,
+                info,
+                user,
+                spec.resource_attributes.as_ref(),
+                spec.non_resource_attributes.as_ref(),
+                Vec::new(),
+            )?;
+            r.status = Some(status);
             Ok(serde_json::to_value(&r).unwrap_or_default())
+        }
+        "SubjectAccessReview" | "LocalSubjectAccessReview" => {
+            let local = info.kind == "LocalSubjectAccessReview";
+            let (mut metadata, mut spec) = if local {
+                let r: LocalSubjectAccessReview =
+                    decode_body(info, info.kind, &api_version, body, validation)?;
+                (r.metadata, r.spec)
+            } else {
+                let r: SubjectAccessReview =
+                    decode_body(info, info.kind, &api_version, body, validation)?;
+                (r.metadata, r.spec)
+            };
+            let mut problems = Vec::new();
+            if local {
+                let ns = ns.unwrap_or_default();
+                match metadata.namespace.as_deref() {
+                    None | Some("") => metadata.namespace = Some(ns.to_string()),
+                    Some(n) if n != ns => {
+                        return Err(ApiError::bad_request(format!(
+                            "spec.resourceAttributes.namespace must match namespace: {ns}"
+                        )))
+                    }
+                    Some(_) => {}
+                }
+                if spec.non_resource_attributes.is_some() {
+                    problems.push(FieldError::invalid(
+                        "spec.nonResourceAttributes",
+                        serde_json::to_value(&spec.non_resource_attributes).unwrap_or_default(),
+                        "disallowed on this kind of request",
+                    ));
+                }
+                if let Some(a) = spec.resource_attributes.as_mut() {
+                    match a.namespace.as_deref() {
+                        None | Some("") => a.namespace = Some(ns.to_string()),
+                        Some(n) if n != ns => problems.push(FieldError::invalid(
+                            "spec.resourceAttributes.namespace",
+                            n,
+                            "must match metadata.namespace",
+                        )),
+                        Some(_) => {}
+                    }
+                }
+            }
+            if spec.user.as_deref().is_none_or(str::is_empty)
+                && spec.groups.as_ref().is_none_or(Vec::is_empty)
+            {
+                problems.push(FieldError::invalid(
+                    "spec.user",
+                    spec.user.clone().unwrap_or_default(),
+                    "at least one of user or group must be specified",
+                ));
+            }
+            // The subject as the review names it: no group is added (Kubernetes adds none).
+            let subject = User {
+                name: spec.user.clone().unwrap_or_default(),
+                uid: spec.uid.clone().unwrap_or_default(),
+                groups: spec.groups.clone().unwrap_or_default(),
+            };
+            let status = Some(access(
+                rbac,
+                info,
+                &subject,
+                spec.resource_attributes.as_ref(),
+                spec.non_resource_attributes.as_ref(),
+                problems,
+            )?);
+            Ok(if local {
+                serde_json::to_value(LocalSubjectAccessReview {
+                    metadata,
+                    spec,
+                    status,
+                })
+            } else {
+                serde_json::to_value(SubjectAccessReview {
+                    metadata,
+                    spec,
+                    status,
+                })
+            }
+            .unwrap_or_default())
         }
         "SelfSubjectRulesReview" => {
             let mut r: SelfSubjectRulesReview =
                 decode_body(info, info.kind, &api_version, body, validation)?;
             let ns = r.spec.namespace.clone().unwrap_or_default();
-            let rules = authz::rules_for(user, &ns);
+            let rules = authz::rules_for(rbac, user, &ns);
             r.status = Some(SubjectRulesReviewStatus {
                 resource_rules: rules.resource,
                 non_resource_rules: rules.non_resource,
@@ -149,11 +182,70 @@ pub fn answer(
     }
 }
 
-/// Some(why) when `user` may do `a`.
-fn authorize(user: &User, a: &Attributes<'_>) -> Option<String> {
-    authz::authorize(user, a)
-        .ok()
-        .map(|()| authz::why_allowed(user, a))
+/// Whether `user` may do what the attributes say, as an access review's status; `problems`
+/// are the caller's own validation errors, reported with these.
+fn access(
+    rbac: &Rbac,
+    info: &'static ResourceInfo,
+    user: &User,
+    resource: Option<&ResourceAttributes>,
+    non_resource: Option<&NonResourceAttributes>,
+    mut problems: Vec<FieldError>,
+) -> ApiResult<SubjectAccessReviewStatus> {
+    match (resource, non_resource) {
+        (Some(_), Some(n)) => problems.push(FieldError::invalid(
+            "spec.nonResourceAttributes",
+            serde_json::to_value(n).unwrap_or_default(),
+            "cannot be specified in combination with resourceAttributes",
+        )),
+        (None, None) => problems.push(FieldError::invalid(
+            "spec.resourceAttributes",
+            "null",
+            "exactly one of nonResourceAttributes or resourceAttributes must be specified",
+        )),
+        _ => {}
+    }
+    if !problems.is_empty() {
+        return Err(ApiError::invalid(info.kind, &info.target(""), &problems));
+    }
+    let s = |o: &Option<String>| o.clone().unwrap_or_default();
+    let (verb, group, res, sub, ns, name, path) = match (resource, non_resource) {
+        (Some(a), _) => (
+            s(&a.verb),
+            s(&a.group),
+            s(&a.resource),
+            s(&a.subresource),
+            s(&a.namespace),
+            s(&a.name),
+            String::new(),
+        ),
+        (_, Some(n)) => (
+            s(&n.verb),
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+            s(&n.path),
+        ),
+        (None, None) => unreachable!("refused above"),
+    };
+    let attrs = Attributes {
+        verb: &verb,
+        group: &group,
+        resource: &res,
+        subresource: &sub,
+        namespace: &ns,
+        name: &name,
+        path: &path,
+    };
+    let allowed = authz::decide(rbac, user, &attrs).ok();
+    Ok(SubjectAccessReviewStatus {
+        allowed: allowed.is_some(),
+        // A denial says nothing (as RBAC's), so kubectl prints a bare "no".
+        reason: allowed,
+        ..Default::default()
+    })
 }
 
 /// The reviews in the catalog: known to discovery and routing, never stored; every verb but
@@ -268,17 +360,15 @@ mod tests {
     use serde_json::json;
 
     fn user(name: &str, groups: &[&str]) -> User {
-        User {
-            name: name.into(),
-            uid: String::new(),
-            groups: groups.iter().map(|s| s.to_string()).collect(),
-        }
+        User::of(name, groups)
     }
 
     fn ssar(user: &User, spec: Value) -> ApiResult<Value> {
         let body = json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview", "spec": spec});
         answer(
+            &Rbac::with_defaults(Vec::new(), Vec::new()),
             &SELF_SUBJECT_ACCESS_REVIEW,
+            None,
             user,
             &serde_json::to_vec(&body).unwrap(),
             FieldValidation::Strict,
@@ -326,7 +416,9 @@ mod tests {
         );
         let body = json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectRulesReview", "spec": {"namespace": "default"}});
         let r = answer(
+            &Rbac::with_defaults(Vec::new(), Vec::new()),
             &SELF_SUBJECT_RULES_REVIEW,
+            None,
             &admin,
             &serde_json::to_vec(&body).unwrap(),
             FieldValidation::Strict,
@@ -339,7 +431,9 @@ mod tests {
         assert_eq!(r["status"]["incomplete"], false);
         let body = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"});
         let r = answer(
+            &Rbac::with_defaults(Vec::new(), Vec::new()),
             &SELF_SUBJECT_REVIEW,
+            None,
             &admin,
             &serde_json::to_vec(&body).unwrap(),
             FieldValidation::Strict,
@@ -350,5 +444,49 @@ mod tests {
             r["status"]["userInfo"]["groups"],
             json!(["system:masters", "system:authenticated"])
         );
+    }
+
+    #[test]
+    fn subject_access_reviews_ask_about_someone_else() {
+        let rbac = Rbac::with_defaults(Vec::new(), Vec::new());
+        let ask = |info: &'static ResourceInfo, ns: Option<&str>, body: Value| {
+            answer(
+                &rbac,
+                info,
+                ns,
+                &user("admin", &["system:masters"]),
+                &serde_json::to_vec(&body).unwrap(),
+                FieldValidation::Strict,
+            )
+        };
+        let sar = |spec: Value| json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": spec});
+        let r = ask(&SUBJECT_ACCESS_REVIEW, None, sar(json!({"user": "system:kube-proxy", "resourceAttributes": {"verb": "list", "resource": "services"}}))).unwrap();
+        assert_eq!(r["kind"], "SubjectAccessReview");
+        assert_eq!(r["status"]["allowed"], true);
+        assert!(r["status"]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("RBAC: allowed by ClusterRoleBinding \"system:node-proxier\""));
+        let r = ask(&SUBJECT_ACCESS_REVIEW, None, sar(json!({"user": "jane", "groups": ["system:authenticated"], "resourceAttributes": {"verb": "list", "resource": "pods"}}))).unwrap();
+        assert_eq!(r["status"]["allowed"], false);
+        let e = ask(
+            &SUBJECT_ACCESS_REVIEW,
+            None,
+            sar(json!({"resourceAttributes": {"verb": "list", "resource": "pods"}})),
+        )
+        .unwrap_err();
+        assert!(
+            e.message.contains(
+                "spec.user: Invalid value: \"\": at least one of user or group must be specified"
+            ),
+            "{}",
+            e.message
+        );
+        let local = json!({"apiVersion": "authorization.k8s.io/v1", "kind": "LocalSubjectAccessReview", "spec": {"groups": ["system:masters"], "resourceAttributes": {"verb": "delete", "resource": "pods"}}});
+        let r = ask(&LOCAL_SUBJECT_ACCESS_REVIEW, Some("team"), local).unwrap();
+        assert_eq!(r["kind"], "LocalSubjectAccessReview");
+        assert_eq!(r["metadata"]["namespace"], "team");
+        assert_eq!(r["spec"]["resourceAttributes"]["namespace"], "team");
+        assert_eq!(r["status"]["allowed"], true);
     }
 }

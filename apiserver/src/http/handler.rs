@@ -153,7 +153,10 @@ pub async fn handle(
     let method = req.method().clone();
     let uri = req.uri().clone();
     let ((user, response), warnings) = crate::warnings::collect(async {
-        match authenticate(&state, peer.as_deref(), &req) {
+        let user = authenticate(&state, peer.as_deref(), &req).and_then(|u| {
+            crate::auth::impersonate::impersonate(&state.catalog.rbac, u, req.headers())
+        });
+        match user {
             Ok(user) => {
                 let r = dispatch(&state, &user, req).await;
                 (user.name, r)
@@ -210,7 +213,7 @@ async fn read_body(req: Request<Incoming>) -> ApiResult<Bytes> {
     Ok(Bytes::from(buf))
 }
 
-fn non_resource(user: &User, path: &str) -> ApiResult<()> {
+fn non_resource(state: &AppState, user: &User, path: &str) -> ApiResult<()> {
     if user.is_anonymous() && !authz::is_public(path) {
         return Err(ApiError::unauthorized());
     }
@@ -219,7 +222,7 @@ fn non_resource(user: &User, path: &str) -> ApiResult<()> {
         path,
         ..Default::default()
     };
-    authz::authorize(user, &attrs)
+    authz::authorize(&state.catalog.rbac, user, &attrs)
         .map_err(|why| ApiError::forbidden_message(format!("forbidden: {why}")))
 }
 
@@ -239,18 +242,18 @@ async fn dispatch(
     let c = &state.catalog;
     match route {
         Route::Health => {
-            non_resource(user, &path)?;
+            non_resource(state, user, &path)?;
             Ok(Response::builder()
                 .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
                 .body(full("ok"))
                 .expect("valid response"))
         }
         Route::Version => {
-            non_resource(user, &path)?;
+            non_resource(state, user, &path)?;
             Ok(value(200, &discovery::version()))
         }
         Route::CoreVersions | Route::Groups => {
-            non_resource(user, &path)?;
+            non_resource(state, user, &path)?;
             let core = route == Route::CoreVersions;
             let accept = req
                 .headers()
@@ -274,19 +277,19 @@ async fn dispatch(
             ))
         }
         Route::Group(g) => {
-            non_resource(user, &path)?;
+            non_resource(state, user, &path)?;
             discovery::group(c, &g)
                 .map(|v| value(200, &v))
                 .ok_or_else(ApiError::no_route)
         }
         Route::Resources { group, version } => {
-            non_resource(user, &path)?;
+            non_resource(state, user, &path)?;
             discovery::resources(c, &group, &version)
                 .map(|v| value(200, &v))
                 .ok_or_else(ApiError::no_route)
         }
         Route::OpenApi => {
-            non_resource(user, &path)?;
+            non_resource(state, user, &path)?;
             let rest = path.trim_start_matches("/openapi/").trim_end_matches('/');
             let (doc, etag) = super::openapi::documents(c)
                 .get(rest)
@@ -417,7 +420,7 @@ async fn resource_request(
         name,
         path: "",
     };
-    if let Err(why) = authz::authorize(user, &attrs) {
+    if let Err(why) = authz::authorize(&state.catalog.rbac, user, &attrs) {
         let target = info.target(name);
         let resource = match rp.subresource.as_deref() {
             Some(sub) => format!("{}/{sub}", info.resource),
@@ -497,15 +500,21 @@ async fn resource_request(
             Ok(object(200, r.get(ns, name, sub, out).await?, out, protobuf))
         }
         "create" => {
-            let opts = q.write_options()?;
+            let opts = q.write_options()?.by(user);
             let body_type = body_type?;
             let body = json_body(read_body(req).await?, body_type, info)?;
             if info.create_only_kind() {
                 if rp.name.is_some() {
                     return Err(ApiError::method_not_allowed("POST", &rp.resource));
                 }
-                let answered =
-                    crate::auth::review::answer(info, user, &body, opts.field_validation)?;
+                let answered = crate::auth::review::answer(
+                    &state.catalog.rbac,
+                    info,
+                    ns,
+                    user,
+                    &body,
+                    opts.field_validation,
+                )?;
                 return Ok(object(
                     201,
                     serde_json::to_vec(&answered).unwrap_or_default(),
@@ -545,7 +554,7 @@ async fn resource_request(
             }
         }
         "update" => {
-            let opts = q.write_options()?;
+            let opts = q.write_options()?.by(user);
             let body_type = body_type?;
             let body = json_body(read_body(req).await?, body_type, info)?;
             let out = negotiate::output(accept.as_deref(), None)?;
@@ -553,7 +562,7 @@ async fn resource_request(
             Ok(object(code, bytes, out, protobuf))
         }
         "patch" => {
-            let opts = q.write_options()?;
+            let opts = q.write_options()?.by(user);
             let kind = negotiate::patch_kind(content_type.as_deref())?;
             let body = read_body(req).await?;
             let out = negotiate::output(accept.as_deref(), None)?;

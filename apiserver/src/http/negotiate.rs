@@ -149,6 +149,7 @@ impl Query {
             field_manager: self.get("fieldManager").map(str::to_string),
             field_validation,
             apply: false,
+            user: None,
         })
     }
 }

@@ -223,7 +223,7 @@ fn element(kind: &Kind, rng: &mut StdRng, depth: u32, in_collection: bool) -> Pb
 /// apiserver would store. Field names the protobuf side got wrong would be dropped here.
 /// The typed object's JSON, and its protobuf written straight from it (no envelope).
 fn typed_both(kind: &str, json: &Value) -> (Value, Vec<u8>) {
-    use k8s_openapi::api::{apps, coordination, core, discovery};
+    use k8s_openapi::api::{apps, coordination, core, discovery, rbac};
     fn via<T: serde::de::DeserializeOwned + serde::Serialize>(v: &Value) -> (Value, Vec<u8>) {
         let t: T = serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("{e}: {v}"));
         let desc = message_for(
@@ -251,6 +251,10 @@ fn typed_both(kind: &str, json: &Value) -> (Value, Vec<u8>) {
         "ReplicaSet" => via::<apps::v1::ReplicaSet>(json),
         "Lease" => via::<coordination::v1::Lease>(json),
         "EndpointSlice" => via::<discovery::v1::EndpointSlice>(json),
+        "Role" => via::<rbac::v1::Role>(json),
+        "ClusterRole" => via::<rbac::v1::ClusterRole>(json),
+        "RoleBinding" => via::<rbac::v1::RoleBinding>(json),
+        "ClusterRoleBinding" => via::<rbac::v1::ClusterRoleBinding>(json),
         other => panic!("no typed form for {other}"),
     }
 }

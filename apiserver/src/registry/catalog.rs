@@ -7,12 +7,23 @@ use anyhow::Result;
 use super::alloc::{IpAllocator, PortAllocator};
 use super::generic::{ListOptions, Registry};
 use super::kinds::{
-    configmap::ConfigMapKind, deployment::DeploymentKind, endpoints::EndpointsKind,
-    endpointslice::EndpointSliceKind, event::EventKind, lease::LeaseKind, namespace::NamespaceKind,
-    node::NodeKind, pod::PodKind, replicaset::ReplicaSetKind, secret::SecretKind,
-    service::ServiceKind, serviceaccount::ServiceAccountKind,
+    configmap::ConfigMapKind,
+    deployment::DeploymentKind,
+    endpoints::EndpointsKind,
+    endpointslice::EndpointSliceKind,
+    event::EventKind,
+    lease::LeaseKind,
+    namespace::NamespaceKind,
+    node::NodeKind,
+    pod::PodKind,
+    rbac::{ClusterRoleBindingKind, ClusterRoleKind, RoleBindingKind, RoleKind},
+    replicaset::ReplicaSetKind,
+    secret::SecretKind,
+    service::ServiceKind,
+    serviceaccount::ServiceAccountKind,
 };
 use super::resource::Resource;
+use crate::auth::rbac::Rbac;
 use crate::auth::review::{self, Review};
 use crate::store::Store;
 
@@ -31,6 +42,12 @@ pub struct Catalog {
     pub replicasets: Arc<Registry<ReplicaSetKind>>,
     pub leases: Arc<Registry<LeaseKind>>,
     pub endpointslices: Arc<Registry<EndpointSliceKind>>,
+    pub roles: Arc<Registry<RoleKind>>,
+    pub clusterroles: Arc<Registry<ClusterRoleKind>>,
+    pub rolebindings: Arc<Registry<RoleBindingKind>>,
+    pub clusterrolebindings: Arc<Registry<ClusterRoleBindingKind>>,
+    /// The RBAC authorizer's view of the four kinds above (auth/rbac.rs).
+    pub rbac: Arc<Rbac>,
     pub ips: Arc<IpAllocator>,
     pub ports: Arc<PortAllocator>,
     all: Vec<Arc<dyn Resource>>,
@@ -66,7 +83,13 @@ impl Catalog {
             "allocators rebuilt"
         );
         let s = || store.clone();
+        let rbac = Arc::new(Rbac::default());
         let mut c = Catalog {
+            roles: Arc::new(Registry::new(RoleKind(rbac.clone()), s())),
+            clusterroles: Arc::new(Registry::new(ClusterRoleKind(rbac.clone()), s())),
+            rolebindings: Arc::new(Registry::new(RoleBindingKind(rbac.clone()), s())),
+            clusterrolebindings: Arc::new(Registry::new(ClusterRoleBindingKind(rbac.clone()), s())),
+            rbac,
             namespaces: Arc::new(Registry::new(NamespaceKind, s())),
             nodes: Arc::new(Registry::new(NodeKind, s())),
             pods: Arc::new(Registry::new(pods, s())),
@@ -99,9 +122,15 @@ impl Catalog {
             c.replicasets.clone(),
             c.leases.clone(),
             c.endpointslices.clone(),
+            c.roles.clone(),
+            c.clusterroles.clone(),
+            c.rolebindings.clone(),
+            c.clusterrolebindings.clone(),
             Arc::new(Review(&review::SELF_SUBJECT_ACCESS_REVIEW)),
             Arc::new(Review(&review::SELF_SUBJECT_RULES_REVIEW)),
             Arc::new(Review(&review::SELF_SUBJECT_REVIEW)),
+            Arc::new(Review(&review::SUBJECT_ACCESS_REVIEW)),
+            Arc::new(Review(&review::LOCAL_SUBJECT_ACCESS_REVIEW)),
         ];
         Ok(c)
     }

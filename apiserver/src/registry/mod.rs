@@ -168,6 +168,11 @@ pub trait Kind: Send + Sync + 'static {
     /// Fills in defaults, as Kubernetes' SetDefaults_* and defaulting admission do.
     fn apply_defaults(&self, _obj: &mut Self::Obj) {}
     fn validate(&self, obj: &Self::Obj) -> FieldErrors;
+    /// Admission that depends on who writes (None: the server itself), after validation, on
+    /// create and on updates of the object: RBAC's escalation checks.
+    fn admit(&self, _obj: &Self::Obj, _user: Option<&crate::auth::authn::User>) -> ApiResult<()> {
+        Ok(())
+    }
     /// Main-resource update: keep what only the status subresource may change.
     fn prepare_for_update(&self, _new: &mut Self::Obj, _old: &Self::Obj) {}
     fn validate_update(&self, new: &Self::Obj, _old: &Self::Obj) -> FieldErrors {
@@ -269,6 +274,16 @@ pub struct WriteOptions {
     pub field_validation: FieldValidation,
     /// A server-side apply, which records its own managed fields (registry/apply.rs).
     pub apply: bool,
+    /// Who writes; None for the server's own writes (controllers, bootstrap).
+    pub user: Option<std::sync::Arc<crate::auth::authn::User>>,
+}
+
+impl WriteOptions {
+    /// The same options for a write made by `user`.
+    pub fn by(mut self, user: &crate::auth::authn::User) -> Self {
+        self.user = Some(std::sync::Arc::new(user.clone()));
+        self
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -691,3 +691,185 @@ async fn kubectl_server_side_apply_with_two_managers() {
         assert!(err.contains(": .data.other"), "{err}");
     }
 }
+
+/// Runs kubectl until it succeeds (an RBAC change reaches the authorizer through a watch),
+/// for 10 s; its stdout.
+async fn ok_eventually(k: &Kubectl, args: &[&str]) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = k.run(args);
+        if out.status.success() {
+            return String::from_utf8(out.stdout).unwrap();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "kubectl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kubectl_rbac_create_bind_and_can_i() {
+    for binary in ["kubectl", KUBECTL_1_33] {
+        let s = Server::start().await;
+        let k = Kubectl::of(&s, binary);
+        k.ok(&["create", "namespace", "team"]);
+        let out = k.ok(&[
+            "create",
+            "role",
+            "pod-reader",
+            "--verb=get,list,watch",
+            "--resource=pods,pods/log",
+            "-n",
+            "team",
+        ]);
+        assert_eq!(
+            out.trim(),
+            "role.rbac.authorization.k8s.io/pod-reader created"
+        );
+        let out = k.ok(&[
+            "create",
+            "rolebinding",
+            "jane-reads",
+            "--role=pod-reader",
+            "--user=jane",
+            "--serviceaccount=team:robot",
+            "-n",
+            "team",
+        ]);
+        assert_eq!(
+            out.trim(),
+            "rolebinding.rbac.authorization.k8s.io/jane-reads created"
+        );
+        k.ok(&[
+            "create",
+            "clusterrole",
+            "node-reader",
+            "--verb=get,list",
+            "--resource=nodes",
+        ]);
+        k.ok(&[
+            "create",
+            "clusterrolebinding",
+            "ops-nodes",
+            "--clusterrole=node-reader",
+            "--group=ops",
+        ]);
+
+        // The columns kubectl prints for each.
+        let out = k.ok(&["get", "rolebinding", "-n", "team", "-o", "wide"]);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(
+            columns(lines[0]),
+            ["NAME", "ROLE", "AGE", "USERS", "GROUPS", "SERVICEACCOUNTS"]
+        );
+        let row = columns(lines[1]);
+        assert_eq!(
+            (row[0], row[1], row[3], row[4]),
+            ("jane-reads", "Role/pod-reader", "jane", "team/robot")
+        );
+        let out = k.ok(&["get", "roles", "-n", "team"]);
+        assert!(
+            out.starts_with("NAME") && out.contains("CREATED AT") && out.contains("pod-reader"),
+            "{out}"
+        );
+        let out = k.ok(&["get", "clusterrolebinding", "ops-nodes"]);
+        assert!(out.contains("ClusterRole/node-reader"), "{out}");
+        let out = k.ok(&["describe", "role", "pod-reader", "-n", "team"]);
+        assert!(
+            out.contains("PolicyRule:") && out.contains("pods/log"),
+            "{out}"
+        );
+        let out = k.ok(&["describe", "rolebinding", "jane-reads", "-n", "team"]);
+        assert!(
+            out.contains("Role:") && out.contains("ServiceAccount  robot"),
+            "{out}"
+        );
+
+        // Questions about others, answered as the authorizer decides.
+        let yes = ok_eventually(
+            &k,
+            &["auth", "can-i", "list", "pods", "-n", "team", "--as=jane"],
+        )
+        .await;
+        assert_eq!(yes.trim(), "yes");
+        let out = k.run(&[
+            "auth",
+            "can-i",
+            "list",
+            "pods",
+            "-n",
+            "default",
+            "--as=jane",
+        ]);
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "no");
+        assert_eq!(out.status.code(), Some(1));
+        let yes = ok_eventually(
+            &k,
+            &[
+                "auth",
+                "can-i",
+                "get",
+                "pods/log",
+                "-n",
+                "team",
+                "--as=system:serviceaccount:team:robot",
+            ],
+        )
+        .await;
+        assert_eq!(yes.trim(), "yes");
+        let yes = ok_eventually(
+            &k,
+            &[
+                "auth",
+                "can-i",
+                "list",
+                "nodes",
+                "--as=someone",
+                "--as-group=ops",
+            ],
+        )
+        .await;
+        assert_eq!(yes.trim(), "yes");
+        let list = k.ok(&["auth", "can-i", "--list", "-n", "team", "--as=jane"]);
+        assert!(
+            list.lines()
+                .any(|l| l.starts_with("pods ") && l.contains("[get list watch]")),
+            "{list}"
+        );
+        assert!(
+            list.contains("selfsubjectaccessreviews.authorization.k8s.io"),
+            "{list}"
+        );
+        let out = k.run(&["get", "pods", "-n", "default", "--as=jane"]);
+        assert!(!out.status.success());
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr).trim(),
+            "Error from server (Forbidden): pods is forbidden: User \"jane\" cannot list resource \"pods\" in API group \"\" in the namespace \"default\""
+        );
+        k.ok(&["get", "pods", "-n", "team", "--as=jane"]);
+        let out = k.run(&[
+            "create",
+            "role",
+            "x",
+            "--verb=get",
+            "--resource=pods",
+            "-n",
+            "team",
+            "--as=jane",
+        ]);
+        assert!(String::from_utf8_lossy(&out.stderr).contains("User \"jane\" cannot create resource \"roles\" in API group \"rbac.authorization.k8s.io\" in the namespace \"team\""), "{out:?}");
+        // Deleting a namespace takes its roles and bindings with it.
+        k.ok(&[
+            "delete",
+            "namespace",
+            "team",
+            "--wait=true",
+            "--timeout=30s",
+        ]);
+        let out = k.ok(&["get", "rolebindings", "-A", "-o", "name"]);
+        assert!(!out.contains("jane-reads"), "{out}");
+    }
+}

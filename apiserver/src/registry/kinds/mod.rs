@@ -9,6 +9,7 @@ pub mod lease;
 pub mod namespace;
 pub mod node;
 pub mod pod;
+pub mod rbac;
 pub mod replicaset;
 pub mod secret;
 pub mod service;
