@@ -43,6 +43,9 @@ pub struct Flags {
     /// Static bearer tokens: lines of `token,user,uid,"group1,group2"`.
     #[arg(long)]
     pub token_auth_file: Option<PathBuf>,
+    /// The `iss` of the service account tokens issued, and the audience the API accepts.
+    #[arg(long, default_value = crate::auth::serviceaccount::DEFAULT_ISSUER)]
+    pub service_account_issuer: String,
     /// The node name the kubelet's client certificate is issued for (default: the hostname).
     #[arg(long)]
     pub node_name: Option<String>,

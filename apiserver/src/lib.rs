@@ -159,9 +159,14 @@ pub async fn run(flags: Flags) -> Result<()> {
     let server_address =
         SocketAddr::new(advertise.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)), port).to_string();
     let catalog_rbac = catalog.rbac.clone();
+    let service_accounts = auth::serviceaccount::TokenIssuer::load_or_create(
+        &flags.data_dir,
+        &flags.service_account_issuer,
+    )?;
     let state = Arc::new(http::AppState {
         catalog,
         tokens,
+        service_accounts,
         server_address,
         kubelet_tls,
     });

@@ -38,6 +38,8 @@ fn node_may(node: &str, a: &Attributes<'_>) -> bool {
         ("", "pods", "") if is_read(a.verb) => true,
         ("", "pods", "") => a.verb == "delete",
         ("", "pods", "status") => write,
+        // Which service account and pod is checked on the request (auth/serviceaccount.rs).
+        ("", "serviceaccounts", "token") => a.verb == "create",
         ("", "events", "") => write || is_read(a.verb),
         ("coordination.k8s.io", "leases", "") if a.namespace == "kube-node-lease" => {
             (is_read(a.verb) || write || a.verb == "delete")

@@ -7,3 +7,4 @@ pub mod pki;
 pub mod policy;
 pub mod rbac;
 pub mod review;
+pub mod serviceaccount;

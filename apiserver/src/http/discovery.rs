@@ -104,6 +104,7 @@ fn subresource(i: &ResourceInfo, sub: &'static str) -> Option<Sub> {
         "attach" => (("", "v1", "PodAttachOptions"), &["create", "get"]),
         "portforward" => (("", "v1", "PodPortForwardOptions"), &["create", "get"]),
         "finalize" => (own, &["update"]),
+        "token" => (("authentication.k8s.io", "v1", "TokenRequest"), &["create"]),
         _ => return None,
     };
     Some(Sub {

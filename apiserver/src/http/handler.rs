@@ -124,7 +124,16 @@ pub fn error_response(e: &ApiError) -> Response<Body> {
     r
 }
 
-fn authenticate(state: &AppState, peer: Option<&User>, req: &Request<Incoming>) -> ApiResult<User> {
+async fn authenticate(
+    state: &AppState,
+    peer: Option<&User>,
+    req: &Request<Incoming>,
+) -> ApiResult<User> {
+    // A verified client certificate wins over a bearer token, as kube-apiserver's union of
+    // authenticators tries x509 first.
+    if let Some(user) = peer {
+        return Ok(user.clone());
+    }
     if let Some(auth) = req.headers().get(header::AUTHORIZATION) {
         let token = auth
             .to_str()
@@ -135,13 +144,21 @@ fn authenticate(state: &AppState, peer: Option<&User>, req: &Request<Incoming>) 
             })
             .map(str::trim)
             .ok_or_else(ApiError::unauthorized)?;
-        return state
-            .tokens
-            .user(token)
-            .cloned()
-            .ok_or_else(ApiError::unauthorized);
+        if let Some(user) = state.tokens.user(token) {
+            return Ok(user.clone());
+        }
+        if crate::auth::serviceaccount::looks_like_jwt(token) {
+            let sa = crate::auth::serviceaccount::authenticate(
+                &state.catalog,
+                &state.service_accounts,
+                token,
+            )
+            .await;
+            return sa.ok_or_else(ApiError::unauthorized);
+        }
+        return Err(ApiError::unauthorized());
     }
-    Ok(peer.cloned().unwrap_or_else(User::anonymous))
+    Ok(User::anonymous())
 }
 
 pub async fn handle(
@@ -153,9 +170,11 @@ pub async fn handle(
     let method = req.method().clone();
     let uri = req.uri().clone();
     let ((user, response), warnings) = crate::warnings::collect(async {
-        let user = authenticate(&state, peer.as_deref(), &req).and_then(|u| {
-            crate::auth::impersonate::impersonate(&state.catalog.rbac, u, req.headers())
-        });
+        let user = authenticate(&state, peer.as_deref(), &req)
+            .await
+            .and_then(|u| {
+                crate::auth::impersonate::impersonate(&state.catalog.rbac, u, req.headers())
+            });
         match user {
             Ok(user) => {
                 let r = dispatch(&state, &user, req).await;
@@ -541,6 +560,26 @@ async fn resource_request(
                         201,
                         r.create(ns, &body, &opts, out).await?,
                         out,
+                        protobuf,
+                    ))
+                }
+                (Some(n), Some("token"))
+                    if info.resource == "serviceaccounts" && info.group.is_empty() =>
+                {
+                    let answered = crate::auth::serviceaccount::token_request(
+                        &state.catalog,
+                        &state.service_accounts,
+                        user,
+                        ns.unwrap_or("default"),
+                        n,
+                        &body,
+                        opts.field_validation,
+                    )
+                    .await?;
+                    Ok(object(
+                        201,
+                        serde_json::to_vec(&answered).unwrap_or_default(),
+                        Output::Object,
                         protobuf,
                     ))
                 }

@@ -28,6 +28,8 @@ use crate::registry::catalog::Catalog;
 pub struct AppState {
     pub catalog: Arc<Catalog>,
     pub tokens: Tokens,
+    /// Signs and checks service account tokens.
+    pub service_accounts: crate::auth::serviceaccount::TokenIssuer,
     /// host:port, for `/api`'s serverAddressByClientCIDRs.
     pub server_address: String,
     /// How the apiserver dials kubelets (its kubelet-client certificate).

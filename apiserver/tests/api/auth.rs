@@ -373,3 +373,100 @@ async fn raw_as(client: &kube::Client, path: &str, headers: &[(&str, &str)]) -> 
     let body = resp.into_body().collect().await.unwrap().to_bytes();
     (status, String::from_utf8_lossy(&body).into_owned())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tokens_bound_to_a_pod_end_with_it_and_nodes_get_only_their_pods() {
+    use k8s_openapi::api::authentication::v1::TokenRequest;
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    use kube::api::DeleteParams;
+
+    let s = Server::start_with(&["--node-name", "node-1"]).await;
+    let admin = s.client().await;
+    let sas: Api<ServiceAccount> = Api::namespaced(admin.clone(), "default");
+    sas.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "robot"}})).unwrap(),
+    )
+    .await
+    .unwrap();
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), "default");
+    let pod = |name: &str, node: &str| {
+        serde_json::from_value::<Pod>(json!({
+            "metadata": {"name": name},
+            "spec": {"serviceAccountName": "robot", "nodeName": node,
+                     "containers": [{"name": "c", "image": "busybox"}]}
+        }))
+        .unwrap()
+    };
+    let mine = pods
+        .create(&PostParams::default(), &pod("mine", "node-1"))
+        .await
+        .unwrap();
+    pods.create(&PostParams::default(), &pod("theirs", "node-2"))
+        .await
+        .unwrap();
+    let request = |pod: Option<&str>| {
+        serde_json::from_value::<TokenRequest>(json!({
+            "spec": {"audiences": [], "expirationSeconds": 3600,
+                     "boundObjectRef": pod.map(|p| json!({"kind": "Pod", "apiVersion": "v1", "name": p}))}
+        }))
+        .unwrap()
+    };
+
+    // The kubelet may ask for its own pods' tokens only, bound to the pod.
+    let kubelet_sas: Api<ServiceAccount> = Api::namespaced(s.client_as("kubelet").await, "default");
+    let issued = kubelet_sas
+        .create_token_request("robot", &PostParams::default(), &request(Some("mine")))
+        .await
+        .unwrap();
+    let status = issued.status.unwrap();
+    assert_eq!(
+        issued.spec.audiences,
+        ["https://kubernetes.default.svc.cluster.local"]
+    );
+    for other in [Some("theirs"), None] {
+        let e = kubelet_sas
+            .create_token_request("robot", &PostParams::default(), &request(other))
+            .await
+            .unwrap_err();
+        assert_eq!(code(e), 403, "{other:?}");
+    }
+
+    // The token is the service account while the pod lives.
+    let robot = s.with_token(&status.token).await;
+    let e = Api::<Pod>::namespaced(robot.clone(), "default")
+        .list(&ListParams::default())
+        .await
+        .unwrap_err();
+    match e {
+        kube::Error::Api(st) => assert!(
+            st.message
+                .contains("User \"system:serviceaccount:default:robot\" cannot list"),
+            "{}",
+            st.message
+        ),
+        other => panic!("{other:?}"),
+    }
+    // A pod deleted at once takes its tokens with it; one recreated under the same name
+    // (another uid) does not bring them back.
+    pods.delete("mine", &DeleteParams::default().grace_period(0))
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while pods.get_opt("mine").await.unwrap().is_some() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the pod was not deleted"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    pods.create(&PostParams::default(), &pod("mine", "node-1"))
+        .await
+        .unwrap();
+    let e = Api::<Pod>::namespaced(robot, "default")
+        .list(&ListParams::default())
+        .await
+        .unwrap_err();
+    assert_eq!(code(e), 401);
+    assert!(mine.metadata.uid.is_some());
+}

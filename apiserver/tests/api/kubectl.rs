@@ -66,6 +66,29 @@ impl Kubectl {
         );
     }
 
+    /// A kubeconfig for the same server that authenticates with `token` alone (a client
+    /// certificate would win over a token, as in Kubernetes).
+    fn token_kubeconfig(&self, token: &str) -> std::path::PathBuf {
+        let admin = std::fs::read_to_string(&self.kubeconfig).unwrap();
+        let field = |name: &str| {
+            admin
+                .lines()
+                .find_map(|l| l.trim().strip_prefix(name))
+                .unwrap()
+                .to_string()
+        };
+        let (ca, server) = (field("certificate-authority-data: "), field("server: "));
+        let path = self.home.path().join("token.kubeconfig");
+        std::fs::write(
+            &path,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {server}\n    certificate-authority-data: {ca}\nusers:\n- name: u\n  user:\n    token: {token}\ncontexts:\n- name: t\n  context:\n    cluster: c\n    user: u\ncurrent-context: t\n"
+            ),
+        )
+        .unwrap();
+        path
+    }
+
     /// Runs and returns stdout; fails the test with stderr when kubectl fails.
     fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
@@ -334,7 +357,8 @@ async fn kubectl_works_unchanged() {
 
     // Credentials the server does not know are refused (the kube-rs tests cover none at all:
     // kubectl itself prompts for a password when a kubeconfig has no user).
-    let out = k.run(&["get", "pods", "--token=not-a-real-token"]);
+    let unknown = k.token_kubeconfig("not-a-real-token");
+    let out = k.run(&["get", "pods", "--kubeconfig", unknown.to_str().unwrap()]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -871,5 +895,79 @@ async fn kubectl_rbac_create_bind_and_can_i() {
         ]);
         let out = k.ok(&["get", "rolebindings", "-A", "-o", "name"]);
         assert!(!out.contains("jane-reads"), "{out}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kubectl_create_token_and_use_it() {
+    for binary in ["kubectl", KUBECTL_1_33] {
+        let s = Server::start_with(&["--node-name", "node-1"]).await;
+        let k = Kubectl::of(&s, binary);
+        k.ok(&["create", "serviceaccount", "robot"]);
+        let token = k.ok(&["create", "token", "robot", "--duration=15m"]);
+        let token = token.trim();
+        assert_eq!(token.split('.').count(), 3, "a JWT: {token}");
+        let too_short = k.run(&["create", "token", "robot", "--duration=1m"]);
+        assert!(
+            String::from_utf8_lossy(&too_short.stderr)
+                .contains("may not specify a duration less than 10 minutes"),
+            "{too_short:?}"
+        );
+        let missing = k.run(&["create", "token", "ghost"]);
+        assert!(
+            String::from_utf8_lossy(&missing.stderr)
+                .contains("serviceaccounts \"ghost\" not found"),
+            "{missing:?}"
+        );
+
+        // The token is the service account, to kubectl as to RBAC: a kubeconfig with the
+        // token and no client certificate.
+        let robot_config = k.token_kubeconfig(token);
+        let with_token = |args: &[&str]| {
+            let mut a = vec!["--kubeconfig", robot_config.to_str().unwrap()];
+            a.extend_from_slice(args);
+            k.run(&a)
+        };
+        let me = with_token(&[
+            "auth",
+            "whoami",
+            "-o",
+            "jsonpath={.status.userInfo.username} {.status.userInfo.groups}",
+        ]);
+        assert_eq!(
+            String::from_utf8_lossy(&me.stdout),
+            "system:serviceaccount:default:robot [\"system:serviceaccounts\",\"system:serviceaccounts:default\",\"system:authenticated\"]",
+            "{me:?}"
+        );
+        let denied = with_token(&["get", "pods"]);
+        assert!(
+            String::from_utf8_lossy(&denied.stderr).contains(
+                "User \"system:serviceaccount:default:robot\" cannot list resource \"pods\""
+            ),
+            "{denied:?}"
+        );
+        k.ok(&[
+            "create",
+            "rolebinding",
+            "robot-views",
+            "--clusterrole=view",
+            "--serviceaccount=default:robot",
+        ]);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !with_token(&["get", "pods"]).status.success() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the robot never got view"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // Deleting the service account revokes its tokens at once.
+        k.ok(&["delete", "serviceaccount", "robot"]);
+        let gone = with_token(&["get", "pods"]);
+        assert!(
+            String::from_utf8_lossy(&gone.stderr)
+                .contains("You must be logged in to the server (Unauthorized)"),
+            "{gone:?}"
+        );
     }
 }

@@ -9,7 +9,24 @@ use crate::registry::table::{age, Column};
 use crate::registry::validation::NameRule;
 use crate::registry::{Kind, ResourceInfo};
 
-pub static INFO: ResourceInfo = ResourceInfo::of(&kinds::SERVICE_ACCOUNT, &[], NameRule::Subdomain);
+pub static INFO: ResourceInfo =
+    ResourceInfo::of(&kinds::SERVICE_ACCOUNT, &["token"], NameRule::Subdomain);
+
+/// What `serviceaccounts/<name>/token` takes and answers (auth/serviceaccount.rs).
+pub static TOKEN_REQUEST: ResourceInfo = ResourceInfo {
+    group: "authentication.k8s.io",
+    version: "v1",
+    resource: "tokenrequests",
+    singular: "tokenrequest",
+    kind: "TokenRequest",
+    list_kind: "",
+    namespaced: true,
+    short_names: &[],
+    categories: &[],
+    subresources: &[],
+    name_rule: NameRule::Subdomain,
+    verbs: crate::registry::VERBS_CREATE,
+};
 
 pub struct ServiceAccountKind;
 
