@@ -87,6 +87,7 @@ pub async fn run(flags: Flags) -> Result<()> {
             PodKind {
                 not_ready_toleration_seconds: flags.default_not_ready_toleration_seconds,
                 unreachable_toleration_seconds: flags.default_unreachable_toleration_seconds,
+                no_automount: Default::default(),
             },
         )
         .await?,
@@ -138,7 +139,10 @@ pub async fn run(flags: Flags) -> Result<()> {
     controllers::bootstrap::run(&catalog, advertise, port).await?;
     auth::policy::reconcile(&catalog).await?;
     auth::rbac::start(&catalog);
-    tokio::spawn(controllers::namespace::run(catalog.clone()));
+    tokio::spawn(controllers::namespace::run(
+        catalog.clone(),
+        pki.ca_pem.clone(),
+    ));
     tokio::spawn(controllers::start(
         catalog.clone(),
         controllers::nodelifecycle::Config {

@@ -26,6 +26,10 @@ use crate::status::{self, Waiting};
 const RESYNC: Duration = Duration::from_secs(5);
 /// How soon a failed action is tried again (image pulls have their own back-off).
 const RETRY: Duration = Duration::from_secs(2);
+/// How often the written volumes (configMap, secret, downwardAPI, projected) are compared with
+/// what they should hold. Kubernetes' kubelet takes up to its sync period (1 min) plus its
+/// cache's TTL.
+const VOLUME_RESYNC: Duration = Duration::from_secs(2);
 /// How often the node's status and Lease are renewed.
 const HEARTBEAT: Duration = Duration::from_secs(10);
 
@@ -231,6 +235,9 @@ impl Kubelet {
                 waiting: BTreeMap::new(),
                 written: None,
                 announced: HashSet::new(),
+                tokens: Default::default(),
+                volumes_synced: None,
+                mount_failure: None,
                 sandbox_failures: 0,
                 last_sandbox_failure: None,
             }
@@ -311,6 +318,13 @@ fn watch_pid(pid: i32, wake: Arc<Notify>) {
         });
 }
 
+fn has_written_volumes(pod: &Pod) -> bool {
+    pod.spec
+        .iter()
+        .flat_map(|s| s.volumes.iter().flatten())
+        .any(crate::volumes::is_written)
+}
+
 /// Reaps shim `child` and wakes `wake` when it exits.
 fn watch_child(mut child: std::process::Child, wake: Arc<Notify>) {
     let _ = std::thread::Builder::new()
@@ -333,6 +347,12 @@ struct Worker {
     written: Option<Value>,
     /// Back-offs already announced with an event: (container, attempt).
     announced: HashSet<(String, u32)>,
+    /// Service account tokens held for the pod's projected volumes.
+    tokens: crate::volumes::Tokens,
+    /// When the written volumes were last brought up to date.
+    volumes_synced: Option<Instant>,
+    /// The last FailedMount message announced (so a failure repeats no event).
+    mount_failure: Option<String>,
     /// Failed sandbox creations in a row, and when the last one failed.
     sandbox_failures: u32,
     last_sandbox_failure: Option<Instant>,
@@ -393,9 +413,13 @@ impl Worker {
         for action in actions {
             match action {
                 Action::CreateSandbox => {
+                    let Some(volumes) = self.volumes(pod).await else {
+                        wait = wait.min(RETRY);
+                        continue;
+                    };
                     let rt = self.k.rt.clone();
                     let p = pod.clone();
-                    let made = tokio::task::spawn_blocking(move || rt.create_sandbox(&p))
+                    let made = tokio::task::spawn_blocking(move || rt.create_sandbox(&p, &volumes))
                         .await
                         .unwrap_or_else(|e| Err(format!("creating the sandbox panicked: {e}")));
                     match made {
@@ -478,6 +502,11 @@ impl Worker {
             futures::future::join_all(futures).await;
             again = true;
         }
+        // The written volumes follow their ConfigMaps, Secrets and tokens while the pod runs.
+        if !gone && !terminal && !again && state.sandbox_ready && has_written_volumes(pod) {
+            self.refresh_volumes(pod).await;
+            wait = wait.min(VOLUME_RESYNC);
+        }
         // Nothing was made or stopped: the state read above is still what runs.
         if !gone && !terminal && !again {
             self.write_status(pod, &state).await;
@@ -486,6 +515,46 @@ impl Worker {
             Step::Again
         } else {
             Step::Wait(wait)
+        }
+    }
+
+    /// What the pod's written volumes should hold; None after announcing why they cannot be
+    /// made (Kubernetes' FailedMount), retried on the next sync.
+    async fn volumes(&mut self, pod: &Pod) -> Option<crate::volumes::Desired> {
+        match crate::volumes::desired(&self.k.client, pod, &mut self.tokens).await {
+            Ok(v) => {
+                self.mount_failure = None;
+                self.volumes_synced = Some(Instant::now());
+                Some(v)
+            }
+            Err(message) => {
+                if self.mount_failure.as_deref() != Some(message.as_str()) {
+                    self.k
+                        .event(pod, None, "Warning", "FailedMount", message.clone());
+                    self.mount_failure = Some(message);
+                }
+                None
+            }
+        }
+    }
+
+    /// Brings the written volumes up to date, at most once per [`VOLUME_RESYNC`].
+    async fn refresh_volumes(&mut self, pod: &Pod) {
+        if self
+            .volumes_synced
+            .is_some_and(|at| at.elapsed() < VOLUME_RESYNC)
+        {
+            return;
+        }
+        let Some(volumes) = self.volumes(pod).await else {
+            return;
+        };
+        let rt = self.k.rt.clone();
+        let uid = self.uid.clone();
+        match tokio::task::spawn_blocking(move || rt.update_volumes(&uid, &volumes)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(uid = %self.uid, error = %e, "updating volumes"),
+            Err(e) => tracing::error!(uid = %self.uid, error = %e, "updating volumes panicked"),
         }
     }
 

@@ -20,6 +20,11 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use k8s_openapi::api::authentication::v1::{
     BoundObjectReference, TokenRequest, TokenRequestStatus,
 };
+use k8s_openapi::api::core::v1::{
+    ConfigMapProjection, Container, DownwardAPIProjection, DownwardAPIVolumeFile, KeyToPath,
+    ObjectFieldSelector, PodSpec, ProjectedVolumeSource, ServiceAccountTokenProjection, Volume,
+    VolumeMount, VolumeProjection,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use serde::{Deserialize, Serialize};
 
@@ -405,6 +410,94 @@ pub async fn token_request(
         expiration_timestamp: Time(expires),
     });
     Ok(serde_json::to_value(&tr).unwrap_or_default())
+}
+
+/// Where a pod's service account credentials are mounted.
+pub const MOUNT_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+/// Kubernetes' ServiceAccount admission for a new pod's spec (the service account already
+/// defaulted): unless the pod opts out (`automountServiceAccountToken: false`, or
+/// `sa_opts_out` for its service account's) or something is mounted at [`MOUNT_PATH`]
+/// already, a `kube-api-access-<suffix>` projected volume — a bound token, the cluster CA and
+/// the namespace — is added and mounted read-only there in every container. (Kubernetes also
+/// refuses a pod whose service account does not exist yet; here such a pod is admitted, and
+/// the kubelet cannot get its token until the account exists.)
+pub fn inject_api_access(spec: &mut PodSpec, sa_opts_out: bool) {
+    let mounts_it = |c: &Container| {
+        c.volume_mounts
+            .iter()
+            .flatten()
+            .any(|m| m.mount_path == MOUNT_PATH)
+    };
+    if spec.automount_service_account_token == Some(false)
+        || sa_opts_out
+        || spec.containers.iter().any(mounts_it)
+        || spec.init_containers.iter().flatten().any(mounts_it)
+    {
+        return;
+    }
+    let name = format!(
+        "kube-api-access-{}",
+        crate::registry::generic::random_suffix()
+    );
+    let projected = ProjectedVolumeSource {
+        default_mode: Some(0o644),
+        sources: Some(vec![
+            VolumeProjection {
+                service_account_token: Some(ServiceAccountTokenProjection {
+                    expiration_seconds: Some(3607),
+                    path: "token".into(),
+                    audience: None,
+                }),
+                ..Default::default()
+            },
+            VolumeProjection {
+                config_map: Some(ConfigMapProjection {
+                    name: crate::controllers::namespace::ROOT_CA_CONFIG_MAP.into(),
+                    items: Some(vec![KeyToPath {
+                        key: "ca.crt".into(),
+                        path: "ca.crt".into(),
+                        mode: None,
+                    }]),
+                    optional: None,
+                }),
+                ..Default::default()
+            },
+            VolumeProjection {
+                downward_api: Some(DownwardAPIProjection {
+                    items: Some(vec![DownwardAPIVolumeFile {
+                        path: "namespace".into(),
+                        field_ref: Some(ObjectFieldSelector {
+                            api_version: Some("v1".into()),
+                            field_path: "metadata.namespace".into(),
+                        }),
+                        ..Default::default()
+                    }]),
+                }),
+                ..Default::default()
+            },
+        ]),
+    };
+    spec.volumes.get_or_insert_with(Vec::new).push(Volume {
+        name: name.clone(),
+        projected: Some(projected),
+        ..Default::default()
+    });
+    let mount = VolumeMount {
+        name,
+        mount_path: MOUNT_PATH.into(),
+        read_only: Some(true),
+        ..Default::default()
+    };
+    for c in spec
+        .containers
+        .iter_mut()
+        .chain(spec.init_containers.iter_mut().flatten())
+    {
+        c.volume_mounts
+            .get_or_insert_with(Vec::new)
+            .push(mount.clone());
+    }
 }
 
 #[cfg(test)]

@@ -42,6 +42,19 @@ pub async fn start(c: Arc<Catalog>, node: nodelifecycle::Config) {
     let configmaps = Informer::new(c.configmaps.clone());
     let secrets = Informer::new(c.secrets.clone());
     let serviceaccounts = Informer::new(c.serviceaccounts.clone());
+    {
+        // The ServiceAccount admission's view of who opts out of automounting.
+        let no_automount = c.pods.kind.no_automount.clone();
+        serviceaccounts.on_change(move |old, new| {
+            let sa = new.or(old).expect("a change has an object");
+            let key = informer::key_of(&**sa);
+            let mut set = no_automount.write().unwrap();
+            match new {
+                Some(n) if n.automount_service_account_token == Some(false) => set.insert(key),
+                _ => set.remove(&key),
+            };
+        });
+    }
 
     let recorder = events::start(c.events.clone());
     let rs = replicaset::Controller::new(replicasets.clone(), pods.clone(), recorder.clone());

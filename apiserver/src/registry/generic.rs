@@ -95,7 +95,7 @@ fn store_error(info: &ResourceInfo, name: &str, e: StoreError) -> ApiError {
     }
 }
 
-fn random_suffix() -> String {
+pub fn random_suffix() -> String {
     // Kubernetes' alphabet: no vowels (no words), no confusable characters.
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let mut rng = rand::rng();

@@ -86,7 +86,8 @@ async fn protobuf_bodies_and_answers_mean_what_json_means() {
     assert_eq!(ct, PB);
     assert!(pb_bytes.starts_with(b"k8s\0"));
     assert_eq!(protobuf::decode(&pb_bytes).unwrap(), as_json);
-    let (_, ct, list) = send(&c, "GET", path, &[("accept", PB_FIRST)], vec![]).await;
+    let only_pb = format!("{path}?fieldSelector=metadata.name%3Dpb");
+    let (_, ct, list) = send(&c, "GET", &only_pb, &[("accept", PB_FIRST)], vec![]).await;
     assert_eq!(ct, PB);
     let list = protobuf::decode(&list).unwrap();
     assert_eq!(list["kind"], "ConfigMapList");

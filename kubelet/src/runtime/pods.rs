@@ -34,6 +34,7 @@ use crate::image::rootfs::{is_mountpoint, mount_rootfs, remove_rootfs};
 use crate::image::{ImageRecord, Store};
 use crate::network::cni::{self, Attachment, Cni, NetworkConfigList, PortMapping};
 use crate::network::netns;
+use crate::volumes::{self, Desired};
 
 /// Exit code recorded for a container whose shim vanished without recording its exit (as
 /// Kubernetes' `ContainerStatusUnknown`).
@@ -432,7 +433,7 @@ impl PodRuntime {
     /// Makes the pod's sandbox: network namespace wired by CNI, UTS/IPC namespaces, /etc
     /// files and volumes. Whatever an earlier attempt left is torn down first. Returns the
     /// pod's IP.
-    pub fn create_sandbox(&self, pod: &Pod) -> Result<String, String> {
+    pub fn create_sandbox(&self, pod: &Pod, volumes: &Desired) -> Result<String, String> {
         let uid = pod.metadata.uid.as_deref().ok_or("pod has no uid")?;
         let dir = self.pod_dir(uid);
         fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
@@ -459,7 +460,7 @@ impl PodRuntime {
         self.sandbox(uid)
             .create(pod, &pod_ip, &self.cfg.dns)
             .map_err(|e| format!("creating the pod's namespaces and files: {e}"))?;
-        self.prepare_volumes(pod, uid)?;
+        self.prepare_volumes(pod, uid, volumes)?;
         write_json(
             &dir.join("network.json"),
             &NetworkRecord {
@@ -499,10 +500,45 @@ impl PodRuntime {
         let _ = netns::delete(&ns);
     }
 
-    fn prepare_volumes(&self, pod: &Pod, uid: &str) -> Result<(), String> {
+    /// Rewrites the written volumes (configMap, secret, downwardAPI, projected) of a pod whose
+    /// sandbox exists, where what they should hold changed.
+    pub fn update_volumes(&self, uid: &str, volumes: &Desired) -> Result<(), String> {
+        let vdir = self.pod_dir(uid).join("volumes");
+        for (name, content) in volumes {
+            let dir = vdir.join(name);
+            if !dir.is_dir() {
+                continue;
+            }
+            match volumes::write_atomic(&dir, &content.files) {
+                Ok(true) => tracing::info!(uid, volume = %name, "volume updated"),
+                Ok(false) => {}
+                Err(e) => return Err(format!("volume {name:?}: {e}")),
+            }
+        }
+        Ok(())
+    }
+
+    fn prepare_volumes(&self, pod: &Pod, uid: &str, written: &Desired) -> Result<(), String> {
         let vdir = self.pod_dir(uid).join("volumes");
         for v in pod.spec.iter().flat_map(|s| s.volumes.iter().flatten()) {
-            if let Some(e) = &v.empty_dir {
+            if let Some(content) = written.get(&v.name) {
+                let p = vdir.join(&v.name);
+                fs::create_dir_all(&p).map_err(|e| format!("volume {:?}: {e}", v.name))?;
+                if content.memory && !is_mountpoint(&p) {
+                    nix::mount::mount(
+                        Some("tmpfs"),
+                        &p,
+                        Some("tmpfs"),
+                        nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV,
+                        Some("mode=0755"),
+                    )
+                    .map_err(|e| format!("volume {:?}: mounting tmpfs: {e}", v.name))?;
+                }
+                volumes::write_atomic(&p, &content.files)
+                    .map_err(|e| format!("volume {:?}: writing its files: {e}", v.name))?;
+            } else if volumes::is_written(v) {
+                return Err(format!("volume {:?}: its contents were not read", v.name));
+            } else if let Some(e) = &v.empty_dir {
                 let p = vdir.join(&v.name);
                 fs::create_dir_all(&p).map_err(|e| format!("volume {:?}: {e}", v.name))?;
                 if e.medium.as_deref() == Some("Memory") && !is_mountpoint(&p) {
@@ -552,7 +588,7 @@ impl PodRuntime {
                 })?;
             } else {
                 return Err(format!(
-                    "volume {:?}: only emptyDir and hostPath volumes are supported by tinykube",
+                    "volume {:?}: only emptyDir, hostPath, configMap, secret, downwardAPI and projected volumes are supported by tinykube",
                     v.name
                 ));
             }
@@ -571,7 +607,8 @@ impl PodRuntime {
                 .ok_or_else(|| {
                     StartError::config(format!("cannot find volume {:?} to mount", m.name))
                 })?;
-            let mut source = if v.empty_dir.is_some() {
+            let written = volumes::is_written(v);
+            let mut source = if v.empty_dir.is_some() || written {
                 vdir.join(&v.name)
             } else if let Some(h) = &v.host_path {
                 PathBuf::from(&h.path)
@@ -588,7 +625,13 @@ impl PodRuntime {
                     )));
                 }
                 source = source.join(sub);
-                if !source.exists() {
+                if written {
+                    // A key of a ConfigMap or Secret: bound as it is now (a subPath mount
+                    // sees no updates, as in Kubernetes).
+                    source = fs::canonicalize(&source).map_err(|e| {
+                        StartError::config(format!("subPath {sub:?} of volume {:?}: {e}", v.name))
+                    })?;
+                } else if !source.exists() {
                     fs::create_dir_all(&source)
                         .map_err(|e| StartError::config(format!("subPath {sub:?}: {e}")))?;
                 }
@@ -596,7 +639,8 @@ impl PodRuntime {
             out.push(BindMount {
                 destination: m.mount_path.clone(),
                 source,
-                read_only: m.read_only == Some(true),
+                // configMap, secret, downwardAPI and projected volumes are always read-only.
+                read_only: m.read_only == Some(true) || written,
             });
         }
         let sandbox = self.sandbox(uid);

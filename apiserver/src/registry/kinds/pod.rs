@@ -1,7 +1,8 @@
 //! Pods: defaults (SetDefaults_Pod plus the defaulting admission plugins), validation, the
 //! immutability of the spec, graceful deletion, binding, and the STATUS column kubectl shows.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::{Arc, RwLock};
 
 use k8s_openapi::api::core::v1::{
     Binding, Container, Pod, PodCondition, PodSpec, PodStatus, PodTemplateSpec, Toleration,
@@ -527,6 +528,9 @@ pub struct PodKind {
     /// (Kubernetes' DefaultTolerationSeconds admission plugin).
     pub not_ready_toleration_seconds: i64,
     pub unreachable_toleration_seconds: i64,
+    /// `namespace/name` of the service accounts with `automountServiceAccountToken: false`,
+    /// kept by an informer (controllers/mod.rs) for the ServiceAccount admission.
+    pub no_automount: Arc<RwLock<HashSet<String>>>,
 }
 
 impl Default for PodKind {
@@ -534,6 +538,7 @@ impl Default for PodKind {
         PodKind {
             not_ready_toleration_seconds: 300,
             unreachable_toleration_seconds: 300,
+            no_automount: Default::default(),
         }
     }
 }
@@ -546,6 +551,20 @@ impl Kind for PodKind {
     }
 
     fn prepare_for_create(&self, pod: &mut Pod) {
+        let ns = pod.metadata.namespace.clone().unwrap_or_default();
+        let spec = pod.spec.get_or_insert_with(Default::default);
+        let sa = spec
+            .service_account_name
+            .clone()
+            .filter(|s| !s.is_empty())
+            .or_else(|| spec.service_account.clone().filter(|s| !s.is_empty()))
+            .unwrap_or_else(|| "default".into());
+        let opts_out = self
+            .no_automount
+            .read()
+            .unwrap()
+            .contains(&format!("{ns}/{sa}"));
+        crate::auth::serviceaccount::inject_api_access(spec, opts_out);
         pod.status = Some(PodStatus {
             phase: Some("Pending".into()),
             ..Default::default()
