@@ -442,7 +442,7 @@ fn read_tree(root: &Path, dir: &Path, out: &mut Vec<File>) -> io::Result<()> {
             out.push(File {
                 path: rel,
                 data: fs::read(e.path())?,
-                mode: meta.permissions().mode() & 0o7777,
+                mode: meta.permissions().mode() & 0o777,
             });
         }
     }
@@ -452,6 +452,28 @@ fn read_tree(root: &Path, dir: &Path, out: &mut Vec<File>) -> io::Result<()> {
 /// The first component of a volume path: what gets a symlink at the top.
 fn top(path: &str) -> &str {
     path.split('/').next().unwrap_or(path)
+}
+
+/// Refuses two files at one path, or a file where another needs a directory (`a` and `a/b`).
+fn check_paths(files: &[File]) -> io::Result<()> {
+    let mut seen = std::collections::BTreeSet::new();
+    for f in files {
+        if !seen.insert(f.path.as_str()) {
+            return Err(io::Error::other(format!("two files at {:?}", f.path)));
+        }
+    }
+    for f in files {
+        let parts: Vec<&str> = f.path.split('/').collect();
+        for n in 1..parts.len() {
+            let dir = parts[..n].join("/");
+            if seen.contains(dir.as_str()) {
+                return Err(io::Error::other(format!(
+                    "{dir:?} is a file and a directory"
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Writes `files` into `dir` atomically (Kubernetes' AtomicWriter); false when it already
@@ -470,19 +492,29 @@ pub fn write_atomic(dir: &Path, files: &[File]) -> io::Result<bool> {
             }
         }
     }
+    check_paths(files)?;
     let stamp = jiff::Timestamp::now()
         .strftime("..%Y_%m_%d_%H_%M_%S.%f")
         .to_string();
     let fresh = dir.join(&stamp);
-    fs::create_dir_all(&fresh)?;
-    fs::set_permissions(&fresh, fs::Permissions::from_mode(0o755))?;
-    for f in files {
-        let p = fresh.join(&f.path);
-        if let Some(parent) = p.parent() {
-            fs::create_dir_all(parent)?;
+    let written = (|| {
+        fs::create_dir_all(&fresh)?;
+        fs::set_permissions(&fresh, fs::Permissions::from_mode(0o755))?;
+        for f in files {
+            let p = fresh.join(&f.path);
+            if let Some(parent) = p.parent() {
+                fs::create_dir_all(parent)?;
+            }
+            fs::write(&p, &f.data)?;
+            // Never setuid, setgid or sticky (the apiserver refuses such modes too).
+            fs::set_permissions(&p, fs::Permissions::from_mode(f.mode & 0o777))?;
         }
-        fs::write(&p, &f.data)?;
-        fs::set_permissions(&p, fs::Permissions::from_mode(f.mode & 0o7777))?;
+        Ok::<(), io::Error>(())
+    })();
+    if let Err(e) = written {
+        // Nothing half-written stays behind to be retried over.
+        let _ = fs::remove_dir_all(&fresh);
+        return Err(e);
     }
     let tmp = dir.join("..data_tmp");
     let _ = fs::remove_file(&tmp);
@@ -554,6 +586,10 @@ mod tests {
             4,
             "a, c, ..data and one timestamped dir: {entries:?}"
         );
+        // Conflicting paths write nothing.
+        assert!(write_atomic(d, &[file("p", "1"), file("p/q", "2")]).is_err());
+        assert!(write_atomic(d, &[file("p", "1"), file("p", "2")]).is_err());
+        assert_eq!(fs::read_to_string(d.join("a")).unwrap(), "3");
         let mut odd = file("x", "5");
         odd.mode = 0o400;
         write_atomic(d, &[odd]).unwrap();

@@ -269,7 +269,7 @@ fn restart_policies_back_off_oom_and_limits() {
             sh("retry", "OnFailure", "exit 2"),
             pod(
                 "badvol",
-                json!({"volumes": [{"name": "cfg", "configMap": {"name": "x"}}],
+                json!({"volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "x"}}],
                        "containers": [{"name": "c", "image": BUSYBOX, "imagePullPolicy": "IfNotPresent", "command": ["sleep", "3600"]}]}),
             ),
             pod(
@@ -379,7 +379,10 @@ fn restart_policies_back_off_oom_and_limits() {
             .map(|(_, message)| message)
             .collect();
         assert!(
-            !failed.is_empty() && failed.iter().all(|m| m.contains("only emptyDir and hostPath")),
+            !failed.is_empty()
+                && failed.iter().all(|m| m.contains(
+                    "only emptyDir, hostPath, configMap, secret, downwardAPI and projected volumes are supported"
+                )),
             "{failed:?}"
         );
         // OnFailure restarts a failing container too.

@@ -523,6 +523,25 @@ mod tests {
                 .code,
             404
         );
+        // An aggregationRule can gather any role's rules: only who holds everything sets one.
+        let e = rbac
+            .check_cluster_role_escalation(Some(&jane), "x", &[], true)
+            .unwrap_err();
+        assert_eq!(e.code, 403);
+        assert!(
+            e.message.ends_with(
+                "user \"jane\" must have cluster-admin privileges to use an aggregationRule"
+            ),
+            "{}",
+            e.message
+        );
+        assert!(rbac
+            .check_cluster_role_escalation(Some(&jane), "x", &[], false)
+            .is_ok());
+        let admin = user("admin", &["system:masters"]);
+        assert!(rbac
+            .check_cluster_role_escalation(Some(&admin), "x", &[], true)
+            .is_ok());
         // The server's own writes are not checked.
         assert!(rbac
             .check_role_escalation(None, "roles", "team", "r", &[rule(&["*"], "*")])

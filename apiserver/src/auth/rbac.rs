@@ -338,6 +338,56 @@ impl Rbac {
             .map_err(|why| forbidden(resource, name, &why))
     }
 
+    /// A ClusterRole written by `user` (None: by the server itself): its rules are checked as a
+    /// role's; with `aggregation` (an aggregationRule set or changed) the user must hold
+    /// everything, or may `escalate`.
+    pub fn check_cluster_role_escalation(
+        &self,
+        user: Option<&User>,
+        name: &str,
+        rules: &[PolicyRule],
+        aggregation: bool,
+    ) -> ApiResult<()> {
+        let Some(user) = user else { return Ok(()) };
+        let escalate = Attributes {
+            verb: "escalate",
+            group: "rbac.authorization.k8s.io",
+            resource: "clusterroles",
+            name,
+            ..Default::default()
+        };
+        if self.allows(user, &escalate).is_some() {
+            return Ok(());
+        }
+        if aggregation {
+            let everything = [
+                PolicyRule {
+                    verbs: vec!["*".into()],
+                    api_groups: Some(vec!["*".into()]),
+                    resources: Some(vec!["*".into()]),
+                    ..Default::default()
+                },
+                PolicyRule {
+                    verbs: vec!["*".into()],
+                    non_resource_urls: Some(vec!["*".into()]),
+                    ..Default::default()
+                },
+            ];
+            if self.confirm_no_escalation(user, "", &everything).is_err() {
+                return Err(forbidden(
+                    "clusterroles",
+                    name,
+                    &format!(
+                        "user {:?} must have cluster-admin privileges to use an aggregationRule",
+                        user.name
+                    ),
+                ));
+            }
+        }
+        self.confirm_no_escalation(user, "", rules)
+            .map_err(|why| forbidden("clusterroles", name, &why))
+    }
+
     /// A RoleBinding or ClusterRoleBinding written by `user` (None: by the server itself): the
     /// user may `bind` the role, or holds every rule of it.
     pub fn check_binding_escalation(

@@ -176,6 +176,13 @@ pub async fn authenticate(c: &Catalog, issuer: &TokenIssuer, token: &str) -> Opt
             return None;
         }
     }
+    // A token bound to a Node (only, not through a pod) ends with it.
+    if let (None, Some(node_ref)) = (&k.pod, &k.node) {
+        let node = c.nodes.get(None, &node_ref.name).await.ok()?;
+        if node.metadata.uid.as_deref() != Some(node_ref.uid.as_str()) {
+            return None;
+        }
+    }
     if let Some(secret_ref) = &k.secret {
         let secret = c
             .secrets
@@ -324,7 +331,14 @@ pub async fn token_request(
                         e.message
                     ))
                 })?;
-                (p.metadata.uid, p.spec.and_then(|s| s.node_name))
+                let spec = p.spec.unwrap_or_default();
+                let runs_as = spec.service_account_name.as_deref().unwrap_or("default");
+                if runs_as != name {
+                    return Err(ApiError::bad_request(format!(
+                        "cannot bind token for serviceaccount {name:?} to pod running with different serviceaccount name."
+                    )));
+                }
+                (p.metadata.uid, spec.node_name)
             }
             "Secret" => {
                 let s = c.secrets.get(Some(ns), &obj_name).await.map_err(|e| {
@@ -416,8 +430,8 @@ pub async fn token_request(
 pub const MOUNT_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 
 /// Kubernetes' ServiceAccount admission for a new pod's spec (the service account already
-/// defaulted): unless the pod opts out (`automountServiceAccountToken: false`, or
-/// `sa_opts_out` for its service account's) or something is mounted at [`MOUNT_PATH`]
+/// defaulted): unless the pod opts out (`automountServiceAccountToken: false`, or its service
+/// account does — `sa_opts_out` — and the pod does not say `true`) or something is mounted at [`MOUNT_PATH`]
 /// already, a `kube-api-access-<suffix>` projected volume — a bound token, the cluster CA and
 /// the namespace — is added and mounted read-only there in every container. (Kubernetes also
 /// refuses a pod whose service account does not exist yet; here such a pod is admitted, and
@@ -429,8 +443,8 @@ pub fn inject_api_access(spec: &mut PodSpec, sa_opts_out: bool) {
             .flatten()
             .any(|m| m.mount_path == MOUNT_PATH)
     };
-    if spec.automount_service_account_token == Some(false)
-        || sa_opts_out
+    // The pod's own setting wins over its service account's.
+    if !spec.automount_service_account_token.unwrap_or(!sa_opts_out)
         || spec.containers.iter().any(mounts_it)
         || spec.init_containers.iter().flatten().any(mounts_it)
     {

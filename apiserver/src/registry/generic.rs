@@ -413,7 +413,7 @@ impl<K: Kind> Registry<K> {
             if !errs.is_empty() {
                 return Err(self.invalid(&obj, &errs));
             }
-            self.kind.admit(&obj, opts.user.as_deref())?;
+            self.kind.admit(&obj, None, opts.user.as_deref())?;
             let name = obj.metadata().name.clone().unwrap_or_default();
             let key = self.key(ns, &name);
             // Said before reserving, so a duplicate is "already exists", not "address taken".
@@ -654,7 +654,7 @@ impl<K: Kind> Registry<K> {
             return Err(self.invalid(&new, &errs));
         }
         if part == Part::Main {
-            self.kind.admit(&new, opts.user.as_deref())?;
+            self.kind.admit(&new, Some(&old), opts.user.as_deref())?;
         }
         if self.kind.tracks_generation() && part != Part::Status && spec_changed(&new, &old) {
             new.metadata_mut().generation = Some(old.metadata().generation.unwrap_or(0) + 1);

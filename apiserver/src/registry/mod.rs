@@ -169,8 +169,13 @@ pub trait Kind: Send + Sync + 'static {
     fn apply_defaults(&self, _obj: &mut Self::Obj) {}
     fn validate(&self, obj: &Self::Obj) -> FieldErrors;
     /// Admission that depends on who writes (None: the server itself), after validation, on
-    /// create and on updates of the object: RBAC's escalation checks.
-    fn admit(&self, _obj: &Self::Obj, _user: Option<&crate::auth::authn::User>) -> ApiResult<()> {
+    /// create (`old` None) and on updates of the object: RBAC's escalation checks.
+    fn admit(
+        &self,
+        _obj: &Self::Obj,
+        _old: Option<&Self::Obj>,
+        _user: Option<&crate::auth::authn::User>,
+    ) -> ApiResult<()> {
         Ok(())
     }
     /// Main-resource update: keep what only the status subresource may change.

@@ -437,6 +437,12 @@ impl PodRuntime {
         let uid = pod.metadata.uid.as_deref().ok_or("pod has no uid")?;
         let dir = self.pod_dir(uid);
         fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        // Secrets and tokens are in here: only root passes (Kubernetes keeps its pods
+        // directory 0750).
+        for d in [self.pods_dir(), dir.clone()] {
+            fs::set_permissions(&d, std::os::unix::fs::PermissionsExt::from_mode(0o750))
+                .map_err(|e| format!("restricting {}: {e}", d.display()))?;
+        }
         write_json(&dir.join("pod.json"), pod).map_err(|e| format!("recording pod: {e}"))?;
         let _ = fs::remove_file(dir.join("network.json"));
         self.remove_network(pod, uid);

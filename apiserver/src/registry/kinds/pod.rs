@@ -307,6 +307,58 @@ pub fn warn_pod_spec(spec: &PodSpec, path: &str) {
 }
 
 /// ValidatePodSpec, for pods and pod templates. `restart_policies` are the allowed ones.
+/// The file modes of a configMap, secret, downwardAPI or projected volume: 0 to 0777, as
+/// Kubernetes allows (no setuid, setgid or sticky bits).
+fn file_modes(v: &k8s_openapi::api::core::v1::Volume, vp: &str, errs: &mut FieldErrors) {
+    let mut check = |field: String, mode: Option<i32>| {
+        if let Some(m) = mode.filter(|m| !(0..=0o777).contains(m)) {
+            errs.push(FieldError::invalid(
+                field,
+                m,
+                "must be a number between 0 and 0777 (octal), both inclusive",
+            ));
+        }
+    };
+    let items = |check: &mut dyn FnMut(String, Option<i32>),
+                 at: &str,
+                 items: Option<&Vec<k8s_openapi::api::core::v1::KeyToPath>>| {
+        for (j, i) in items.into_iter().flatten().enumerate() {
+            check(format!("{at}.items[{j}].mode"), i.mode);
+        }
+    };
+    if let Some(s) = &v.config_map {
+        check(format!("{vp}.configMap.defaultMode"), s.default_mode);
+        items(&mut check, &format!("{vp}.configMap"), s.items.as_ref());
+    }
+    if let Some(s) = &v.secret {
+        check(format!("{vp}.secret.defaultMode"), s.default_mode);
+        items(&mut check, &format!("{vp}.secret"), s.items.as_ref());
+    }
+    if let Some(d) = &v.downward_api {
+        check(format!("{vp}.downwardAPI.defaultMode"), d.default_mode);
+        for (j, i) in d.items.iter().flatten().enumerate() {
+            check(format!("{vp}.downwardAPI.items[{j}].mode"), i.mode);
+        }
+    }
+    if let Some(p) = &v.projected {
+        check(format!("{vp}.projected.defaultMode"), p.default_mode);
+        for (k, s) in p.sources.iter().flatten().enumerate() {
+            let at = format!("{vp}.projected.sources[{k}]");
+            if let Some(c) = &s.config_map {
+                items(&mut check, &format!("{at}.configMap"), c.items.as_ref());
+            }
+            if let Some(c) = &s.secret {
+                items(&mut check, &format!("{at}.secret"), c.items.as_ref());
+            }
+            if let Some(d) = &s.downward_api {
+                for (j, i) in d.items.iter().flatten().enumerate() {
+                    check(format!("{at}.downwardAPI.items[{j}].mode"), i.mode);
+                }
+            }
+        }
+    }
+}
+
 pub fn validate_pod_spec(
     spec: &PodSpec,
     path: &str,
@@ -325,6 +377,7 @@ pub fn validate_pod_spec(
                     .map(|m| m.keys().filter(|k| *k != "name").count())
             })
             .unwrap_or(0);
+        file_modes(v, &vp, errs);
         if sources == 0 {
             errs.push(FieldError::required(vp, "must specify a volume type"));
         } else if sources > 1 {
@@ -1128,6 +1181,51 @@ mod tests {
         assert!(fields.contains(&"spec.containers[1].name"), "{fields:?}");
         assert!(fields.contains(&"spec.containers[2].name"), "{fields:?}");
         assert!(fields.contains(&"spec.restartPolicy"), "{fields:?}");
+    }
+
+    #[test]
+    fn the_api_is_mounted_unless_the_pod_or_its_account_says_no_and_modes_stay_plain() {
+        let api_access = |p: &Pod| {
+            p.spec.as_ref().unwrap().containers[0]
+                .volume_mounts
+                .iter()
+                .flatten()
+                .any(|m| m.mount_path == crate::auth::serviceaccount::MOUNT_PATH)
+        };
+        let kind = PodKind::default();
+        let mut p = pod(&[("c", "busybox")]);
+        kind.prepare_for_create(&mut p);
+        assert!(api_access(&p));
+        let v = &p.spec.as_ref().unwrap().volumes.as_ref().unwrap()[0];
+        assert!(v.name.starts_with("kube-api-access-") && v.projected.is_some());
+        kind.no_automount.write().unwrap().insert("default/default".into());
+        let mut quiet = pod(&[("c", "busybox")]);
+        kind.prepare_for_create(&mut quiet);
+        assert!(!api_access(&quiet), "the service account opts out");
+        let mut insists = pod(&[("c", "busybox")]);
+        insists
+            .spec
+            .as_mut()
+            .unwrap()
+            .automount_service_account_token = Some(true);
+        kind.prepare_for_create(&mut insists);
+        assert!(api_access(&insists), "the pod's own word wins");
+
+        let mut setuid = pod(&[("c", "busybox")]);
+        setuid.spec.as_mut().unwrap().volumes = Some(vec![serde_json::from_value(
+            json!({"name": "v", "configMap": {"name": "cm", "defaultMode": 0o4755,
+                   "items": [{"key": "k", "path": "p", "mode": -1}]}}),
+        )
+        .unwrap()]);
+        let errs = kind.validate(&setuid);
+        let msgs: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        assert!(msgs.contains(&"spec.volumes[0].configMap.defaultMode: Invalid value: 2541: must be a number between 0 and 0777 (octal), both inclusive".to_string()), "{msgs:?}");
+        assert!(
+            msgs.iter().any(
+                |m| m.starts_with("spec.volumes[0].configMap.items[0].mode: Invalid value: -1")
+            ),
+            "{msgs:?}"
+        );
     }
 
     #[test]

@@ -243,7 +243,7 @@ impl Kind for RoleKind {
     fn validate(&self, r: &Role) -> FieldErrors {
         validate_rules(r.rules.as_ref(), true)
     }
-    fn admit(&self, r: &Role, user: Option<&User>) -> ApiResult<()> {
+    fn admit(&self, r: &Role, _old: Option<&Role>, user: Option<&User>) -> ApiResult<()> {
         self.0.check_role_escalation(
             user,
             "roles",
@@ -281,15 +281,24 @@ impl Kind for ClusterRoleKind {
         }
         errs
     }
-    fn admit(&self, r: &ClusterRole, user: Option<&User>) -> ApiResult<()> {
-        // An aggregated role's rules are the controller's to write; what it may gather is
-        // checked when the roles it gathers are written.
-        let rules = match r.aggregation_rule {
-            Some(_) => &[][..],
-            None => r.rules.as_deref().unwrap_or_default(),
-        };
-        self.0
-            .check_role_escalation(user, "clusterroles", "", name_of(&r.metadata), rules)
+    fn admit(
+        &self,
+        r: &ClusterRole,
+        old: Option<&ClusterRole>,
+        user: Option<&User>,
+    ) -> ApiResult<()> {
+        // An aggregationRule gathers any role's rules, so setting or changing one takes full
+        // authority (Kubernetes: "must have cluster-admin privileges to use an
+        // aggregationRule"); the rules themselves are checked either way.
+        let aggregating =
+            r.aggregation_rule.is_some() || old.is_some_and(|o| o.aggregation_rule.is_some());
+        let changed_rule = old.is_none_or(|o| o.aggregation_rule != r.aggregation_rule);
+        self.0.check_cluster_role_escalation(
+            user,
+            name_of(&r.metadata),
+            r.rules.as_deref().unwrap_or_default(),
+            aggregating && changed_rule,
+        )
     }
     fn columns(&self) -> Vec<Column> {
         role_columns()
@@ -318,7 +327,12 @@ impl Kind for RoleBindingKind {
         role_ref_immutable(&new.role_ref, &old.role_ref, &mut errs);
         errs
     }
-    fn admit(&self, b: &RoleBinding, user: Option<&User>) -> ApiResult<()> {
+    fn admit(
+        &self,
+        b: &RoleBinding,
+        _old: Option<&RoleBinding>,
+        user: Option<&User>,
+    ) -> ApiResult<()> {
         self.0.check_binding_escalation(
             user,
             "rolebindings",
@@ -351,7 +365,12 @@ impl Kind for ClusterRoleBindingKind {
         role_ref_immutable(&new.role_ref, &old.role_ref, &mut errs);
         errs
     }
-    fn admit(&self, b: &ClusterRoleBinding, user: Option<&User>) -> ApiResult<()> {
+    fn admit(
+        &self,
+        b: &ClusterRoleBinding,
+        _old: Option<&ClusterRoleBinding>,
+        user: Option<&User>,
+    ) -> ApiResult<()> {
         self.0.check_binding_escalation(
             user,
             "clusterrolebindings",
