@@ -1198,7 +1198,10 @@ mod tests {
         assert!(api_access(&p));
         let v = &p.spec.as_ref().unwrap().volumes.as_ref().unwrap()[0];
         assert!(v.name.starts_with("kube-api-access-") && v.projected.is_some());
-        kind.no_automount.write().unwrap().insert("default/default".into());
+        kind.no_automount
+            .write()
+            .unwrap()
+            .insert("default/default".into());
         let mut quiet = pod(&[("c", "busybox")]);
         kind.prepare_for_create(&mut quiet);
         assert!(!api_access(&quiet), "the service account opts out");
