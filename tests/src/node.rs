@@ -256,7 +256,10 @@ impl Node {
                 ))
                 .arg(format!("--hostname-override={}", self.name))
                 .arg(format!("--node-ip={NODE_IP}"))
-                .env("TINYKUBE_LOG", "info")
+                .env(
+                    "TINYKUBE_LOG",
+                    std::env::var("TINYKUBE_E2E_LOG").unwrap_or_else(|_| "info".into()),
+                )
                 .stdout(Stdio::null())
                 .stderr(log)
                 .spawn()

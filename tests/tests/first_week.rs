@@ -554,7 +554,8 @@ fn first_week(node: &Node, bin: &str, ns: &str) {
     let said = text(&out.stdout);
     assert!(
         said.starts_with("hi\n") && said.contains("pod \"tmp\" deleted"),
-        "{said}"
+        "stdout: {said}\nstderr: {}",
+        text(&out.stderr)
     );
     let out = k.with_stdin(
         &[

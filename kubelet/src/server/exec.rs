@@ -416,7 +416,11 @@ pub async fn attach_to(
             }
         }
     };
+    // The writer ends only when the client leaves. A shim that stops taking input has
+    // exited (or is exiting): what it still has to say (a one-session container's whole
+    // output, then EXIT) is read to the end, so a failed write never cuts that short.
     let writer = async {
+        let mut shim_open = true;
         while let Some(i) = input.recv().await {
             let f = match i {
                 Input::Stdin(b) if opts.stdin => a::frame(a::STDIN, &b),
@@ -428,8 +432,8 @@ pub async fn attach_to(
                     a::frame(a::RESIZE, &size)
                 }
             };
-            if wr.write_all(&f).await.is_err() {
-                break;
+            if shim_open && wr.write_all(&f).await.is_err() {
+                shim_open = false;
             }
         }
     };
@@ -553,6 +557,50 @@ mod tests {
         let t = Options::parse(Some("command=sh&stdout=true&stderr=true&tty=true")).unwrap();
         assert!(t.tty && !t.stderr, "a terminal has one output");
         assert!(Options::parse(Some("command=sh")).is_err());
+    }
+
+    /// A one-session container that exited before its client came: its shim answers the
+    /// hello with the kept output and EXIT and hangs up at once, so the client's stdin EOF
+    /// meets a closed socket. The output still reaches the client.
+    #[tokio::test]
+    async fn an_attach_gets_the_output_of_a_shim_that_already_hung_up() {
+        use crate::runtime::attach as a;
+        use tokio::io::AsyncWriteExt;
+        for _ in 0..50 {
+            let dir = tempfile::tempdir().unwrap();
+            let (_fd, path) = a::short_path(dir.path(), a::SOCKET).unwrap();
+            let listener = tokio::net::UnixListener::bind(&path).unwrap();
+            let shim = tokio::spawn(async move {
+                let (mut s, _) = listener.accept().await.unwrap();
+                let mut hello = [0u8; 6];
+                s.read_exact(&mut hello).await.unwrap();
+                let mut said = a::frame(a::STDOUT, b"hi\n");
+                said.extend(a::frame(a::EXIT, &0i32.to_be_bytes()));
+                s.write_all(&said).await.unwrap();
+            });
+            let (in_tx, in_rx) = mpsc::channel(4);
+            let (out_tx, mut out_rx) = mpsc::channel(4);
+            let opts = Options {
+                stdin: true,
+                stdout: true,
+                stderr: true,
+                attach: true,
+                ..Options::default()
+            };
+            // The client's stdin ends once the shim hung up; the client stays until the
+            // session ends.
+            let client = tokio::spawn(async move {
+                shim.await.unwrap();
+                in_tx.send(Input::StdinEof).await.unwrap();
+                std::future::pending::<()>().await
+            });
+            assert_eq!(attach_to(dir.path(), &opts, in_rx, out_tx).await, Ok(0));
+            client.abort();
+            match out_rx.recv().await {
+                Some(Output::Stdout(b)) => assert_eq!(&b[..], b"hi\n"),
+                other => panic!("the output was lost: {other:?}"),
+            }
+        }
     }
 
     #[test]
