@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret, Service};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::watcher;
 use kube::Client;
@@ -54,6 +54,15 @@ pub struct Kubelet {
     workers: Mutex<HashMap<String, watch::Sender<(Pod, bool)>>>,
     /// Wake-ups per pod UID (a container exited), made before the worker if need be.
     wakes: Mutex<HashMap<String, Arc<Notify>>>,
+    /// How exec probes reach containers (the kubelet binary as the exec helper).
+    exec: crate::prober::ExecEnv,
+    /// Events recorded so far (key → name, count), to count repeats.
+    events: Mutex<HashMap<String, (String, u32)>>,
+    /// The event writer's queue.
+    recorder: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<Recorded>>,
+    /// Every Service (for the containers' service variables), fed by a watch from `run`.
+    services: kube::runtime::reflector::Store<Service>,
+    services_writer: Mutex<Option<kube::runtime::reflector::store::Writer<Service>>>,
 }
 
 impl Kubelet {
@@ -64,6 +73,11 @@ impl Kubelet {
         rt: Arc<PodRuntime>,
         images: Arc<ImageManager>,
     ) -> Arc<Self> {
+        let (services, services_writer) = kube::runtime::reflector::store();
+        let exec = crate::prober::ExecEnv {
+            exe: std::env::current_exe().unwrap_or_default(),
+            state_root: rt.state_root(),
+        };
         Arc::new(Self {
             client,
             node,
@@ -72,6 +86,11 @@ impl Kubelet {
             images,
             workers: Mutex::new(HashMap::new()),
             wakes: Mutex::new(HashMap::new()),
+            exec,
+            events: Mutex::new(HashMap::new()),
+            recorder: std::sync::OnceLock::new(),
+            services,
+            services_writer: Mutex::new(Some(services_writer)),
         })
     }
 
@@ -91,6 +110,9 @@ impl Kubelet {
         }
         tracing::info!(node = %self.node.name, "node registered");
         tokio::spawn(self.clone().heartbeat());
+        if let Some(writer) = self.services_writer.lock().unwrap().take() {
+            tokio::spawn(watch_services(self.client.clone(), writer));
+        }
         self.adopt();
         self.watch_pods().await
     }
@@ -240,6 +262,7 @@ impl Kubelet {
                 mount_failure: None,
                 sandbox_failures: 0,
                 last_sandbox_failure: None,
+                probes: Default::default(),
             }
             .run()
             .await;
@@ -249,7 +272,8 @@ impl Kubelet {
         });
     }
 
-    /// Records an event about `pod` (in the background: events never slow a pod down).
+    /// Records an event about `pod` (in the background: events never slow a pod down), or
+    /// counts it again if it was recorded before.
     fn event(
         &self,
         pod: &Pod,
@@ -283,16 +307,119 @@ impl Kubelet {
             "firstTimestamp": stamp, "lastTimestamp": stamp, "count": 1,
             "reportingComponent": "kubelet", "reportingInstance": self.node.name,
         });
-        let client = self.client.clone();
-        tokio::spawn(async move {
-            let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client, &ns);
-            let Ok(ev) = serde_json::from_value(body) else {
-                return;
-            };
-            if let Err(e) = events.create(&PostParams::default(), &ev).await {
-                tracing::debug!(error = %e, "recording an event");
+        // The same event again (same object, field, type, reason and message) counts up the
+        // first one, as Kubernetes' event correlator does: `describe` shows `(x12 over 3m)`.
+        let key = format!(
+            "{ns}\0{}\0{}\0{type_}\0{reason}\0{message}",
+            m.uid.as_deref().unwrap_or_default(),
+            container.unwrap_or_default()
+        );
+        let record = {
+            let mut seen = self.events.lock().unwrap();
+            if seen.len() >= EVENT_CACHE && !seen.contains_key(&key) {
+                seen.clear();
             }
+            match seen.get_mut(&key) {
+                Some((name, count)) => {
+                    *count += 1;
+                    Recorded::Again {
+                        ns,
+                        name: name.clone(),
+                        count: *count,
+                        stamp,
+                        body,
+                    }
+                }
+                None => {
+                    let name = body["metadata"]["name"].as_str().unwrap_or_default();
+                    seen.insert(key, (name.to_string(), 1));
+                    Recorded::New { ns, body }
+                }
+            }
+        };
+        let tx = self.recorder.get_or_init(|| {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            tokio::spawn(record_events(self.client.clone(), rx));
+            tx
         });
+        let _ = tx.send(record);
+    }
+}
+
+/// How many distinct events the kubelet remembers for counting repeats (Kubernetes' LRU
+/// holds 4096).
+const EVENT_CACHE: usize = 4096;
+
+/// An event to write: a new one, or a repeat of one written before.
+enum Recorded {
+    New {
+        ns: String,
+        body: Value,
+    },
+    Again {
+        ns: String,
+        name: String,
+        count: u32,
+        stamp: String,
+        body: Value,
+    },
+}
+
+/// Writes events in order, in the background (events never slow a pod down).
+async fn record_events(client: Client, mut rx: tokio::sync::mpsc::UnboundedReceiver<Recorded>) {
+    use k8s_openapi::api::core::v1::Event;
+    while let Some(r) = rx.recv().await {
+        let result = match r {
+            Recorded::New { ns, body } => {
+                let events: Api<Event> = Api::namespaced(client.clone(), &ns);
+                match serde_json::from_value::<Event>(body) {
+                    Ok(ev) => events.create(&PostParams::default(), &ev).await.map(|_| ()),
+                    Err(_) => Ok(()),
+                }
+            }
+            Recorded::Again {
+                ns,
+                name,
+                count,
+                stamp,
+                mut body,
+            } => {
+                let events: Api<Event> = Api::namespaced(client.clone(), &ns);
+                let patch = json!({"count": count, "lastTimestamp": stamp});
+                match events
+                    .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+                {
+                    // Gone (expired or deleted): a new one carries the count on.
+                    Err(kube::Error::Api(e)) if e.code == 404 => {
+                        body["metadata"]["name"] = json!(name);
+                        body["count"] = json!(count);
+                        match serde_json::from_value::<Event>(body) {
+                            Ok(ev) => events.create(&PostParams::default(), &ev).await.map(|_| ()),
+                            Err(_) => Ok(()),
+                        }
+                    }
+                    r => r.map(|_| ()),
+                }
+            }
+        };
+        if let Err(e) = result {
+            tracing::debug!(error = %e, "recording an event");
+        }
+    }
+}
+
+/// Keeps the Services' store current (the kubelet's service lister).
+async fn watch_services(client: Client, writer: kube::runtime::reflector::store::Writer<Service>) {
+    let api: Api<Service> = Api::all(client);
+    let stream =
+        kube::runtime::reflector(writer, watcher::watcher(api, watcher::Config::default()));
+    let mut stream = stream.boxed();
+    while let Some(ev) = stream.next().await {
+        if let Err(e) = ev {
+            tracing::warn!(error = %e, "watching services");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
     }
 }
 
@@ -356,6 +483,8 @@ struct Worker {
     /// Failed sandbox creations in a row, and when the last one failed.
     sandbox_failures: u32,
     last_sandbox_failure: Option<Instant>,
+    /// The running containers' probes.
+    probes: crate::prober::Probes,
 }
 
 enum Step {
@@ -406,7 +535,30 @@ impl Worker {
                 .last_sandbox_failure
                 .map_or(Duration::MAX, |at| at.elapsed()),
         };
-        let actions = plan::plan(pod, &state.observed(jiff::Timestamp::now()), &past);
+        // Probes run while the pod does (not once it is being deleted).
+        let probing =
+            !gone && !terminal && pod.metadata.deletion_timestamp.is_none() && state.sandbox_ready;
+        if probing {
+            self.probes.sync(pod, &state, &self.k.exec, &self.wake);
+        } else {
+            self.probes.stop();
+        }
+        let unhealthy: Vec<_> = std::mem::take(&mut *self.probes.unhealthy.lock().unwrap());
+        for (container, message) in unhealthy {
+            self.k
+                .event(pod, Some(&container), "Warning", "Unhealthy", message);
+        }
+        let health = self.health(pod, &state);
+        let mut observed = state.observed(jiff::Timestamp::now());
+        for (name, h) in &health {
+            if let (Some(kind), Some(i)) = (h.failed, observed.instances.get_mut(name)) {
+                i.failed_probe = Some(match kind {
+                    crate::prober::Kind::Startup => "startup",
+                    _ => "liveness",
+                });
+            }
+        }
+        let actions = plan::plan(pod, &observed, &past);
         let mut again = false;
         let mut wait = RESYNC;
         let mut stops = Vec::new();
@@ -450,7 +602,15 @@ impl Worker {
                         wait = wait.min(RETRY);
                     }
                 }
-                Action::Stop { name, grace } => stops.push((name, grace)),
+                Action::Stop { name, grace } => {
+                    let message = format!("Stopping container {name}");
+                    stops.push((name, grace, message))
+                }
+                Action::Kill {
+                    name,
+                    grace,
+                    message,
+                } => stops.push((name, grace, message)),
                 Action::BackOff {
                     name,
                     attempt,
@@ -488,15 +648,9 @@ impl Worker {
             }
         }
         if !stops.is_empty() {
-            let futures = stops.into_iter().filter_map(|(name, grace)| {
+            let futures = stops.into_iter().filter_map(|(name, grace, message)| {
                 let r = state.latest(&name)?.record.clone();
-                self.k.event(
-                    pod,
-                    Some(&name),
-                    "Normal",
-                    "Killing",
-                    format!("Stopping container {name}"),
-                );
+                self.k.event(pod, Some(&name), "Normal", "Killing", message);
                 Some(stop(self.k.rt.clone(), self.uid.clone(), r, grace))
             });
             futures::future::join_all(futures).await;
@@ -509,7 +663,7 @@ impl Worker {
         }
         // Nothing was made or stopped: the state read above is still what runs.
         if !gone && !terminal && !again {
-            self.write_status(pod, &state).await;
+            self.write_status(pod, &state, &health).await;
         }
         if again {
             Step::Again
@@ -610,8 +764,12 @@ impl Worker {
                 return false;
             }
         };
-        let env = match self.resolve_env(pod, &c).await {
-            Ok(env) => env,
+        let config = match self.resolve_env(pod, &c).await {
+            Ok(env) => self.service_env(pod).await.map(|services| (env, services)),
+            Err(e) => Err(e),
+        };
+        let (env, services) = match config {
+            Ok(config) => config,
             Err(message) => {
                 self.k.event(
                     pod,
@@ -632,9 +790,10 @@ impl Worker {
         };
         let rt = self.k.rt.clone();
         let p = pod.clone();
-        let started =
-            tokio::task::spawn_blocking(move || rt.start_container(&p, &c, attempt, &record, env))
-                .await;
+        let started = tokio::task::spawn_blocking(move || {
+            rt.start_container(&p, &c, attempt, &record, env, services)
+        })
+        .await;
         match started {
             Ok(Ok((_, child))) => {
                 watch_child(child, self.wake.clone());
@@ -735,7 +894,56 @@ impl Worker {
         Ok(out)
     }
 
-    async fn write_status(&mut self, pod: &Pod, state: &PodState) {
+    /// The Services' variables for a container of `pod`, once the kubelet has read the
+    /// Services (Kubernetes' kubelet refuses to guess them before).
+    async fn service_env(&self, pod: &Pod) -> Result<Vec<(String, String)>, String> {
+        let store = &self.k.services;
+        if tokio::time::timeout(Duration::from_secs(5), store.wait_until_ready())
+            .await
+            .is_err()
+        {
+            return Err(
+                "services have not yet been read at least once, cannot construct envvars".into(),
+            );
+        }
+        let ns = pod.metadata.namespace.as_deref().unwrap_or_default();
+        let services: Vec<Service> = store
+            .state()
+            .iter()
+            .filter(|s| {
+                let m = &s.metadata;
+                m.namespace.as_deref() == Some(ns)
+                    || (m.namespace.as_deref() == Some("default")
+                        && m.name.as_deref() == Some("kubernetes"))
+            })
+            .map(|s| (**s).clone())
+            .collect();
+        let links = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.enable_service_links)
+            .unwrap_or(true);
+        Ok(crate::runtime::spec::service_env(&services, ns, links))
+    }
+
+    /// The probes' standing of each running container.
+    fn health(&self, pod: &Pod, state: &PodState) -> BTreeMap<String, crate::prober::Health> {
+        pod.spec
+            .iter()
+            .flat_map(|s| s.containers.iter())
+            .filter_map(|c| {
+                let i = state.latest(&c.name).filter(|i| i.exit.is_none())?;
+                Some((c.name.clone(), self.probes.health(c, &i.record.id)))
+            })
+            .collect()
+    }
+
+    async fn write_status(
+        &mut self,
+        pod: &Pod,
+        state: &PodState,
+        health: &BTreeMap<String, crate::prober::Health>,
+    ) {
         // A container that runs waits for nothing.
         self.waiting
             .retain(|name, _| state.latest(name).is_none_or(|i| i.exit.is_some()));
@@ -748,6 +956,7 @@ impl Worker {
             &status::Inputs {
                 state,
                 waiting: &self.waiting,
+                health,
                 host_ip: &host_ip,
                 now: &now,
             },

@@ -6,6 +6,7 @@ pub mod kubelet;
 pub mod logs;
 pub mod network;
 pub mod node;
+pub mod prober;
 pub mod runtime;
 pub mod server;
 pub mod status;

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{Container, Pod};
 use serde_json::{json, Value};
 
+use crate::prober::Health;
 use crate::runtime::pods::{InstanceStatus, PodState, LOST_EXIT_CODE};
 
 /// Why a container waits, as the worker last found (`ErrImagePull`, `CrashLoopBackOff`…).
@@ -19,6 +20,8 @@ pub struct Waiting {
 pub struct Inputs<'a> {
     pub state: &'a PodState,
     pub waiting: &'a BTreeMap<String, Waiting>,
+    /// The probes' standing of running containers, by name (absent: no probes, healthy).
+    pub health: &'a BTreeMap<String, Health>,
     pub host_ip: &'a str,
     /// Now, as an RFC 3339 timestamp (seconds).
     pub now: &'a str,
@@ -93,8 +96,9 @@ fn container_status(
     match (latest, waiting) {
         (Some(i), _) if i.exit.is_none() => {
             s["state"] = json!({"running": {"startedAt": seconds(i.record.started_at.as_deref().unwrap_or(inp.now))}});
-            s["started"] = json!(true);
-            s["ready"] = json!(!init);
+            let health = inp.health.get(&c.name).copied().unwrap_or_default();
+            s["started"] = json!(health.started);
+            s["ready"] = json!(!init && health.ready);
             if let Some(p) = previous {
                 s["lastState"] = terminated(p);
             }
@@ -399,6 +403,7 @@ mod tests {
             &Inputs {
                 state: st,
                 waiting: &waiting,
+                health: &BTreeMap::new(),
                 host_ip: "172.30.0.2",
                 now: NOW,
             },
@@ -454,6 +459,48 @@ mod tests {
         assert_eq!(cond(&s, "Ready"), "True");
         assert_eq!(cond(&s, "ContainersReady"), "True");
         assert_eq!(s["qosClass"], "BestEffort");
+    }
+
+    #[test]
+    fn a_container_not_yet_ready_or_started_by_its_probes_keeps_the_pod_unready() {
+        let p = pod("Always", false);
+        let st = state(vec![instance("app", 0, None)]);
+        for (health, ready, started) in [
+            (
+                Health {
+                    started: true,
+                    ready: false,
+                    failed: None,
+                },
+                false,
+                true,
+            ),
+            (
+                Health {
+                    started: false,
+                    ready: false,
+                    failed: None,
+                },
+                false,
+                false,
+            ),
+        ] {
+            let s = pod_status(
+                &p,
+                &Inputs {
+                    state: &st,
+                    waiting: &BTreeMap::new(),
+                    health: &BTreeMap::from([("app".to_string(), health)]),
+                    host_ip: "172.30.0.2",
+                    now: NOW,
+                },
+            );
+            let c = &s["containerStatuses"][0];
+            assert_eq!((c["ready"] == true, c["started"] == true), (ready, started));
+            assert_eq!(s["phase"], "Running");
+            assert_eq!(cond(&s, "Ready"), "False");
+            assert_eq!(cond(&s, "ContainersReady"), "False");
+        }
     }
 
     #[test]
@@ -561,6 +608,7 @@ mod tests {
             &Inputs {
                 state: &st,
                 waiting: &w,
+                health: &BTreeMap::new(),
                 host_ip: "172.30.0.2",
                 now: "2026-11-25T11:00:00Z",
             },

@@ -109,6 +109,7 @@ impl Fixture {
             host_ip: String::new(),
             node_name: "node".into(),
             resolved_env: Default::default(),
+            service_env: vec![],
             passwd: String::new(),
             group: String::new(),
             pids_limit: Some(1024),

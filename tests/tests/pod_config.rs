@@ -12,27 +12,15 @@ use tinykube_e2e::node::Node;
 const NS: &str = "config";
 
 fn kubectl(node: &Node, args: &[&str]) -> std::process::Output {
-    let mut a = vec!["--namespace", NS];
-    a.extend_from_slice(args);
-    common::cli(node, "kubectl", &a)
+    common::kubectl_in(node, NS, args)
 }
 
 fn ok(node: &Node, args: &[&str]) -> String {
-    let out = kubectl(node, args);
-    assert!(
-        out.status.success(),
-        "kubectl {args:?}: {}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
+    common::ok_in(node, NS, args)
 }
 
 fn apply(node: &Node, manifest: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let f = dir.path().join("m.yaml");
-    std::fs::write(&f, manifest).unwrap();
-    ok(node, &["apply", "-f", f.to_str().unwrap()]);
+    common::apply_in(node, NS, manifest)
 }
 
 fn exec(node: &Node, pod: &str, script: &str) -> String {
@@ -155,6 +143,15 @@ fn pod_config(node: &Node) {
     // account to the API, the CA is the cluster's.
     let sa_dir = "/var/run/secrets/kubernetes.io/serviceaccount";
     assert_eq!(exec(node, "app", &format!("cat {sa_dir}/namespace")), NS);
+    // Where the API is, as every in-cluster client looks for it.
+    assert_eq!(
+        exec(
+            node,
+            "app",
+            "echo -n $KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT $KUBERNETES_PORT_443_TCP"
+        ),
+        "10.96.0.1:443 tcp://10.96.0.1:443"
+    );
     let ca = exec(node, "app", &format!("cat {sa_dir}/ca.crt"));
     let ca_file = node.apiserver.kubeconfig("admin").with_file_name("ca.crt");
     assert_eq!(ca, std::fs::read_to_string(&ca_file).unwrap());

@@ -14,10 +14,9 @@ use http_body_util::{BodyExt, Empty, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper_util::rt::TokioIo;
 use k8s_openapi::api::core::v1::{Node, Pod};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use tinykube_machinery::tls::AnyServerCert;
 use tokio_rustls::TlsConnector;
 
 use super::handler::Body;
@@ -31,58 +30,9 @@ pub const SUBRESOURCES: &[&str] = &["log", "exec", "attach", "portforward"];
 /// How long connecting to a kubelet may take.
 const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Accepts the kubelet's serving certificate without checking who signed it: kubelets make
-/// their own (as kube-apiserver without `--kubelet-certificate-authority`). The handshake's
-/// signature is still verified, and the kubelet checks *our* certificate.
-#[derive(Debug)]
-struct AnyKubelet(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for AnyKubelet {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-/// The TLS the apiserver dials kubelets with: its kubelet-client certificate.
+/// The TLS the apiserver dials kubelets with: its kubelet-client certificate. The kubelet's
+/// serving certificate is accepted without checking who signed it: kubelets make their own
+/// (as kube-apiserver without `--kubelet-certificate-authority`); the kubelet checks *ours*.
 pub fn kubelet_client_tls(
     cert_pem: &str,
     key_pem: &str,
@@ -94,7 +44,7 @@ pub fn kubelet_client_tls(
     let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AnyKubelet(provider)))
+        .with_custom_certificate_verifier(Arc::new(AnyServerCert(provider)))
         .with_client_auth_cert(certs, key)?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))

@@ -341,8 +341,13 @@ async fn rolling_update_keeps_enough_pods_ready_and_rollback_restores_the_old_re
         .unwrap();
     eventually(20, "v1 rolled out", || rollout_done(&deploys, "web", 4)).await;
 
-    // Watch every pod change during the rollout and check the floor and ceiling each time.
+    // Watch every pod change during the rollout and check the floor each time, and the
+    // ReplicaSets' sizes for the ceiling: what a rolling update bounds (live pods may briefly
+    // exceed replicas + maxSurge while an old pod's deletion trails a new one's creation, in
+    // Kubernetes too).
     let (watch, observed, seen) = observe(&pods, "web");
+    let (rs_watch, rs_sizes) =
+        observe_replica_sets(&Api::<ReplicaSet>::namespaced(c.clone(), "default"));
     // The watch has judged its first whole state (the floor is no longer usize::MAX).
     eventually(10, "the watch to list the pods", || async {
         (observed.lock().unwrap().0 != usize::MAX).then_some(())
@@ -367,14 +372,16 @@ async fn rolling_update_keeps_enough_pods_ready_and_rollback_restores_the_old_re
     })
     .await;
     watch.abort();
-    let (floor, ceiling) = *observed.lock().unwrap();
+    rs_watch.abort();
+    let (floor, _) = *observed.lock().unwrap();
     assert!(
         floor >= 3,
         "ready pods fell to {floor}, below replicas - maxUnavailable = 3"
     );
+    let ceiling = *rs_sizes.lock().unwrap();
     assert!(
         ceiling <= 5,
-        "{ceiling} pods at once, above replicas + maxSurge = 5"
+        "ReplicaSets sized {ceiling} in all at once, above replicas + maxSurge = 5"
     );
     let rss: Api<ReplicaSet> = Api::namespaced(c.clone(), "default");
     let sizes = |list: Vec<ReplicaSet>| -> Vec<(String, i32)> {

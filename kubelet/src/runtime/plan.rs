@@ -20,6 +20,9 @@ pub struct Instance {
     pub state: InstanceState,
     /// The image the instance was started from (a changed spec image restarts it).
     pub image: String,
+    /// A running instance whose liveness or startup probe failed for good ("liveness",
+    /// "startup"): it is killed.
+    pub failed_probe: Option<&'static str>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,6 +63,13 @@ pub enum Action {
     Start { name: String, attempt: u32 },
     /// Stop a running container (SIGTERM, then SIGKILL after `grace`).
     Stop { name: String, grace: Duration },
+    /// Kill a running container that failed its liveness or startup probe, saying why in a
+    /// Killing event (`Container c failed liveness probe, will be restarted`).
+    Kill {
+        name: String,
+        grace: Duration,
+        message: String,
+    },
     /// Container `name` waits out its back-off before restart `attempt`: its status shows
     /// `waiting` (CrashLoopBackOff), and a BackOff event says `event` once per attempt.
     BackOff {
@@ -238,6 +248,32 @@ pub fn plan(pod: &Pod, seen: &Observed, past: &History) -> Vec<Action> {
             }
             Some(Instance {
                 state: InstanceState::Running,
+                failed_probe: Some(kind),
+                ..
+            }) => {
+                // The probe's own grace period, else the pod's (as Kubernetes' kill).
+                let probe = if *kind == "startup" {
+                    c.startup_probe.as_ref()
+                } else {
+                    c.liveness_probe.as_ref()
+                };
+                let grace = probe
+                    .and_then(|p| p.termination_grace_period_seconds)
+                    .or(spec.termination_grace_period_seconds)
+                    .unwrap_or(30)
+                    .max(0) as u64;
+                let mut message = format!("Container {} failed {kind} probe", c.name);
+                if policy != "Never" {
+                    message.push_str(", will be restarted");
+                }
+                out.push(Action::Kill {
+                    name: c.name.clone(),
+                    grace: Duration::from_secs(grace),
+                    message,
+                });
+            }
+            Some(Instance {
+                state: InstanceState::Running,
                 ..
             }) => {}
             Some(i) => {
@@ -305,6 +341,7 @@ mod tests {
             attempt,
             state: InstanceState::Running,
             image: "img:1".into(),
+            failed_probe: None,
         }
     }
 
@@ -317,6 +354,7 @@ mod tests {
                 ran: Duration::from_secs(1),
             },
             image: "img:1".into(),
+            failed_probe: None,
         }
     }
 
@@ -452,6 +490,35 @@ mod tests {
         assert_eq!(
             plan(&never, &seen(&[("i1", exited(0, 1, 60))]), &NOTHING_TRIED),
             []
+        );
+    }
+
+    #[test]
+    fn a_failed_liveness_or_startup_probe_kills_with_the_probes_grace() {
+        let p: Pod = serde_json::from_value(json!({"metadata": {"name": "p"}, "spec": {
+            "terminationGracePeriodSeconds": 20,
+            "containers": [{"name": "app", "image": "img:1",
+                "livenessProbe": {"exec": {"command": ["false"]}, "terminationGracePeriodSeconds": 3}},
+                {"name": "side", "image": "img:1"}]}}))
+        .unwrap();
+        let mut app = running(0);
+        app.failed_probe = Some("liveness");
+        let mut side = running(0);
+        side.failed_probe = Some("startup");
+        assert_eq!(
+            plan(&p, &seen(&[("app", app), ("side", side)]), &NOTHING_TRIED),
+            [
+                Action::Kill {
+                    name: "app".into(),
+                    grace: Duration::from_secs(3),
+                    message: "Container app failed liveness probe, will be restarted".into(),
+                },
+                Action::Kill {
+                    name: "side".into(),
+                    grace: Duration::from_secs(20),
+                    message: "Container side failed startup probe, will be restarted".into(),
+                }
+            ]
         );
     }
 

@@ -133,6 +133,7 @@ impl PodState {
                         attempt: last.record.attempt,
                         state,
                         image: last.record.image.clone(),
+                        failed_probe: None,
                     },
                 ))
             })
@@ -672,6 +673,7 @@ impl PodRuntime {
         attempt: u32,
         image: &ImageRecord,
         resolved_env: BTreeMap<String, String>,
+        service_env: Vec<(String, String)>,
     ) -> Result<(ContainerRecord, std::process::Child), StartError> {
         let uid = pod.metadata.uid.clone().unwrap_or_default();
         let idir = self.instance_dir(&uid, &c.name, attempt);
@@ -733,6 +735,7 @@ impl PodRuntime {
             host_ip: self.cfg.node_ip.clone(),
             node_name: self.cfg.node_name.clone(),
             resolved_env,
+            service_env,
             pids_limit: self.cfg.pids_limit,
         };
         let spec = container_spec(pod, c, &image_config, &inputs)

@@ -72,6 +72,8 @@ pub struct Inputs {
     /// Values of env vars from configMapKeyRef/secretKeyRef, resolved by the caller:
     /// (env var name → value). A name missing here has no value.
     pub resolved_env: BTreeMap<String, String>,
+    /// The Services' variables ([`service_env`]).
+    pub service_env: Vec<(String, String)>,
     /// `/etc/passwd` and `/etc/group` of the rootfs, to resolve a user name in the image.
     pub passwd: String,
     pub group: String,
@@ -315,9 +317,70 @@ pub fn expand_vars(s: &str, env: &BTreeMap<String, String>) -> String {
     out
 }
 
+/// The variables Kubernetes gives every container for the Services it can reach, as Docker
+/// links had them: the `kubernetes` Service of `default` always, and with
+/// `enableServiceLinks` (the default) every Service of the pod's namespace that has a cluster
+/// IP: `WEB_SERVICE_HOST`, `WEB_SERVICE_PORT`, `WEB_SERVICE_PORT_<NAME>`, `WEB_PORT`,
+/// `WEB_PORT_8080_TCP`, `…_PROTO`, `…_PORT`, `…_ADDR`. A Service of the pod's namespace wins
+/// over `default`'s of the same name.
+pub fn service_env(
+    services: &[k8s_openapi::api::core::v1::Service],
+    namespace: &str,
+    links: bool,
+) -> Vec<(String, String)> {
+    let mut chosen: BTreeMap<String, &k8s_openapi::api::core::v1::Service> = BTreeMap::new();
+    for s in services {
+        let ns = s.metadata.namespace.as_deref().unwrap_or_default();
+        let name = s.metadata.name.clone().unwrap_or_default();
+        let ip = s.spec.as_ref().and_then(|sp| sp.cluster_ip.as_deref());
+        if matches!(ip, None | Some("") | Some("None")) {
+            continue;
+        }
+        let wanted = (ns == namespace && links) || (ns == "default" && name == "kubernetes");
+        if wanted && (ns == namespace || !chosen.contains_key(&name)) {
+            chosen.insert(name, s);
+        }
+    }
+    let mut out = Vec::new();
+    for (name, s) in chosen {
+        let spec = s.spec.as_ref().expect("checked above");
+        let ip = spec.cluster_ip.clone().unwrap_or_default();
+        let prefix = name.to_uppercase().replace('-', "_");
+        let ports = spec.ports.as_deref().unwrap_or_default();
+        out.push((format!("{prefix}_SERVICE_HOST"), ip.clone()));
+        let Some(first) = ports.first() else { continue };
+        out.push((format!("{prefix}_SERVICE_PORT"), first.port.to_string()));
+        for p in ports {
+            if let Some(n) = p.name.as_deref().filter(|n| !n.is_empty()) {
+                let n = n.to_uppercase().replace('-', "_");
+                out.push((format!("{prefix}_SERVICE_PORT_{n}"), p.port.to_string()));
+            }
+        }
+        let proto = |p: &k8s_openapi::api::core::v1::ServicePort| {
+            p.protocol.clone().unwrap_or_else(|| "TCP".into())
+        };
+        out.push((
+            format!("{prefix}_PORT"),
+            format!("{}://{ip}:{}", proto(first).to_lowercase(), first.port),
+        ));
+        for p in ports {
+            let stem = format!("{prefix}_PORT_{}_{}", p.port, proto(p).to_uppercase());
+            out.push((
+                stem.clone(),
+                format!("{}://{ip}:{}", proto(p).to_lowercase(), p.port),
+            ));
+            out.push((format!("{stem}_PROTO"), proto(p).to_lowercase()));
+            out.push((format!("{stem}_PORT"), p.port.to_string()));
+            out.push((format!("{stem}_ADDR"), ip.clone()));
+        }
+    }
+    out
+}
+
 /// The container's environment in order: the image's, then the container's (a later
-/// definition of a name replaces an earlier one), with `$(VAR)` expanded from the container
-/// variables defined before it.
+/// definition of a name replaces an earlier one), then the Services' the container does not
+/// define itself, with `$(VAR)` expanded from the container variables defined before it
+/// and the Services'.
 pub fn environment(
     pod: &Pod,
     container: &Container,
@@ -336,7 +399,8 @@ pub fn environment(
         let (k, v) = e.split_once('=').unwrap_or((e, ""));
         set(&mut out, k.into(), v.into());
     }
-    let mut defined: BTreeMap<String, String> = BTreeMap::new();
+    let mut defined: BTreeMap<String, String> = inputs.service_env.iter().cloned().collect();
+    let mut own: Vec<&str> = Vec::new();
     for EnvVar {
         name,
         value,
@@ -356,7 +420,13 @@ pub fn environment(
         };
         if let Some(v) = v {
             defined.insert(name.clone(), v.clone());
+            own.push(name);
             set(&mut out, name.clone(), v);
+        }
+    }
+    for (k, v) in &inputs.service_env {
+        if !own.contains(&k.as_str()) {
+            set(&mut out, k.clone(), v.clone());
         }
     }
     if !out.iter().any(|(k, _)| k == "HOSTNAME") {
@@ -675,6 +745,7 @@ mod tests {
             host_ip: "192.168.1.2".into(),
             node_name: "node-a".into(),
             resolved_env: BTreeMap::from([("FROM_CM".to_string(), "cm-value".to_string())]),
+            service_env: vec![],
             passwd: "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65533:nobody:/:/bin/false\n"
                 .into(),
             group: "root:x:0:\nstaff:x:50:\n".into(),
@@ -716,6 +787,66 @@ mod tests {
         assert_eq!(
             command_line(&container(json!({})), &empty, &env),
             Err(SpecError::NoCommand)
+        );
+    }
+
+    #[test]
+    fn service_variables_as_kubernetes_names_them() {
+        let svc = |ns: &str, name: &str, ip: &str, ports: serde_json::Value| {
+            serde_json::from_value::<k8s_openapi::api::core::v1::Service>(serde_json::json!({
+                "metadata": {"name": name, "namespace": ns},
+                "spec": {"clusterIP": ip, "ports": ports}}))
+            .unwrap()
+        };
+        let services = [
+            svc(
+                "default",
+                "kubernetes",
+                "10.96.0.1",
+                serde_json::json!([{"name": "https", "port": 443, "protocol": "TCP"}]),
+            ),
+            svc(
+                "shop",
+                "web-front",
+                "10.96.0.20",
+                serde_json::json!([{"name": "http", "port": 80}, {"name": "dns", "port": 53, "protocol": "UDP"}]),
+            ),
+            svc(
+                "shop",
+                "headless",
+                "None",
+                serde_json::json!([{"port": 80}]),
+            ),
+            svc(
+                "other",
+                "db",
+                "10.96.0.30",
+                serde_json::json!([{"port": 5432}]),
+            ),
+        ];
+        let env = service_env(&services, "shop", true);
+        let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("KUBERNETES_SERVICE_HOST"), Some("10.96.0.1"));
+        assert_eq!(get("KUBERNETES_SERVICE_PORT"), Some("443"));
+        assert_eq!(get("KUBERNETES_SERVICE_PORT_HTTPS"), Some("443"));
+        assert_eq!(get("KUBERNETES_PORT"), Some("tcp://10.96.0.1:443"));
+        assert_eq!(get("KUBERNETES_PORT_443_TCP_ADDR"), Some("10.96.0.1"));
+        assert_eq!(get("WEB_FRONT_SERVICE_HOST"), Some("10.96.0.20"));
+        assert_eq!(get("WEB_FRONT_PORT"), Some("tcp://10.96.0.20:80"));
+        assert_eq!(get("WEB_FRONT_PORT_53_UDP"), Some("udp://10.96.0.20:53"));
+        assert_eq!(get("WEB_FRONT_PORT_53_UDP_PROTO"), Some("udp"));
+        assert_eq!(get("WEB_FRONT_SERVICE_PORT_DNS"), Some("53"));
+        assert_eq!(
+            get("HEADLESS_SERVICE_HOST"),
+            None,
+            "no cluster IP, no variables"
+        );
+        assert_eq!(get("DB_SERVICE_HOST"), None, "another namespace's");
+        // Without service links only the API's own remain.
+        let env = service_env(&services, "shop", false);
+        assert!(
+            env.iter().all(|(k, _)| k.starts_with("KUBERNETES_")),
+            "{env:?}"
         );
     }
 

@@ -207,17 +207,43 @@ pub async fn run(
     input: mpsc::Receiver<Input>,
     output: mpsc::Sender<Output>,
 ) -> Outcome {
+    let helper = Helper {
+        exe: &state.exe,
+        state_root: &state.rt.state_root(),
+        run_dir: &state.run_dir,
+    };
+    run_with(&helper, id, opts, input, output).await
+}
+
+/// Where the exec helper is and what it needs.
+pub struct Helper<'a> {
+    /// The kubelet binary.
+    pub exe: &'a std::path::Path,
+    /// libcontainer's state root.
+    pub state_root: &'a std::path::Path,
+    /// Where console sockets are made (for a TTY).
+    pub run_dir: &'a std::path::Path,
+}
+
+/// [`run`] with the helper given (exec probes use it too).
+pub async fn run_with(
+    helper: &Helper<'_>,
+    id: &str,
+    opts: &Options,
+    input: mpsc::Receiver<Input>,
+    output: mpsc::Sender<Output>,
+) -> Outcome {
     let (report_r, report_w) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
-    let mut cmd = tokio::process::Command::new(&state.exe);
+    let mut cmd = tokio::process::Command::new(helper.exe);
     cmd.arg("exec-helper")
         .arg("--id")
         .arg(id)
         .arg("--state-root")
-        .arg(state.rt.state_root());
+        .arg(helper.state_root);
     let console = if opts.tty {
-        let _ = std::fs::create_dir_all(&state.run_dir);
-        let path = state
+        let _ = std::fs::create_dir_all(helper.run_dir);
+        let path = helper
             .run_dir
             .join(format!("exec-{:016x}.sock", rand::random::<u64>()));
         let listener = tokio::net::UnixListener::bind(&path)

@@ -15,6 +15,33 @@ use tinykube_e2e::node::Node;
 
 pub use tinykube_e2e::cli::{cli, eventually, ok, text};
 
+/// kubectl in namespace `ns`, as the node's admin.
+pub fn kubectl_in(node: &Node, ns: &str, args: &[&str]) -> std::process::Output {
+    let mut a = vec!["--namespace", ns];
+    a.extend_from_slice(args);
+    cli(node, "kubectl", &a)
+}
+
+/// kubectl in namespace `ns`, which must succeed: its output.
+pub fn ok_in(node: &Node, ns: &str, args: &[&str]) -> String {
+    let out = kubectl_in(node, ns, args);
+    assert!(
+        out.status.success(),
+        "kubectl {args:?}: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+/// `kubectl apply -f` of `manifest` in namespace `ns`.
+pub fn apply_in(node: &Node, ns: &str, manifest: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("m.yaml");
+    std::fs::write(&f, manifest).unwrap();
+    ok_in(node, ns, &["apply", "-f", f.to_str().unwrap()]);
+}
+
 /// `curl -s URL` (the real curl) from the calling thread's namespace: exit code and body.
 pub fn curl(url: &str) -> (Option<i32>, String) {
     let out = Command::new("curl")

@@ -1,0 +1,878 @@
+//! Container probes, as the kubelet's prober runs them: liveness, readiness and startup, each
+//! an exec, httpGet, tcpSocket or grpc check with its own timing and thresholds.
+//!
+//! One tokio task per (container instance, probe kind) — a timer and a connection, no thread
+//! or process of its own except for exec probes, which go through the exec helper as
+//! `kubectl exec` does. httpGet, tcpSocket and grpc connect from the kubelet to the pod's IP,
+//! as Kubernetes' kubelet does. Results are kept per instance: a restarted container starts
+//! over (not ready, not started), as Kubernetes' results managers key them by container ID.
+//!
+//! The pod worker reads the settled results: readiness drives the container's `ready` (and so
+//! the pod's Ready condition and its endpoints); a startup probe holds `started` and the other
+//! two probes until it succeeds; a liveness or startup probe that failed `failureThreshold`
+//! times in a row has the worker kill the container ("Container c failed liveness probe, will
+//! be restarted"). A settled change wakes the worker.
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Container, Pod, Probe};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use crate::runtime::pods::PodState;
+
+/// The three probes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Liveness,
+    Readiness,
+    Startup,
+}
+
+impl Kind {
+    /// As Kubernetes' events name it ("Liveness probe failed: …").
+    pub fn title(self) -> &'static str {
+        match self {
+            Kind::Liveness => "Liveness",
+            Kind::Readiness => "Readiness",
+            Kind::Startup => "Startup",
+        }
+    }
+
+    fn of(self, c: &Container) -> Option<&Probe> {
+        match self {
+            Kind::Liveness => c.liveness_probe.as_ref(),
+            Kind::Readiness => c.readiness_probe.as_ref(),
+            Kind::Startup => c.startup_probe.as_ref(),
+        }
+    }
+}
+
+/// A probe's timing with Kubernetes' defaults.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Timing {
+    pub initial_delay: Duration,
+    pub period: Duration,
+    pub timeout: Duration,
+    pub success_threshold: u32,
+    pub failure_threshold: u32,
+}
+
+impl Timing {
+    pub fn of(p: &Probe) -> Timing {
+        let secs = |v: Option<i32>, default: i32, min: i32| {
+            Duration::from_secs(v.unwrap_or(default).max(min) as u64)
+        };
+        Timing {
+            initial_delay: secs(p.initial_delay_seconds, 0, 0),
+            period: secs(p.period_seconds, 10, 1),
+            timeout: secs(p.timeout_seconds, 1, 1),
+            success_threshold: p.success_threshold.unwrap_or(1).max(1) as u32,
+            failure_threshold: p.failure_threshold.unwrap_or(3).max(1) as u32,
+        }
+    }
+}
+
+/// What one check does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Check {
+    Exec(Vec<String>),
+    Http {
+        https: bool,
+        host: String,
+        port: u16,
+        path: String,
+        headers: Vec<(String, String)>,
+    },
+    Tcp {
+        host: String,
+        port: u16,
+    },
+    Grpc {
+        host: String,
+        port: u16,
+        service: String,
+    },
+}
+
+/// A named or numbered port of container `c`.
+fn port(c: &Container, p: &IntOrString) -> Result<u16, String> {
+    match p {
+        IntOrString::Int(n) if (1..=65535).contains(n) => Ok(*n as u16),
+        IntOrString::Int(n) => Err(format!("invalid port number: {n}")),
+        IntOrString::String(name) => {
+            if let Ok(n) = name.parse::<i32>() {
+                return port(c, &IntOrString::Int(n));
+            }
+            c.ports
+                .iter()
+                .flatten()
+                .find(|cp| cp.name.as_deref() == Some(name.as_str()))
+                .map(|cp| cp.container_port as u16)
+                .ok_or_else(|| format!("couldn't find port: {name} in {}", c.name))
+        }
+    }
+}
+
+impl Check {
+    /// The check of probe `p` of container `c` in a pod at `pod_ip`.
+    pub fn of(p: &Probe, c: &Container, pod_ip: &str) -> Result<Check, String> {
+        if let Some(e) = &p.exec {
+            return Ok(Check::Exec(e.command.clone().unwrap_or_default()));
+        }
+        if let Some(h) = &p.http_get {
+            let mut path = h.path.clone().unwrap_or_default();
+            if !path.starts_with('/') {
+                path.insert(0, '/');
+            }
+            return Ok(Check::Http {
+                https: h.scheme.as_deref() == Some("HTTPS"),
+                host: h
+                    .host
+                    .clone()
+                    .filter(|h| !h.is_empty())
+                    .unwrap_or_else(|| pod_ip.to_string()),
+                port: port(c, &h.port)?,
+                path,
+                headers: h
+                    .http_headers
+                    .iter()
+                    .flatten()
+                    .map(|h| (h.name.clone(), h.value.clone()))
+                    .collect(),
+            });
+        }
+        if let Some(t) = &p.tcp_socket {
+            return Ok(Check::Tcp {
+                host: t
+                    .host
+                    .clone()
+                    .filter(|h| !h.is_empty())
+                    .unwrap_or_else(|| pod_ip.to_string()),
+                port: port(c, &t.port)?,
+            });
+        }
+        if let Some(g) = &p.grpc {
+            return Ok(Check::Grpc {
+                host: pod_ip.to_string(),
+                port: u16::try_from(g.port).map_err(|_| format!("invalid port: {}", g.port))?,
+                service: g.service.clone().unwrap_or_default(),
+            });
+        }
+        Err("missing probe handler".into())
+    }
+}
+
+/// One check's outcome: `Err` is a prober error (the result is thrown away, as Kubernetes'
+/// prober does), not a failure.
+pub type Outcome = Result<Verdict, String>;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Success,
+    /// Failed, with Kubernetes' words for why.
+    Failure(String),
+}
+
+/// How exec checks reach the container.
+#[derive(Clone)]
+pub struct ExecEnv {
+    pub exe: PathBuf,
+    pub state_root: PathBuf,
+}
+
+/// The largest output of an exec check kept (Kubernetes keeps 10 KiB).
+const MAX_OUTPUT: usize = 10 << 10;
+
+fn addr(host: &str, port: u16) -> String {
+    match host.parse::<IpAddr>() {
+        Ok(IpAddr::V6(ip)) => format!("[{ip}]:{port}"),
+        _ => format!("{host}:{port}"),
+    }
+}
+
+/// Go's words for a failed dial, as Kubernetes' messages carry them.
+fn dial_error(target: &str, e: &std::io::Error) -> String {
+    let why = match e.kind() {
+        std::io::ErrorKind::ConnectionRefused => "connect: connection refused".to_string(),
+        std::io::ErrorKind::TimedOut => "i/o timeout".to_string(),
+        _ => match e.raw_os_error() {
+            Some(libc::EHOSTUNREACH) => "connect: no route to host".into(),
+            Some(libc::ENETUNREACH) => "connect: network is unreachable".into(),
+            _ => e.to_string(),
+        },
+    };
+    format!("dial tcp {target}: {why}")
+}
+
+async fn connect(target: &str, timeout: Duration) -> Result<tokio::net::TcpStream, String> {
+    match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(target)).await {
+        Ok(Ok(s)) => Ok(s),
+        Ok(Err(e)) => Err(dial_error(target, &e)),
+        Err(_) => Err(format!("dial tcp {target}: i/o timeout")),
+    }
+}
+
+/// Runs one check.
+pub async fn run(check: &Check, timeout: Duration, exec: &ExecEnv, id: &str) -> Outcome {
+    match check {
+        Check::Tcp { host, port } => {
+            let target = addr(host, *port);
+            Ok(match connect(&target, timeout).await {
+                Ok(_) => Verdict::Success,
+                Err(e) => Verdict::Failure(e),
+            })
+        }
+        Check::Http {
+            https,
+            host,
+            port,
+            path,
+            headers,
+        } => Ok(http(*https, host, *port, path, headers, timeout).await),
+        Check::Grpc {
+            host,
+            port,
+            service,
+        } => Ok(grpc(host, *port, service, timeout).await),
+        Check::Exec(command) => exec_check(exec, id, command, timeout).await,
+    }
+}
+
+/// The User-Agent of Kubernetes' probes.
+const USER_AGENT: &str = "kube-probe/1.32";
+
+async fn http(
+    https: bool,
+    host: &str,
+    port: u16,
+    path: &str,
+    headers: &[(String, String)],
+    timeout: Duration,
+) -> Verdict {
+    let target = addr(host, port);
+    let url = format!("{}://{target}{path}", if https { "https" } else { "http" });
+    let attempt = async {
+        let tcp = connect(&target, timeout).await?;
+        let mut req = http::Request::get(path).header(http::header::HOST, &target);
+        let mut agent = false;
+        let mut accept = false;
+        for (k, v) in headers {
+            agent |= k.eq_ignore_ascii_case("user-agent");
+            accept |= k.eq_ignore_ascii_case("accept");
+            req = req.header(k.as_str(), v.as_str());
+        }
+        if !agent {
+            req = req.header(http::header::USER_AGENT, USER_AGENT);
+        }
+        if !accept {
+            req = req.header(http::header::ACCEPT, "*/*");
+        }
+        let req = req
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .map_err(|e| e.to_string())?;
+        let status = if https {
+            let tls = tokio_rustls::TlsConnector::from(insecure_tls());
+            let name = rustls::pki_types::ServerName::try_from(host.to_string())
+                .map_err(|e| e.to_string())?;
+            let stream = tls.connect(name, tcp).await.map_err(|e| e.to_string())?;
+            send(stream, req).await?
+        } else {
+            send(tcp, req).await?
+        };
+        Ok::<u16, String>(status)
+    };
+    match tokio::time::timeout(timeout, attempt).await {
+        Ok(Ok(code)) if (200..400).contains(&code) => Verdict::Success,
+        Ok(Ok(code)) => Verdict::Failure(format!("HTTP probe failed with statuscode: {code}")),
+        Ok(Err(e)) => Verdict::Failure(format!("Get \"{url}\": {e}")),
+        Err(_) => Verdict::Failure(format!(
+            "Get \"{url}\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)"
+        )),
+    }
+}
+
+async fn send<S>(
+    io: S,
+    req: http::Request<http_body_util::Empty<bytes::Bytes>>,
+) -> Result<u16, String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io))
+            .await
+            .map_err(|e| e.to_string())?;
+    let conn = tokio::spawn(conn);
+    let resp = sender.send_request(req).await.map_err(|e| e.to_string());
+    conn.abort();
+    Ok(resp?.status().as_u16())
+}
+
+/// HTTPS probes skip verification, as Kubernetes' do.
+fn insecure_tls() -> Arc<rustls::ClientConfig> {
+    static CONFIG: std::sync::OnceLock<Arc<rustls::ClientConfig>> = std::sync::OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            Arc::new(
+                rustls::ClientConfig::builder_with_provider(provider.clone())
+                    .with_safe_default_protocol_versions()
+                    .expect("default protocol versions")
+                    .dangerous()
+                    .with_custom_certificate_verifier(Arc::new(
+                        tinykube_machinery::tls::AnyServerCert(provider),
+                    ))
+                    .with_no_client_auth(),
+            )
+        })
+        .clone()
+}
+
+/// The gRPC health protocol (grpc.health.v1.Health/Check) over HTTP/2 without TLS, as
+/// Kubernetes' grpc probe speaks it; SERVING (1) is success.
+async fn grpc(host: &str, port: u16, service: &str, timeout: Duration) -> Verdict {
+    let target = addr(host, port);
+    let attempt = async {
+        let tcp = connect(&target, timeout).await.map_err(|e| {
+            format!(
+                "failed to connect service \"{target}\" within {}s: {e}",
+                timeout.as_secs()
+            )
+        })?;
+        let (mut sender, conn) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(tcp),
+        )
+        .await
+        .map_err(|e| format!("failed to connect service \"{target}\": {e}"))?;
+        let conn = tokio::spawn(conn);
+        // HealthCheckRequest { string service = 1; } in a gRPC message frame.
+        let mut msg = Vec::new();
+        if !service.is_empty() {
+            msg.push(0x0a);
+            push_varint(&mut msg, service.len() as u64);
+            msg.extend_from_slice(service.as_bytes());
+        }
+        let mut body = vec![0u8];
+        body.extend_from_slice(&(msg.len() as u32).to_be_bytes());
+        body.extend_from_slice(&msg);
+        let req = http::Request::post(format!("http://{target}/grpc.health.v1.Health/Check"))
+            .header(http::header::CONTENT_TYPE, "application/grpc")
+            .header("te", "trailers")
+            .header(http::header::USER_AGENT, USER_AGENT)
+            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+            .map_err(|e| e.to_string())?;
+        let resp = sender.send_request(req).await.map_err(|e| e.to_string());
+        let resp = match resp {
+            Ok(r) => r,
+            Err(e) => {
+                conn.abort();
+                return Err(e);
+            }
+        };
+        let head_status = header_str(resp.headers(), "grpc-status");
+        let head_message = header_str(resp.headers(), "grpc-message");
+        let collected = http_body_util::BodyExt::collect(resp.into_body()).await;
+        conn.abort();
+        let collected = collected.map_err(|e| e.to_string())?;
+        let trailers = collected.trailers().cloned().unwrap_or_default();
+        let code = header_str(&trailers, "grpc-status").or(head_status);
+        let message = header_str(&trailers, "grpc-message")
+            .or(head_message)
+            .unwrap_or_default();
+        if let Some(code) = code.filter(|c| c != "0") {
+            return Err(format!(
+                "health rpc probe failed: rpc error: code = {} desc = {message}",
+                grpc_code(&code)
+            ));
+        }
+        let data = collected.to_bytes();
+        Ok(serving_status(data.get(5..).unwrap_or_default()))
+    };
+    match tokio::time::timeout(timeout, attempt).await {
+        Ok(Ok(1)) => Verdict::Success,
+        Ok(Ok(s)) => Verdict::Failure(format!(
+            "service unhealthy (responded with \"{}\")",
+            match s {
+                2 => "NOT_SERVING",
+                3 => "SERVICE_UNKNOWN",
+                _ => "UNKNOWN",
+            }
+        )),
+        Ok(Err(e)) => Verdict::Failure(e),
+        Err(_) => Verdict::Failure(format!(
+            "timeout: health rpc did not complete within {}s",
+            timeout.as_secs()
+        )),
+    }
+}
+
+fn header_str(h: &http::HeaderMap, name: &str) -> Option<String> {
+    h.get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.to_string())
+}
+
+fn grpc_code(code: &str) -> &str {
+    match code {
+        "1" => "Canceled",
+        "2" => "Unknown",
+        "4" => "DeadlineExceeded",
+        "5" => "NotFound",
+        "7" => "PermissionDenied",
+        "12" => "Unimplemented",
+        "13" => "Internal",
+        "14" => "Unavailable",
+        c => c,
+    }
+}
+
+fn push_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// `status` (field 1, an enum) of a HealthCheckResponse; 0 (UNKNOWN) when absent.
+fn serving_status(msg: &[u8]) -> u64 {
+    let mut i = 0;
+    while i < msg.len() {
+        let key = msg[i];
+        i += 1;
+        let read_varint = |i: &mut usize| {
+            let mut v = 0u64;
+            let mut shift = 0;
+            while *i < msg.len() {
+                let b = msg[*i];
+                *i += 1;
+                v |= u64::from(b & 0x7f) << shift;
+                if b & 0x80 == 0 {
+                    break;
+                }
+                shift += 7;
+            }
+            v
+        };
+        match key & 7 {
+            0 => {
+                let v = read_varint(&mut i);
+                if key >> 3 == 1 {
+                    return v;
+                }
+            }
+            2 => {
+                let len = read_varint(&mut i) as usize;
+                i += len;
+            }
+            _ => return 0,
+        }
+    }
+    0
+}
+
+/// An exec check: the command in the container through the exec helper (as `kubectl exec`
+/// runs one); exit 0 is success, its output (at most 10 KiB) the failure's message; past the
+/// timeout it fails.
+async fn exec_check(env: &ExecEnv, id: &str, command: &[String], timeout: Duration) -> Outcome {
+    use crate::server::exec::{run_with, Helper, Options, Output};
+    let opts = Options {
+        command: command.to_vec(),
+        stdout: true,
+        stderr: true,
+        ..Options::default()
+    };
+    let (in_tx, in_rx) = tokio::sync::mpsc::channel(1);
+    drop(in_tx);
+    let (out_tx, mut out_rx) = tokio::sync::mpsc::channel(16);
+    let collect = async {
+        let mut output = Vec::new();
+        while let Some(o) = out_rx.recv().await {
+            let (Output::Stdout(b) | Output::Stderr(b)) = o;
+            let room = MAX_OUTPUT.saturating_sub(output.len());
+            output.extend_from_slice(&b[..b.len().min(room)]);
+        }
+        output
+    };
+    let helper = Helper {
+        exe: &env.exe,
+        state_root: &env.state_root,
+        run_dir: std::path::Path::new(""),
+    };
+    let checked = async {
+        let (code, output) = tokio::join!(run_with(&helper, id, &opts, in_rx, out_tx), collect);
+        (code, output)
+    };
+    match tokio::time::timeout(timeout, checked).await {
+        Ok((Ok(0), _)) => Ok(Verdict::Success),
+        Ok((Ok(_), output)) => Ok(Verdict::Failure(
+            String::from_utf8_lossy(&output).into_owned(),
+        )),
+        Ok((Err(e), _)) => Err(e),
+        Err(_) => Ok(Verdict::Failure(format!(
+            "command {:?} timed out",
+            command.join(" ")
+        ))),
+    }
+}
+
+/// Settled results of one pod's probes, per container instance.
+#[derive(Default)]
+struct Results {
+    /// (instance ID, kind) → the settled result (absent: none yet).
+    settled: HashMap<(String, Kind), bool>,
+}
+
+/// Events the probes want recorded: (container, message). The worker records them (it owns
+/// the pod object).
+pub type Unhealthy = Arc<Mutex<Vec<(String, String)>>>;
+
+/// One pod's probes.
+#[derive(Default)]
+pub struct Probes {
+    tasks: HashMap<(String, Kind), JoinHandle<()>>,
+    results: Arc<Mutex<Results>>,
+    pub unhealthy: Unhealthy,
+}
+
+/// Where a container instance's probes report.
+struct Reporter {
+    instance: String,
+    container: String,
+    kind: Kind,
+    results: Arc<Mutex<Results>>,
+    unhealthy: Unhealthy,
+    wake: Arc<Notify>,
+}
+
+impl Reporter {
+    fn settled(&self, kind: Kind) -> Option<bool> {
+        self.results
+            .lock()
+            .unwrap()
+            .settled
+            .get(&(self.instance.clone(), kind))
+            .copied()
+    }
+
+    fn settle(&self, ok: bool) {
+        let prev = self
+            .results
+            .lock()
+            .unwrap()
+            .settled
+            .insert((self.instance.clone(), self.kind), ok);
+        if prev != Some(ok) {
+            self.wake.notify_one();
+        }
+    }
+}
+
+impl Probes {
+    /// Starts the probes of running instances that have none yet and stops those of
+    /// instances that ended.
+    pub fn sync(&mut self, pod: &Pod, state: &PodState, exec: &ExecEnv, wake: &Arc<Notify>) {
+        let mut live = HashSet::new();
+        let pod_ip = state.pod_ip.clone().unwrap_or_default();
+        let containers = pod.spec.iter().flat_map(|s| s.containers.iter());
+        for c in containers {
+            let Some(i) = state.latest(&c.name).filter(|i| i.exit.is_none()) else {
+                continue;
+            };
+            let has_startup = c.startup_probe.is_some();
+            for kind in [Kind::Startup, Kind::Liveness, Kind::Readiness] {
+                let Some(p) = kind.of(c) else { continue };
+                let key = (i.record.id.clone(), kind);
+                live.insert(key.clone());
+                if self.tasks.contains_key(&key) {
+                    continue;
+                }
+                let reporter = Reporter {
+                    instance: i.record.id.clone(),
+                    container: c.name.clone(),
+                    kind,
+                    results: self.results.clone(),
+                    unhealthy: self.unhealthy.clone(),
+                    wake: wake.clone(),
+                };
+                let started_at = i
+                    .record
+                    .started_at
+                    .as_deref()
+                    .and_then(|t| t.parse::<jiff::Timestamp>().ok());
+                let check = Check::of(p, c, &pod_ip);
+                let timing = Timing::of(p);
+                let exec = exec.clone();
+                let id = i.record.id.clone();
+                let task = tokio::spawn(async move {
+                    prober(reporter, check, timing, started_at, has_startup, exec, id).await
+                });
+                self.tasks.insert(key, task);
+            }
+        }
+        self.tasks.retain(|k, t| {
+            let keep = live.contains(k);
+            if !keep {
+                t.abort();
+            }
+            keep
+        });
+        let instances: HashSet<&String> = live.iter().map(|(i, _)| i).collect();
+        self.results
+            .lock()
+            .unwrap()
+            .settled
+            .retain(|(i, _), _| instances.contains(i));
+    }
+
+    /// Stops every probe.
+    pub fn stop(&mut self) {
+        for (_, t) in self.tasks.drain() {
+            t.abort();
+        }
+        self.results.lock().unwrap().settled.clear();
+    }
+
+    /// What the status and the planner need of instance `id` of container `c`.
+    pub fn health(&self, c: &Container, id: &str) -> Health {
+        let r = self.results.lock().unwrap();
+        let get = |k: Kind| r.settled.get(&(id.to_string(), k)).copied();
+        let started = c.startup_probe.is_none() || get(Kind::Startup) == Some(true);
+        Health {
+            started,
+            ready: started && (c.readiness_probe.is_none() || get(Kind::Readiness) == Some(true)),
+            failed: if get(Kind::Startup) == Some(false) {
+                Some(Kind::Startup)
+            } else if started && get(Kind::Liveness) == Some(false) {
+                Some(Kind::Liveness)
+            } else {
+                None
+            },
+        }
+    }
+}
+
+impl Drop for Probes {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// One running instance's standing with its probes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Health {
+    /// No startup probe, or it succeeded.
+    pub started: bool,
+    /// Started, and no readiness probe or it succeeded.
+    pub ready: bool,
+    /// A liveness or startup probe failed for good: the container is to be killed.
+    pub failed: Option<Kind>,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Health {
+            started: true,
+            ready: true,
+            failed: None,
+        }
+    }
+}
+
+/// Runs one probe of one instance until it is aborted (or, for a startup probe, settled).
+async fn prober(
+    r: Reporter,
+    check: Result<Check, String>,
+    timing: Timing,
+    started_at: Option<jiff::Timestamp>,
+    has_startup: bool,
+    exec: ExecEnv,
+    id: String,
+) {
+    let check = match check {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(container = %r.container, error = %e, "a probe that cannot run");
+            return;
+        }
+    };
+    // The first check comes initialDelaySeconds after the container started.
+    let ran = started_at
+        .and_then(|t| std::time::Duration::try_from(jiff::Timestamp::now().duration_since(t)).ok())
+        .unwrap_or_default();
+    tokio::time::sleep(timing.initial_delay.saturating_sub(ran)).await;
+    let mut ticks = tokio::time::interval(timing.period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let (mut successes, mut failures) = (0u32, 0u32);
+    loop {
+        ticks.tick().await;
+        // Liveness and readiness wait for the startup probe; a settled one is done.
+        if r.kind != Kind::Startup && has_startup && r.settled(Kind::Startup) != Some(true) {
+            continue;
+        }
+        let verdict = match run(&check, timing.timeout, &exec, &id).await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::debug!(container = %r.container, error = %e, "probe errored");
+                continue;
+            }
+        };
+        match verdict {
+            Verdict::Success => {
+                successes += 1;
+                failures = 0;
+                // Liveness and startup settle on one success.
+                let needed = if r.kind == Kind::Readiness {
+                    timing.success_threshold
+                } else {
+                    1
+                };
+                if successes >= needed {
+                    r.settle(true);
+                    if r.kind == Kind::Startup {
+                        return;
+                    }
+                }
+            }
+            Verdict::Failure(why) => {
+                failures += 1;
+                successes = 0;
+                r.unhealthy.lock().unwrap().push((
+                    r.container.clone(),
+                    format!("{} probe failed: {why}", r.kind.title()),
+                ));
+                // Recorded at the worker's next sync (a settled change wakes it at once).
+                if failures >= timing.failure_threshold {
+                    r.settle(false);
+                    // A failed liveness or startup probe gets its container killed; the
+                    // next instance has probes of its own.
+                    if r.kind != Kind::Readiness {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn container(v: serde_json::Value) -> Container {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn timing_defaults_as_kubernetes() {
+        let p: Probe = serde_json::from_value(json!({"exec": {"command": ["true"]}})).unwrap();
+        assert_eq!(
+            Timing::of(&p),
+            Timing {
+                initial_delay: Duration::ZERO,
+                period: Duration::from_secs(10),
+                timeout: Duration::from_secs(1),
+                success_threshold: 1,
+                failure_threshold: 3,
+            }
+        );
+    }
+
+    #[test]
+    fn checks_resolve_named_ports_and_default_to_the_pod_ip() {
+        let c = container(
+            json!({"name": "web", "ports": [{"name": "http", "containerPort": 8080}],
+            "readinessProbe": {"httpGet": {"port": "http", "path": "healthz",
+                "httpHeaders": [{"name": "X-A", "value": "b"}]}}}),
+        );
+        let check = Check::of(c.readiness_probe.as_ref().unwrap(), &c, "10.244.0.5").unwrap();
+        assert_eq!(
+            check,
+            Check::Http {
+                https: false,
+                host: "10.244.0.5".into(),
+                port: 8080,
+                path: "/healthz".into(),
+                headers: vec![("X-A".into(), "b".into())],
+            }
+        );
+        let bad =
+            container(json!({"name": "web", "livenessProbe": {"tcpSocket": {"port": "nope"}}}));
+        assert_eq!(
+            Check::of(bad.liveness_probe.as_ref().unwrap(), &bad, "10.0.0.1").unwrap_err(),
+            "couldn't find port: nope in web"
+        );
+    }
+
+    #[test]
+    fn grpc_health_responses_decode() {
+        assert_eq!(serving_status(&[0x08, 0x01]), 1);
+        assert_eq!(serving_status(&[0x08, 0x02]), 2);
+        assert_eq!(serving_status(&[]), 0);
+        let mut v = Vec::new();
+        push_varint(&mut v, 300);
+        assert_eq!(v, [0xac, 0x02]);
+    }
+
+    #[tokio::test]
+    async fn tcp_and_http_checks_against_real_sockets() {
+        let env = ExecEnv {
+            exe: PathBuf::new(),
+            state_root: PathBuf::new(),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            for code in [200, 500] {
+                let (mut s, _) = listener.accept().await.unwrap();
+                let mut buf = vec![0u8; 4096];
+                let n = s.read(&mut buf).await.unwrap();
+                let req = String::from_utf8_lossy(&buf[..n]).to_string();
+                assert!(req.starts_with("GET /healthz HTTP/1.1\r\n"), "{req}");
+                assert!(
+                    req.to_ascii_lowercase()
+                        .contains("user-agent: kube-probe/1.32"),
+                    "{req}"
+                );
+                let resp = format!("HTTP/1.1 {code} X\r\ncontent-length: 0\r\n\r\n");
+                s.write_all(resp.as_bytes()).await.unwrap();
+            }
+        });
+        let http = |_: ()| Check::Http {
+            https: false,
+            host: "127.0.0.1".into(),
+            port,
+            path: "/healthz".into(),
+            headers: vec![],
+        };
+        let t = Duration::from_secs(2);
+        assert_eq!(run(&http(()), t, &env, "").await, Ok(Verdict::Success));
+        assert_eq!(
+            run(&http(()), t, &env, "").await,
+            Ok(Verdict::Failure(
+                "HTTP probe failed with statuscode: 500".into()
+            ))
+        );
+        server.await.unwrap();
+        // Nothing listens there any more.
+        let tcp = Check::Tcp {
+            host: "127.0.0.1".into(),
+            port,
+        };
+        assert_eq!(
+            run(&tcp, t, &env, "").await,
+            Ok(Verdict::Failure(format!(
+                "dial tcp 127.0.0.1:{port}: connect: connection refused"
+            )))
+        );
+    }
+}

@@ -1,0 +1,317 @@
+//! Probes as the Kubernetes docs write them (issue 19), on a real node with the installed
+//! kubectl: a readiness probe takes a pod out of its Service's endpoints and puts it back
+//! while a NodePort request loop never reaches it unready; a failing liveness probe restarts
+//! its container with Kubernetes' events (counted, not repeated); a startup probe holds the
+//! other two until the app is up.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{eventually, text, Outcome, Prober};
+use tinykube_e2e::node::{Node, NODE_IP};
+
+const NS: &str = "probes";
+
+fn ok(node: &Node, args: &[&str]) -> String {
+    common::ok_in(node, NS, args)
+}
+
+fn apply(node: &Node, manifest: &str) {
+    common::apply_in(node, NS, manifest)
+}
+
+fn jsonpath(node: &Node, what: &str, path: &str) -> String {
+    ok(node, &["get", what, "-o", &format!("jsonpath={path}")])
+}
+
+const WEB: &str = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  type: NodePort
+  selector: {app: web}
+  ports: [{port: 8080}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web-a, labels: {app: web}}
+spec:
+  containers:
+  - name: web
+    image: gcr.io/google-samples/kubernetes-bootcamp:v1
+    readinessProbe:
+      exec: {command: [sh, -c, "test ! -e /tmp/down"]}
+      periodSeconds: 1
+      failureThreshold: 1
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web-b, labels: {app: web}}
+spec:
+  containers:
+  - name: web
+    image: gcr.io/google-samples/kubernetes-bootcamp:v1
+    readinessProbe:
+      httpGet: {path: /, port: 8080}
+      periodSeconds: 1
+"#;
+
+/// The pods that answered in `probes`, and whether any request failed or got a wrong answer.
+fn answered(probes: &[common::Probe]) -> (Vec<String>, Vec<String>) {
+    let mut pods = Vec::new();
+    let mut bad = Vec::new();
+    for p in probes {
+        match &p.outcome {
+            Outcome::Pod(name) => {
+                if !pods.contains(name) {
+                    pods.push(name.clone());
+                }
+            }
+            other => bad.push(format!("{other:?}")),
+        }
+    }
+    (pods, bad)
+}
+
+fn readiness(node: &Node) {
+    apply(node, WEB);
+    ok(
+        node,
+        &[
+            "wait",
+            "--for=condition=Ready",
+            "pod/web-a",
+            "pod/web-b",
+            "--timeout=60s",
+        ],
+    );
+    let port = jsonpath(node, "service/web", "{.spec.ports[0].nodePort}");
+    let prober = Prober::start(node, &format!("{NODE_IP}:{port}"));
+    eventually("both pods answer through the NodePort", 30, || {
+        answered(&prober.since(0)).0.len() == 2
+    });
+    let ip_a = jsonpath(node, "pod/web-a", "{.status.podIP}");
+    let endpoints = || jsonpath(node, "endpoints/web", "{.subsets[*].addresses[*].ip}");
+    assert!(endpoints().contains(&ip_a));
+
+    // The probe fails: the pod is unready, leaves the endpoints, and gets no more requests.
+    ok(node, &["exec", "web-a", "--", "touch", "/tmp/down"]);
+    eventually("web-a turns unready", 20, || {
+        jsonpath(
+            node,
+            "pod/web-a",
+            "{.status.conditions[?(@.type==\"Ready\")].status}",
+        ) == "False"
+    });
+    assert_eq!(
+        jsonpath(node, "pod/web-a", "{.status.containerStatuses[0].ready}"),
+        "false"
+    );
+    assert_eq!(jsonpath(node, "pod/web-a", "{.status.phase}"), "Running");
+    eventually("web-a leaves the endpoints", 20, || {
+        !endpoints().contains(&ip_a)
+    });
+    let gone = prober.mark();
+    // Once the proxy has its rules (a few ms), 40 requests in a row (2 s) all reach web-b.
+    eventually("only web-b answers", 20, || {
+        let seen = prober.since(gone);
+        seen.len() >= 40
+            && seen[seen.len() - 40..]
+                .iter()
+                .all(|p| matches!(&p.outcome, Outcome::Pod(n) if n == "web-b"))
+    });
+    let events = ok(
+        node,
+        &[
+            "get",
+            "events",
+            "--field-selector=involvedObject.name=web-a,reason=Unhealthy",
+            "-o",
+            "jsonpath={.items[*].message}",
+        ],
+    );
+    assert!(events.contains("Readiness probe failed: "), "{events}");
+
+    // It passes again: back in the endpoints, and answering.
+    ok(node, &["exec", "web-a", "--", "rm", "/tmp/down"]);
+    let back = prober.mark();
+    eventually("web-a answers again", 30, || {
+        answered(&prober.since(back))
+            .0
+            .contains(&"web-a".to_string())
+    });
+    assert!(endpoints().contains(&ip_a));
+    let (_, bad) = answered(&prober.stop());
+    assert!(bad.is_empty(), "requests failed: {bad:?}");
+}
+
+const LIVENESS: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: liveness-exec
+  labels: {test: liveness}
+spec:
+  containers:
+  - name: liveness
+    image: busybox
+    args: [/bin/sh, -c, "touch /tmp/healthy; sleep 2; rm -f /tmp/healthy; sleep 600"]
+    livenessProbe:
+      exec: {command: [cat, /tmp/healthy]}
+      initialDelaySeconds: 1
+      periodSeconds: 1
+      failureThreshold: 2
+      # sh as PID 1 ignores SIGTERM: the kill comes after the probe's own grace period.
+      terminationGracePeriodSeconds: 1
+"#;
+
+fn liveness(node: &Node) {
+    apply(node, LIVENESS);
+    let t = Instant::now();
+    eventually("the container is restarted twice", 60, || {
+        jsonpath(
+            node,
+            "pod/liveness-exec",
+            "{.status.containerStatuses[0].restartCount}",
+        )
+        .parse::<u32>()
+        .unwrap_or(0)
+            >= 2
+    });
+    // Two instances of 2 s + 2 failed probes + 1 s grace each, well under the pod's 30 s.
+    assert!(t.elapsed() < Duration::from_secs(30), "{:?}", t.elapsed());
+    let events = ok(
+        node,
+        &[
+            "get",
+            "events",
+            "--field-selector=involvedObject.name=liveness-exec",
+            "-o",
+            "jsonpath={range .items[*]}{.reason}|{.count}|{.message}{\"\\n\"}{end}",
+        ],
+    );
+    // One Killing event, counted once per kill.
+    let killing: Vec<&str> = events
+        .lines()
+        .filter(|l| l.starts_with("Killing|"))
+        .collect();
+    assert_eq!(killing.len(), 1, "{events}");
+    let (count, message) = killing[0]["Killing|".len()..].split_once('|').unwrap();
+    assert!(count.parse::<u32>().unwrap() >= 2, "{events}");
+    assert_eq!(
+        message,
+        "Container liveness failed liveness probe, will be restarted"
+    );
+    let unhealthy: Vec<&str> = events
+        .lines()
+        .filter(|l| l.starts_with("Unhealthy|"))
+        .collect();
+    assert_eq!(unhealthy.len(), 1, "one event, counted: {events}");
+    // The probe's output is the message (its newline included, as Kubernetes keeps it).
+    assert!(
+        unhealthy[0].ends_with(
+            "|Liveness probe failed: cat: can't open '/tmp/healthy': No such file or directory"
+        ),
+        "{events}"
+    );
+    let count: u32 = unhealthy[0].split('|').nth(1).unwrap().parse().unwrap();
+    assert!(count >= 4, "{events}");
+    let described = ok(node, &["describe", "pod", "liveness-exec"]);
+    assert!(described.contains("Liveness:"), "{described}");
+    assert!(
+        described
+            .lines()
+            .any(|l| l.contains("Unhealthy") && l.contains(" (x") && l.contains(" over ")),
+        "{described}"
+    );
+    assert_eq!(
+        jsonpath(
+            node,
+            "pod/liveness-exec",
+            "{.status.containerStatuses[0].lastState.terminated.exitCode}"
+        ),
+        "137"
+    );
+}
+
+const STARTUP: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: slow-start}
+spec:
+  containers:
+  - name: slow
+    image: busybox
+    command: [sh, -c, "sleep 3; mkdir -p /www; echo ok > /www/index.html; exec httpd -f -p 8080 -h /www"]
+    ports: [{name: http, containerPort: 8080}]
+    startupProbe:
+      httpGet: {path: /, port: http}
+      periodSeconds: 1
+      failureThreshold: 30
+    livenessProbe:
+      tcpSocket: {port: 8080}
+      periodSeconds: 1
+      failureThreshold: 1
+    readinessProbe:
+      httpGet: {path: /index.html, port: 8080}
+      periodSeconds: 1
+"#;
+
+fn startup(node: &Node) {
+    apply(node, STARTUP);
+    let state = || {
+        jsonpath(
+            node,
+            "pod/slow-start",
+            "{.status.containerStatuses[0].state.running.startedAt}|{.status.containerStatuses[0].started}|{.status.containerStatuses[0].ready}",
+        )
+    };
+    // Running, not started, not ready: the app is still sleeping.
+    eventually("the container runs, not yet started", 60, || {
+        let s = state();
+        !s.starts_with('|') && s.ends_with("|false|false")
+    });
+    ok(
+        node,
+        &[
+            "wait",
+            "--for=condition=Ready",
+            "pod/slow-start",
+            "--timeout=60s",
+        ],
+    );
+    assert!(state().ends_with("|true|true"), "{}", state());
+    // The liveness probe (one failure kills) waited for the startup probe.
+    assert_eq!(
+        jsonpath(
+            node,
+            "pod/slow-start",
+            "{.status.containerStatuses[0].restartCount}"
+        ),
+        "0"
+    );
+}
+
+#[test]
+fn readiness_liveness_and_startup_probes() {
+    let node = Node::start();
+    node.wait_ready();
+    node.start_proxy();
+    node.net.run(|| {
+        common::ok(&node, "kubectl", &["create", "namespace", NS]);
+        readiness(&node);
+        liveness(&node);
+        startup(&node);
+        common::ok(
+            &node,
+            "kubectl",
+            &["delete", "namespace", NS, "--timeout=90s"],
+        );
+    });
+    node.kill_proxy();
+    node.kill_kubelet();
+    let out = node.cleanup();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
