@@ -933,7 +933,18 @@ impl Worker {
             .flat_map(|s| s.containers.iter())
             .filter_map(|c| {
                 let i = state.latest(&c.name).filter(|i| i.exit.is_none())?;
-                Some((c.name.clone(), self.probes.health(c, &i.record.id)))
+                let id = format!("libcontainer://{}", i.record.id);
+                let reported = pod
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.container_statuses.as_ref())
+                    .and_then(|l| l.iter().find(|s| s.name == c.name))
+                    .filter(|s| s.container_id.as_deref() == Some(id.as_str()))
+                    .map(|s| (s.started == Some(true), s.ready));
+                Some((
+                    c.name.clone(),
+                    self.probes.health(c, &i.record.id, reported),
+                ))
             })
             .collect()
     }

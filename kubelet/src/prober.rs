@@ -641,13 +641,22 @@ impl Probes {
     }
 
     /// What the status and the planner need of instance `id` of container `c`.
-    pub fn health(&self, c: &Container, id: &str) -> Health {
+    /// `reported` is what the pod's status last said of this very instance (started, ready):
+    /// until its own probes have settled (after a kubelet restart), that stands, so a
+    /// restart does not flap a ready pod out of its endpoints.
+    pub fn health(&self, c: &Container, id: &str, reported: Option<(bool, bool)>) -> Health {
         let r = self.results.lock().unwrap();
         let get = |k: Kind| r.settled.get(&(id.to_string(), k)).copied();
-        let started = c.startup_probe.is_none() || get(Kind::Startup) == Some(true);
+        let (was_started, was_ready) = reported.unwrap_or((false, false));
+        let started = c.startup_probe.is_none() || get(Kind::Startup).unwrap_or(was_started);
+        let ready = match get(Kind::Readiness) {
+            _ if c.readiness_probe.is_none() => true,
+            Some(ok) => ok,
+            None => was_ready,
+        };
         Health {
             started,
-            ready: started && (c.readiness_probe.is_none() || get(Kind::Readiness) == Some(true)),
+            ready: started && ready,
             failed: if get(Kind::Startup) == Some(false) {
                 Some(Kind::Startup)
             } else if started && get(Kind::Liveness) == Some(false) {
@@ -811,6 +820,36 @@ mod tests {
             Check::of(bad.liveness_probe.as_ref().unwrap(), &bad, "10.0.0.1").unwrap_err(),
             "couldn't find port: nope in web"
         );
+    }
+
+    #[test]
+    fn health_waits_for_the_probes_and_keeps_what_a_restarted_kubelet_reported() {
+        let c = container(json!({"name": "web",
+            "readinessProbe": {"tcpSocket": {"port": 80}},
+            "livenessProbe": {"tcpSocket": {"port": 80}}}));
+        let probes = Probes::default();
+        let h = probes.health(&c, "id1", None);
+        assert_eq!((h.started, h.ready, h.failed), (true, false, None));
+        // Reported ready before a kubelet restart: it stands until the probes settle.
+        assert!(probes.health(&c, "id1", Some((true, true))).ready);
+        let settle = |kind: Kind, ok: bool| {
+            probes
+                .results
+                .lock()
+                .unwrap()
+                .settled
+                .insert(("id1".into(), kind), ok)
+        };
+        settle(Kind::Readiness, false);
+        assert!(!probes.health(&c, "id1", Some((true, true))).ready);
+        settle(Kind::Liveness, false);
+        assert_eq!(probes.health(&c, "id1", None).failed, Some(Kind::Liveness));
+        // A startup probe holds everything until it succeeds.
+        let slow = container(json!({"name": "web",
+            "startupProbe": {"tcpSocket": {"port": 80}},
+            "livenessProbe": {"tcpSocket": {"port": 80}}}));
+        let h = probes.health(&slow, "id1", None);
+        assert_eq!((h.started, h.ready, h.failed), (false, false, None));
     }
 
     #[test]
