@@ -263,6 +263,7 @@ impl Kubelet {
                 sandbox_failures: 0,
                 last_sandbox_failure: None,
                 probes: Default::default(),
+                deadline_announced: false,
             }
             .run()
             .await;
@@ -485,6 +486,8 @@ struct Worker {
     last_sandbox_failure: Option<Instant>,
     /// The running containers' probes.
     probes: crate::prober::Probes,
+    /// The DeadlineExceeded event was recorded.
+    deadline_announced: bool,
 }
 
 enum Step {
@@ -529,11 +532,24 @@ impl Worker {
     async fn sync(&mut self, pod: &Pod, gone: bool) -> Step {
         let terminal = plan::completed(pod);
         let state = self.observe().await;
+        let deadline_left = plan::deadline_left(pod, k8s_openapi::jiff::Timestamp::now());
+        let deadline_exceeded = !terminal && deadline_left == Some(Duration::ZERO);
+        if deadline_exceeded && !self.deadline_announced {
+            self.deadline_announced = true;
+            self.k.event(
+                pod,
+                None,
+                "Normal",
+                "DeadlineExceeded",
+                status::DEADLINE_MESSAGE.to_string(),
+            );
+        }
         let past = plan::History {
             sandbox_failures: self.sandbox_failures,
             since_sandbox_failure: self
                 .last_sandbox_failure
                 .map_or(Duration::MAX, |at| at.elapsed()),
+            deadline_exceeded,
         };
         // Probes run while the pod does (not once it is being deleted).
         let probing =
@@ -560,7 +576,11 @@ impl Worker {
         }
         let actions = plan::plan(pod, &observed, &past);
         let mut again = false;
-        let mut wait = RESYNC;
+        // Wake up when the active deadline comes.
+        let mut wait = match deadline_left {
+            Some(left) if !left.is_zero() => RESYNC.min(left + Duration::from_millis(10)),
+            _ => RESYNC,
+        };
         let mut stops = Vec::new();
         for action in actions {
             match action {
@@ -663,7 +683,8 @@ impl Worker {
         }
         // Nothing was made or stopped: the state read above is still what runs.
         if !gone && !terminal && !again {
-            self.write_status(pod, &state, &health).await;
+            self.write_status(pod, &state, &health, deadline_exceeded)
+                .await;
         }
         if again {
             Step::Again
@@ -954,6 +975,7 @@ impl Worker {
         pod: &Pod,
         state: &PodState,
         health: &BTreeMap<String, crate::prober::Health>,
+        deadline_exceeded: bool,
     ) {
         // A container that runs waits for nothing.
         self.waiting
@@ -968,6 +990,7 @@ impl Worker {
                 state,
                 waiting: &self.waiting,
                 health,
+                deadline_exceeded,
                 host_ip: &host_ip,
                 now: &now,
             },

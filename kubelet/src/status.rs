@@ -22,6 +22,8 @@ pub struct Inputs<'a> {
     pub waiting: &'a BTreeMap<String, Waiting>,
     /// The probes' standing of running containers, by name (absent: no probes, healthy).
     pub health: &'a BTreeMap<String, Health>,
+    /// The pod has been active longer than its `activeDeadlineSeconds`: it failed.
+    pub deadline_exceeded: bool,
     pub host_ip: &'a str,
     /// Now, as an RFC 3339 timestamp (seconds).
     pub now: &'a str,
@@ -183,10 +185,18 @@ fn qos_class(pod: &Pod) -> &'static str {
     }
 }
 
+/// Kubernetes' words for a pod past its `activeDeadlineSeconds` (status and event).
+pub const DEADLINE_MESSAGE: &str = "Pod was active on the node longer than the specified deadline";
+
 /// The pod's whole status.
 pub fn pod_status(pod: &Pod, inp: &Inputs<'_>) -> Value {
     let spec = pod.spec.clone().unwrap_or_default();
-    let policy = spec.restart_policy.as_deref().unwrap_or("Always");
+    // Past its deadline nothing restarts: stopped containers show as terminated.
+    let policy = if inp.deadline_exceeded {
+        "Never"
+    } else {
+        spec.restart_policy.as_deref().unwrap_or("Always")
+    };
     let old = pod.status.as_ref();
     let old_conditions: Vec<Value> = old
         .and_then(|s| s.conditions.as_ref())
@@ -233,7 +243,7 @@ pub fn pod_status(pod: &Pod, inp: &Inputs<'_>) -> Value {
         exit_of(&c.name).is_some_and(|code| !should_restart(policy, code))
             && inp.state.latest(&c.name).is_some_and(|i| i.exit.is_some())
     };
-    let phase = if init_failed_for_good {
+    let phase = if init_failed_for_good || inp.deadline_exceeded {
         "Failed"
     } else if !spec.containers.is_empty() && spec.containers.iter().all(finished) {
         if spec.containers.iter().all(|c| exit_of(&c.name) == Some(0)) {
@@ -307,6 +317,10 @@ pub fn pod_status(pod: &Pod, inp: &Inputs<'_>) -> Value {
     });
     if !inits.is_empty() {
         status["initContainerStatuses"] = json!(inits);
+    }
+    if inp.deadline_exceeded {
+        status["reason"] = json!("DeadlineExceeded");
+        status["message"] = json!(DEADLINE_MESSAGE);
     }
     if let Some(ip) = inp
         .state
@@ -404,6 +418,7 @@ mod tests {
                 state: st,
                 waiting: &waiting,
                 health: &BTreeMap::new(),
+                deadline_exceeded: false,
                 host_ip: "172.30.0.2",
                 now: NOW,
             },
@@ -491,6 +506,7 @@ mod tests {
                     state: &st,
                     waiting: &BTreeMap::new(),
                     health: &BTreeMap::from([("app".to_string(), health)]),
+                    deadline_exceeded: false,
                     host_ip: "172.30.0.2",
                     now: NOW,
                 },
@@ -501,6 +517,29 @@ mod tests {
             assert_eq!(cond(&s, "Ready"), "False");
             assert_eq!(cond(&s, "ContainersReady"), "False");
         }
+    }
+
+    #[test]
+    fn a_pod_past_its_deadline_failed_with_kubernetes_reason() {
+        let p = pod("Always", false);
+        let st = state(vec![instance("app", 0, Some(137))]);
+        let s = pod_status(
+            &p,
+            &Inputs {
+                state: &st,
+                waiting: &BTreeMap::new(),
+                health: &BTreeMap::new(),
+                deadline_exceeded: true,
+                host_ip: "172.30.0.2",
+                now: NOW,
+            },
+        );
+        assert_eq!(s["phase"], "Failed");
+        assert_eq!(s["reason"], "DeadlineExceeded");
+        assert_eq!(s["message"], DEADLINE_MESSAGE);
+        assert_eq!(cond(&s, "Ready"), "False");
+        let c = &s["containerStatuses"][0];
+        assert_eq!(c["state"]["terminated"]["exitCode"], 137, "{c}");
     }
 
     #[test]
@@ -609,6 +648,7 @@ mod tests {
                 state: &st,
                 waiting: &w,
                 health: &BTreeMap::new(),
+                deadline_exceeded: false,
                 host_ip: "172.30.0.2",
                 now: "2026-11-25T11:00:00Z",
             },

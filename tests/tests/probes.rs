@@ -2,7 +2,7 @@
 //! kubectl: a readiness probe takes a pod out of its Service's endpoints and puts it back
 //! while a NodePort request loop never reaches it unready; a failing liveness probe restarts
 //! its container with Kubernetes' events (counted, not repeated); a startup probe holds the
-//! other two until the app is up.
+//! other two until the app is up. And a pod past its activeDeadlineSeconds fails.
 
 mod common;
 
@@ -294,6 +294,56 @@ fn startup(node: &Node) {
     );
 }
 
+const DEADLINE: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: deadline}
+spec:
+  activeDeadlineSeconds: 3
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: sleeper
+    image: busybox
+    command: [sleep, "600"]
+"#;
+
+/// A pod past its activeDeadlineSeconds fails with Kubernetes' reason and stops.
+fn deadline(node: &Node) {
+    apply(node, DEADLINE);
+    let t = Instant::now();
+    eventually("the pod fails past its deadline", 30, || {
+        jsonpath(node, "pod/deadline", "{.status.phase}") == "Failed"
+    });
+    // 3 s of deadline, 1 s of grace, and the kubelet's wake-up at the deadline.
+    assert!(t.elapsed() < Duration::from_secs(15), "{:?}", t.elapsed());
+    assert_eq!(
+        jsonpath(node, "pod/deadline", "{.status.reason}|{.status.message}"),
+        "DeadlineExceeded|Pod was active on the node longer than the specified deadline"
+    );
+    eventually("its container is stopped", 20, || {
+        !jsonpath(
+            node,
+            "pod/deadline",
+            "{.status.containerStatuses[0].state.terminated.exitCode}",
+        )
+        .is_empty()
+    });
+    let events = ok(
+        node,
+        &[
+            "get",
+            "events",
+            "--field-selector=involvedObject.name=deadline,reason=DeadlineExceeded",
+            "-o",
+            "jsonpath={.items[*].message}",
+        ],
+    );
+    assert_eq!(
+        events,
+        "Pod was active on the node longer than the specified deadline"
+    );
+}
+
 #[test]
 fn readiness_liveness_and_startup_probes() {
     let node = Node::start();
@@ -304,6 +354,7 @@ fn readiness_liveness_and_startup_probes() {
         readiness(&node);
         liveness(&node);
         startup(&node);
+        deadline(&node);
         common::ok(
             &node,
             "kubectl",

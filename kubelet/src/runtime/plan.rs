@@ -51,6 +51,17 @@ pub struct History {
     pub sandbox_failures: u32,
     /// How long ago the last of them failed.
     pub since_sandbox_failure: Duration,
+    /// The pod has been active longer than its `activeDeadlineSeconds`.
+    pub deadline_exceeded: bool,
+}
+
+/// How long pod `pod` has left before its `activeDeadlineSeconds`, counted from its status'
+/// `startTime` as Kubernetes' kubelet counts it (None: no deadline, or not started).
+pub fn deadline_left(pod: &Pod, now: k8s_openapi::jiff::Timestamp) -> Option<Duration> {
+    let limit = pod.spec.as_ref()?.active_deadline_seconds?;
+    let start = pod.status.as_ref()?.start_time.as_ref()?.0;
+    let active = Duration::try_from(now.duration_since(start)).unwrap_or_default();
+    Some(Duration::from_secs(limit.max(0) as u64).saturating_sub(active))
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -123,6 +134,18 @@ fn should_restart(policy: &str, code: i32) -> bool {
     }
 }
 
+/// A Stop of every running container, with `grace`.
+fn stop_running(seen: &Observed, grace: Duration) -> Vec<Action> {
+    seen.instances
+        .iter()
+        .filter(|(_, i)| i.state == InstanceState::Running)
+        .map(|(n, _)| Action::Stop {
+            name: n.clone(),
+            grace,
+        })
+        .collect()
+}
+
 /// The next actions for `pod`, given what runs and what the worker tried before.
 pub fn plan(pod: &Pod, seen: &Observed, past: &History) -> Vec<Action> {
     let Some(spec) = pod.spec.as_ref() else {
@@ -142,15 +165,7 @@ pub fn plan(pod: &Pod, seen: &Observed, past: &History) -> Vec<Action> {
                 .unwrap_or(30)
                 .max(0) as u64,
         );
-        let stops: Vec<Action> = seen
-            .instances
-            .iter()
-            .filter(|(_, i)| i.state == InstanceState::Running)
-            .map(|(n, _)| Action::Stop {
-                name: n.clone(),
-                grace,
-            })
-            .collect();
+        let stops = stop_running(seen, grace);
         if !stops.is_empty() {
             return stops;
         }
@@ -158,6 +173,21 @@ pub fn plan(pod: &Pod, seen: &Observed, past: &History) -> Vec<Action> {
             vec![Action::RemoveSandbox, Action::Finalize]
         } else {
             vec![Action::Finalize]
+        };
+    }
+    // Past its active deadline the pod fails: everything stops (within the grace period),
+    // nothing starts again, and the network goes back as for any completed pod.
+    if past.deadline_exceeded {
+        let grace =
+            Duration::from_secs(spec.termination_grace_period_seconds.unwrap_or(30).max(0) as u64);
+        let stops = stop_running(seen, grace);
+        if !stops.is_empty() {
+            return stops;
+        }
+        return if seen.sandbox_ready {
+            vec![Action::ReleaseNetwork]
+        } else {
+            vec![]
         };
     }
     let policy = spec.restart_policy.as_deref().unwrap_or("Always");
@@ -372,6 +402,7 @@ mod tests {
     const NOTHING_TRIED: History = History {
         sandbox_failures: 0,
         since_sandbox_failure: Duration::ZERO,
+        deadline_exceeded: false,
     };
 
     /// Container `n` of pod `p` waits `remaining` of a `total` back-off before restart `a`.
@@ -494,6 +525,45 @@ mod tests {
     }
 
     #[test]
+    fn past_its_active_deadline_a_pod_stops_for_good() {
+        let p = pod(json!({"terminationGracePeriodSeconds": 2, "activeDeadlineSeconds": 10}));
+        let past = History {
+            deadline_exceeded: true,
+            ..NOTHING_TRIED
+        };
+        let two = Duration::from_secs(2);
+        assert_eq!(
+            plan(
+                &p,
+                &seen(&[("app", running(0)), ("side", exited(0, 1, 0))]),
+                &past
+            ),
+            [Action::Stop {
+                name: "app".into(),
+                grace: two
+            }]
+        );
+        assert_eq!(
+            plan(&p, &seen(&[("app", exited(0, 143, 0))]), &past),
+            [Action::ReleaseNetwork]
+        );
+        assert_eq!(plan(&p, &Observed::default(), &past), []);
+        let mut started: Pod = p.clone();
+        let at = k8s_openapi::jiff::Timestamp::from_second(1_000_000).unwrap();
+        started.status = Some(k8s_openapi::api::core::v1::PodStatus {
+            start_time: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(at)),
+            ..Default::default()
+        });
+        let later = |s: i64| k8s_openapi::jiff::Timestamp::from_second(1_000_000 + s).unwrap();
+        assert_eq!(
+            deadline_left(&started, later(4)),
+            Some(Duration::from_secs(6))
+        );
+        assert_eq!(deadline_left(&started, later(11)), Some(Duration::ZERO));
+        assert_eq!(deadline_left(&p, later(11)), None, "not started yet");
+    }
+
+    #[test]
     fn a_failed_liveness_or_startup_probe_kills_with_the_probes_grace() {
         let p: Pod = serde_json::from_value(json!({"metadata": {"name": "p"}, "spec": {
             "terminationGracePeriodSeconds": 20,
@@ -610,6 +680,7 @@ mod tests {
             let past = History {
                 sandbox_failures: failures,
                 since_sandbox_failure: Duration::from_secs(ago),
+                ..NOTHING_TRIED
             };
             assert_eq!(
                 plan(&p, &Observed::default(), &past),
@@ -621,7 +692,7 @@ mod tests {
         // stops or a deletion.
         let past = History {
             sandbox_failures: 3,
-            since_sandbox_failure: Duration::ZERO,
+            ..NOTHING_TRIED
         };
         let ready = seen(&[("app", running(0)), ("side", running(0))]);
         assert_eq!(plan(&p, &ready, &past), []);
