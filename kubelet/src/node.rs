@@ -482,8 +482,11 @@ mod tests {
         assert_eq!(c[0]["reason"], "KubeletHasInsufficientMemory");
         assert_eq!(c[0]["message"], "kubelet has insufficient memory available");
         assert_eq!(c[1]["reason"], "KubeletHasNoDiskPressure");
-        // This machine is not under pressure while the tests run.
-        assert_eq!(pressure(&read_signals(std::path::Path::new("/"))), none);
+        // The machine's own signals are read (whether it is under pressure is its business:
+        // a test machine with a nearly full disk is, and the node would say so).
+        let real = read_signals(std::path::Path::new("/"));
+        assert!(real.memory_available > 0 && real.nodefs_size > 0 && real.nodefs_inodes > 0);
+        assert!(real.nodefs_available <= real.nodefs_size, "{real:?}");
     }
 
     #[test]
