@@ -24,14 +24,9 @@ pub fn kubectl_in(node: &Node, ns: &str, args: &[&str]) -> std::process::Output 
 
 /// kubectl in namespace `ns`, which must succeed: its output.
 pub fn ok_in(node: &Node, ns: &str, args: &[&str]) -> String {
-    let out = kubectl_in(node, ns, args);
-    assert!(
-        out.status.success(),
-        "kubectl {args:?}: {}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
+    let mut a = vec!["--namespace", ns];
+    a.extend_from_slice(args);
+    ok(node, "kubectl", &a)
 }
 
 /// `kubectl apply -f` of `manifest` in namespace `ns`.
