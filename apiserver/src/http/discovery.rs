@@ -96,7 +96,7 @@ struct Sub {
 fn subresource(i: &ResourceInfo, sub: &'static str) -> Option<Sub> {
     let own = (i.group, i.version, i.kind);
     let (kind, verbs): (_, &'static [&'static str]) = match sub {
-        "status" => (own, &["get", "patch", "update"]),
+        "status" | "ephemeralcontainers" => (own, &["get", "patch", "update"]),
         "scale" => (("autoscaling", "v1", "Scale"), &["get", "patch", "update"]),
         "binding" => (("", "v1", "Binding"), &["create"]),
         "log" => (("", "v1", "Pod"), &["get"]),

@@ -237,7 +237,7 @@ fn document(c: &Catalog, group: &str, version: &str) -> Value {
         }
         for sub in i.subresources {
             let (sub_kind, response) = match *sub {
-                "status" => (gvk, obj.clone()),
+                "status" | "ephemeralcontainers" => (gvk, obj.clone()),
                 "scale" => (
                     ("autoscaling", "v1", "Scale"),
                     reference("autoscaling", "v1", "Scale"),

@@ -87,8 +87,14 @@ fn container(pod: &Pod, q: &Query) -> ApiResult<String> {
         .and_then(|s| s.init_containers.as_ref())
         .map(|l| l.iter().map(|c| c.name.as_str()).collect())
         .unwrap_or_default();
+    let ephemeral: Vec<&str> = spec
+        .and_then(|s| s.ephemeral_containers.as_ref())
+        .map(|l| l.iter().map(|c| c.name.as_str()).collect())
+        .unwrap_or_default();
     match q.get("container").filter(|c| !c.is_empty()) {
-        Some(c) if containers.contains(&c) || init.contains(&c) => Ok(c.to_string()),
+        Some(c) if containers.contains(&c) || init.contains(&c) || ephemeral.contains(&c) => {
+            Ok(c.to_string())
+        }
         Some(c) => Err(ApiError::bad_request(format!(
             "container {c} is not valid for pod {name}"
         ))),

@@ -625,6 +625,7 @@ impl<K: Kind> Registry<K> {
                 self.kind.prepare_for_status_update(&mut new, &old);
             }
             Part::Internal => {}
+            Part::Ephemeral => self.kind.prepare_for_ephemeral_update(&mut new, &old),
         }
         self.kind.apply_defaults(&mut new);
         let mut errs = Vec::new();
@@ -649,6 +650,7 @@ impl<K: Kind> Registry<K> {
             Part::Main => self.kind.validate_update(&new, &old),
             Part::Status => self.kind.validate_status_update(&new, &old),
             Part::Internal => self.kind.validate(&new),
+            Part::Ephemeral => self.kind.validate_ephemeral_update(&new, &old),
         });
         if !errs.is_empty() {
             return Err(self.invalid(&new, &errs));

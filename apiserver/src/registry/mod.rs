@@ -146,6 +146,8 @@ pub enum Part {
     /// A change the server makes itself through a subresource (binding, scale): no field is
     /// reset, and the object is validated as on create.
     Internal,
+    /// pods/ephemeralcontainers: only the pod's ephemeral containers change.
+    Ephemeral,
 }
 
 /// Per-kind behaviour, Kubernetes' "strategy".
@@ -186,6 +188,11 @@ pub trait Kind: Send + Sync + 'static {
     /// Status update: keep everything but the status.
     fn prepare_for_status_update(&self, _new: &mut Self::Obj, _old: &Self::Obj) {}
     fn validate_status_update(&self, new: &Self::Obj, _old: &Self::Obj) -> FieldErrors {
+        self.validate(new)
+    }
+    /// Update through pods/ephemeralcontainers: keep everything but the ephemeral containers.
+    fn prepare_for_ephemeral_update(&self, _new: &mut Self::Obj, _old: &Self::Obj) {}
+    fn validate_ephemeral_update(&self, new: &Self::Obj, _old: &Self::Obj) -> FieldErrors {
         self.validate(new)
     }
     /// Kinds whose metadata.generation counts spec changes.

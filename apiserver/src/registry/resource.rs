@@ -530,6 +530,9 @@ impl<K: Kind> Registry<K> {
             None => Ok(Part::Main),
             Some("status") if self.info().has_subresource("status") => Ok(Part::Status),
             Some("scale") if self.info().has_subresource("scale") => Ok(Part::Internal),
+            Some("ephemeralcontainers") if self.info().has_subresource("ephemeralcontainers") => {
+                Ok(Part::Ephemeral)
+            }
             Some(_) => Err(ApiError::no_route()),
         }
     }
@@ -593,7 +596,7 @@ impl<K: Kind> Resource for Registry<K> {
         Box::pin(async move {
             let obj = Registry::get(self, ns, name).await?;
             match sub {
-                None | Some("status") => {
+                None | Some("status" | "ephemeralcontainers") => {
                     self.check_sub(sub)?;
                     self.render_one(&obj, out)
                 }

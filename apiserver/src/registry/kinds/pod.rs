@@ -19,7 +19,15 @@ use crate::registry::{now, time_secs, Kind, ResourceInfo};
 
 pub static INFO: ResourceInfo = ResourceInfo::of(
     &kinds::POD,
-    &["status", "binding", "log", "exec", "attach", "portforward"],
+    &[
+        "status",
+        "binding",
+        "log",
+        "exec",
+        "attach",
+        "portforward",
+        "ephemeralcontainers",
+    ],
     NameRule::Subdomain,
 );
 
@@ -84,6 +92,15 @@ fn default_probe(p: &mut k8s_openapi::api::core::v1::Probe) {
     }
 }
 
+/// An ephemeral container read as a container (their common fields are the same).
+pub fn as_container(ec: &k8s_openapi::api::core::v1::EphemeralContainer) -> Container {
+    let mut v = serde_json::to_value(ec).unwrap_or_default();
+    if let Some(m) = v.as_object_mut() {
+        m.remove("targetContainerName");
+    }
+    serde_json::from_value(v).unwrap_or_default()
+}
+
 /// SetDefaults_PodSpec: what every pod spec, including templates, gets.
 pub fn default_pod_spec(spec: &mut PodSpec) {
     spec.restart_policy.get_or_insert_with(|| "Always".into());
@@ -98,6 +115,16 @@ pub fn default_pod_spec(spec: &mut PodSpec) {
         .chain(spec.init_containers.iter_mut().flatten())
     {
         default_container(c);
+    }
+    for c in spec.ephemeral_containers.iter_mut().flatten() {
+        if c.image_pull_policy.as_deref().is_none_or(str::is_empty) {
+            c.image_pull_policy =
+                Some(default_pull_policy(c.image.as_deref().unwrap_or("")).into());
+        }
+        c.termination_message_path
+            .get_or_insert_with(|| "/dev/termination-log".into());
+        c.termination_message_policy
+            .get_or_insert_with(|| "File".into());
     }
     for v in spec.volumes.iter_mut().flatten() {
         if let Some(s) = v.secret.as_mut() {
@@ -128,6 +155,100 @@ fn toleration(key: &str, seconds: i64) -> Toleration {
         effect: Some("NoExecute".into()),
         toleration_seconds: Some(seconds),
         ..Default::default()
+    }
+}
+
+/// Which list a container is in: ValidatePodSpec's rules differ for each.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ContainerList {
+    Init,
+    App,
+}
+
+/// A lifecycle handler: exactly one action; a sleep within the grace period.
+fn lifecycle_handler(
+    h: &k8s_openapi::api::core::v1::LifecycleHandler,
+    path: &str,
+    grace: Option<i64>,
+    errs: &mut FieldErrors,
+) {
+    let count = [
+        h.exec.is_some(),
+        h.http_get.is_some(),
+        h.tcp_socket.is_some(),
+        h.sleep.is_some(),
+    ]
+    .into_iter()
+    .filter(|b| *b)
+    .count();
+    match count {
+        0 => errs.push(FieldError::required(path, "must specify a handler type")),
+        1 => {}
+        _ => errs.push(FieldError::forbidden(
+            path,
+            "may not specify more than 1 handler type",
+        )),
+    }
+    if let (Some(s), Some(g)) = (&h.sleep, grace) {
+        if s.seconds <= 0 || s.seconds > g {
+            errs.push(FieldError::invalid(
+                format!("{path}.sleep"),
+                s.seconds,
+                format!("must be greater than 0 and less than terminationGracePeriodSeconds ({g}). Enable AllowPodLifecycleSleepActionZeroValue feature gate for zero sleep."),
+            ));
+        }
+    }
+    if let Some(e) = &h.exec {
+        if e.command.as_ref().is_none_or(|c| c.is_empty()) {
+            errs.push(FieldError::required(format!("{path}.exec.command"), ""));
+        }
+    }
+}
+
+/// Restart policy, lifecycle and probes: what only sidecars (init containers with
+/// `restartPolicy: Always`) and app containers may have.
+fn container_kind_errors(
+    c: &Container,
+    path: &str,
+    list: ContainerList,
+    grace: Option<i64>,
+    errs: &mut FieldErrors,
+) {
+    let sidecar = list == ContainerList::Init && c.restart_policy.is_some();
+    match (list, c.restart_policy.as_deref()) {
+        (ContainerList::App, Some(_)) => errs.push(FieldError::forbidden(
+            format!("{path}.restartPolicy"),
+            "may not be set for non-init containers",
+        )),
+        (ContainerList::Init, Some(p)) if p != "Always" => errs.push(FieldError::not_supported(
+            format!("{path}.restartPolicy"),
+            p,
+            &["Always"],
+        )),
+        _ => {}
+    }
+    if list == ContainerList::Init && !sidecar {
+        let set = [
+            ("lifecycle", c.lifecycle.is_some()),
+            ("livenessProbe", c.liveness_probe.is_some()),
+            ("readinessProbe", c.readiness_probe.is_some()),
+            ("startupProbe", c.startup_probe.is_some()),
+        ];
+        for (field, _) in set.iter().filter(|(_, on)| *on) {
+            errs.push(FieldError::forbidden(
+                format!("{path}.{field}"),
+                "may not be set for init containers without restartPolicy=Always",
+            ));
+        }
+        return;
+    }
+    if let Some(l) = &c.lifecycle {
+        if let Some(h) = &l.post_start {
+            lifecycle_handler(h, &format!("{path}.lifecycle.postStart"), grace, errs);
+        }
+        if let Some(h) = &l.pre_stop {
+            lifecycle_handler(h, &format!("{path}.lifecycle.preStop"), grace, errs);
+        }
     }
 }
 
@@ -391,23 +512,57 @@ pub fn validate_pod_spec(
     if spec.containers.is_empty() {
         errs.push(FieldError::required(format!("{path}.containers"), ""));
     }
+    let grace = spec.termination_grace_period_seconds;
     for (i, c) in spec.containers.iter().enumerate() {
-        container_errors(
-            c,
-            &format!("{path}.containers[{i}]"),
-            &mut names,
-            &volumes,
-            errs,
-        );
+        let cp = format!("{path}.containers[{i}]");
+        container_errors(c, &cp, &mut names, &volumes, errs);
+        container_kind_errors(c, &cp, ContainerList::App, grace, errs);
     }
     for (i, c) in spec.init_containers.iter().flatten().enumerate() {
-        container_errors(
-            c,
-            &format!("{path}.initContainers[{i}]"),
-            &mut names,
-            &volumes,
-            errs,
-        );
+        let cp = format!("{path}.initContainers[{i}]");
+        container_errors(c, &cp, &mut names, &volumes, errs);
+        container_kind_errors(c, &cp, ContainerList::Init, grace, errs);
+    }
+    for (i, ec) in spec.ephemeral_containers.iter().flatten().enumerate() {
+        let ep = format!("{path}.ephemeralContainers[{i}]");
+        let c = as_container(ec);
+        container_errors(&c, &ep, &mut names, &volumes, errs);
+        let has_resources = c.resources.as_ref().is_some_and(|r| {
+            r.limits.as_ref().is_some_and(|l| !l.is_empty())
+                || r.requests.as_ref().is_some_and(|l| !l.is_empty())
+        });
+        let forbidden = [
+            ("lifecycle", c.lifecycle.is_some()),
+            ("livenessProbe", c.liveness_probe.is_some()),
+            ("readinessProbe", c.readiness_probe.is_some()),
+            ("startupProbe", c.startup_probe.is_some()),
+            ("ports", c.ports.as_ref().is_some_and(|p| !p.is_empty())),
+            ("resources", has_resources),
+            ("restartPolicy", c.restart_policy.is_some()),
+        ];
+        for (field, _) in forbidden.iter().filter(|(_, set)| *set) {
+            errs.push(FieldError::forbidden(
+                format!("{ep}.{field}"),
+                "cannot be set for an Ephemeral Container",
+            ));
+        }
+        if let Some(t) = ec
+            .target_container_name
+            .as_deref()
+            .filter(|t| !t.is_empty())
+        {
+            let known = spec
+                .containers
+                .iter()
+                .chain(spec.init_containers.iter().flatten())
+                .any(|c| c.name == t);
+            if !known {
+                errs.push(FieldError::not_found(
+                    format!("{ep}.targetContainerName"),
+                    t,
+                ));
+            }
+        }
     }
     if let Some(p) = spec.restart_policy.as_deref() {
         if !restart_policies.contains(&p) {
@@ -723,6 +878,53 @@ impl Kind for PodKind {
 
     fn prepare_for_status_update(&self, new: &mut Pod, old: &Pod) {
         new.spec = old.spec.clone();
+    }
+
+    /// dropNonEphemeralContainerUpdates: the old pod with the new ephemeral containers.
+    fn prepare_for_ephemeral_update(&self, new: &mut Pod, old: &Pod) {
+        let ephemeral = new
+            .spec
+            .as_mut()
+            .and_then(|s| s.ephemeral_containers.take());
+        let meta = new.metadata.clone();
+        *new = old.clone();
+        new.metadata = meta;
+        if let Some(s) = new.spec.as_mut() {
+            s.ephemeral_containers = ephemeral;
+        }
+    }
+
+    /// ValidatePodEphemeralContainersUpdate: the pod as a whole, and ephemeral containers
+    /// are only ever added.
+    fn validate_ephemeral_update(&self, new: &Pod, old: &Pod) -> FieldErrors {
+        let mut errs = self.validate(new);
+        let list = |p: &Pod| {
+            p.spec
+                .as_ref()
+                .and_then(|s| s.ephemeral_containers.clone())
+                .unwrap_or_default()
+        };
+        let (now, before) = (list(new), list(old));
+        for o in &before {
+            match now.iter().find(|n| n.name == o.name) {
+                None => errs.push(FieldError::forbidden(
+                    "spec.ephemeralContainers",
+                    format!(
+                        "existing ephemeral containers {:?} may not be removed\n",
+                        o.name
+                    ),
+                )),
+                Some(n) if n != o => errs.push(FieldError::forbidden(
+                    "spec.ephemeralContainers",
+                    format!(
+                        "existing ephemeral containers {:?} may not be changed\n",
+                        o.name
+                    ),
+                )),
+                Some(_) => {}
+            }
+        }
+        errs
     }
 
     fn validate_status_update(&self, new: &Pod, _old: &Pod) -> FieldErrors {
@@ -1181,6 +1383,111 @@ mod tests {
         assert!(fields.contains(&"spec.containers[1].name"), "{fields:?}");
         assert!(fields.contains(&"spec.containers[2].name"), "{fields:?}");
         assert!(fields.contains(&"spec.restartPolicy"), "{fields:?}");
+    }
+
+    #[test]
+    fn only_sidecars_and_app_containers_have_lifecycles_and_probes() {
+        let p: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p", "namespace": "default"},
+            "spec": {
+                "terminationGracePeriodSeconds": 10,
+                "initContainers": [
+                    {"name": "side", "image": "i", "restartPolicy": "Always",
+                     "readinessProbe": {"exec": {"command": ["true"]}},
+                     "lifecycle": {"preStop": {"sleep": {"seconds": 5}}}},
+                    {"name": "setup", "image": "i", "livenessProbe": {"exec": {"command": ["true"]}},
+                     "lifecycle": {"postStart": {"exec": {"command": ["true"]}}}},
+                    {"name": "odd", "image": "i", "restartPolicy": "Never"}
+                ],
+                "containers": [
+                    {"name": "app", "image": "i", "restartPolicy": "Always",
+                     "lifecycle": {"postStart": {}, "preStop": {"sleep": {"seconds": 11}}}}
+                ]
+            }
+        }))
+        .unwrap();
+        let errs = PodKind::default().validate(&p);
+        let got: Vec<(String, String)> = errs
+            .iter()
+            .map(|e| (e.field.clone(), e.detail.clone()))
+            .collect();
+        let want = [
+            ("spec.containers[0].restartPolicy", "may not be set for non-init containers"),
+            ("spec.containers[0].lifecycle.postStart", "must specify a handler type"),
+            ("spec.containers[0].lifecycle.preStop.sleep", "must be greater than 0 and less than terminationGracePeriodSeconds (10). Enable AllowPodLifecycleSleepActionZeroValue feature gate for zero sleep."),
+            ("spec.initContainers[1].lifecycle", "may not be set for init containers without restartPolicy=Always"),
+            ("spec.initContainers[1].livenessProbe", "may not be set for init containers without restartPolicy=Always"),
+        ];
+        for (field, detail) in want {
+            assert!(
+                got.contains(&(field.to_string(), detail.to_string())),
+                "{field}: {detail} in {got:?}"
+            );
+        }
+        assert!(
+            got.iter()
+                .any(|(f, _)| f == "spec.initContainers[2].restartPolicy"),
+            "{got:?}"
+        );
+        // The sidecar's probe and hook are fine.
+        assert!(
+            !got.iter()
+                .any(|(f, _)| f.starts_with("spec.initContainers[0]")),
+            "{got:?}"
+        );
+        assert_eq!(got.len(), 6, "{got:?}");
+    }
+
+    #[test]
+    fn ephemeral_containers_are_only_added_and_limited() {
+        let pod = |eph: serde_json::Value| -> Pod {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "p", "namespace": "default"},
+                "spec": {"containers": [{"name": "app", "image": "i"}], "ephemeralContainers": eph}
+            }))
+            .unwrap()
+        };
+        let old = pod(serde_json::json!([{"name": "dbg", "image": "busybox"}]));
+        let kind = PodKind::default();
+        // Another one may be added; the old one may not change or go.
+        let mut added = pod(serde_json::json!([
+            {"name": "dbg", "image": "busybox"},
+            {"name": "dbg2", "image": "busybox", "targetContainerName": "app"}
+        ]));
+        added.spec.as_mut().unwrap().containers[0].image = Some("other".into());
+        kind.prepare_for_ephemeral_update(&mut added, &old);
+        assert_eq!(
+            added.spec.as_ref().unwrap().containers[0].image.as_deref(),
+            Some("i")
+        );
+        assert!(kind.validate_ephemeral_update(&added, &old).is_empty());
+        let removed = pod(serde_json::json!([]));
+        let errs = kind.validate_ephemeral_update(&removed, &old);
+        assert_eq!(
+            errs[0].detail,
+            "existing ephemeral containers \"dbg\" may not be removed\n"
+        );
+        let changed = pod(serde_json::json!([{"name": "dbg", "image": "alpine"}]));
+        let errs = kind.validate_ephemeral_update(&changed, &old);
+        assert_eq!(
+            errs[0].detail,
+            "existing ephemeral containers \"dbg\" may not be changed\n"
+        );
+        let bad = pod(serde_json::json!([
+            {"name": "app", "image": "busybox", "ports": [{"containerPort": 80}], "targetContainerName": "nope"}
+        ]));
+        let fields: Vec<String> = kind
+            .validate(&bad)
+            .iter()
+            .map(|e| e.field.clone())
+            .collect();
+        for f in [
+            "spec.ephemeralContainers[0].name",
+            "spec.ephemeralContainers[0].ports",
+            "spec.ephemeralContainers[0].targetContainerName",
+        ] {
+            assert!(fields.contains(&f.to_string()), "{f} in {fields:?}");
+        }
     }
 
     #[test]
