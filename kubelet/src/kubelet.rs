@@ -264,6 +264,7 @@ impl Kubelet {
                 last_sandbox_failure: None,
                 probes: Default::default(),
                 deadline_announced: false,
+                deleting_since: None,
             }
             .run()
             .await;
@@ -291,12 +292,22 @@ impl Kubelet {
         let stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
         let mut involved = json!({"kind": "Pod", "namespace": ns, "name": name, "uid": m.uid, "apiVersion": "v1", "resourceVersion": m.resource_version});
         if let Some(c) = container {
-            let init = pod
-                .spec
-                .iter()
+            let spec = pod.spec.as_ref();
+            let init = spec
+                .into_iter()
                 .flat_map(|s| s.init_containers.iter().flatten())
                 .any(|i| i.name == c);
-            let field = if init { "initContainers" } else { "containers" };
+            let ephemeral = spec
+                .into_iter()
+                .flat_map(|s| s.ephemeral_containers.iter().flatten())
+                .any(|i| i.name == c);
+            let field = if init {
+                "initContainers"
+            } else if ephemeral {
+                "ephemeralContainers"
+            } else {
+                "containers"
+            };
             involved["fieldPath"] = json!(format!("spec.{field}{{{c}}}"));
         }
         let body = json!({
@@ -488,6 +499,8 @@ struct Worker {
     probes: crate::prober::Probes,
     /// The DeadlineExceeded event was recorded.
     deadline_announced: bool,
+    /// When this worker first saw the pod being deleted.
+    deleting_since: Option<Instant>,
 }
 
 enum Step {
@@ -532,6 +545,14 @@ impl Worker {
     async fn sync(&mut self, pod: &Pod, gone: bool) -> Step {
         let terminal = plan::completed(pod);
         let state = self.observe().await;
+        // Admission: a pod the node refuses fails before anything of it is made.
+        let fresh = state.containers.is_empty() && !state.sandbox_ready;
+        if fresh && !terminal && !gone && pod.metadata.deletion_timestamp.is_none() {
+            if let Some(message) = crate::runtime::spec::forbidden_sysctl(pod) {
+                self.reject(pod, "SysctlForbidden", message).await;
+                return Step::Wait(RETRY);
+            }
+        }
         let deadline_left = plan::deadline_left(pod, k8s_openapi::jiff::Timestamp::now());
         let deadline_exceeded = !terminal && deadline_left == Some(Duration::ZERO);
         if deadline_exceeded && !self.deadline_announced {
@@ -550,6 +571,12 @@ impl Worker {
                 .last_sandbox_failure
                 .map_or(Duration::MAX, |at| at.elapsed()),
             deadline_exceeded,
+            // Counted from when this worker saw the deletion, as Kubernetes' pod workers
+            // count the grace period.
+            deletion_left: pod.metadata.deletion_timestamp.as_ref().map(|_| {
+                let since = *self.deleting_since.get_or_insert_with(Instant::now);
+                plan::deletion_grace(pod).saturating_sub(since.elapsed())
+            }),
         };
         // Probes run while the pod does (not once it is being deleted).
         let probing =
@@ -567,12 +594,14 @@ impl Worker {
         let health = self.health(pod, &state);
         let mut observed = state.observed(jiff::Timestamp::now());
         for (name, h) in &health {
-            if let (Some(kind), Some(i)) = (h.failed, observed.instances.get_mut(name)) {
-                i.failed_probe = Some(match kind {
-                    crate::prober::Kind::Startup => "startup",
-                    _ => "liveness",
-                });
-            }
+            let Some(i) = observed.instances.get_mut(name) else {
+                continue;
+            };
+            i.started = h.started;
+            i.failed_probe = h.failed.map(|kind| match kind {
+                crate::prober::Kind::Startup => "startup",
+                _ => "liveness",
+            });
         }
         let actions = plan::plan(pod, &observed, &past);
         let mut again = false;
@@ -645,6 +674,12 @@ impl Worker {
                     wait = wait.min(remaining + Duration::from_millis(10));
                 }
                 Action::ReleaseNetwork => {
+                    // The containers' final states (a completed pod's sidecars stopped after
+                    // its phase was written) are recorded before the network goes.
+                    if !gone {
+                        self.write_status(pod, &state, &health, deadline_exceeded)
+                            .await;
+                    }
                     let rt = self.k.rt.clone();
                     let uid = self.uid.clone();
                     let _ = tokio::task::spawn_blocking(move || rt.release_network(&uid)).await;
@@ -668,10 +703,11 @@ impl Worker {
             }
         }
         if !stops.is_empty() {
+            let pod_ip = state.pod_ip.clone().unwrap_or_default();
             let futures = stops.into_iter().filter_map(|(name, grace, message)| {
                 let r = state.latest(&name)?.record.clone();
                 self.k.event(pod, Some(&name), "Normal", "Killing", message);
-                Some(stop(self.k.rt.clone(), self.uid.clone(), r, grace))
+                Some(stop(self.k.clone(), pod, &pod_ip, r, grace))
             });
             futures::future::join_all(futures).await;
             again = true;
@@ -754,7 +790,7 @@ impl Worker {
     /// Starts instance `attempt` of container `name`; false if it could not (the reason is
     /// in `waiting`).
     async fn start(&mut self, pod: &Pod, name: &str, attempt: u32) -> bool {
-        let Some(c) = find_container(pod, name).cloned() else {
+        let Some(c) = plan::find_container(pod, name) else {
             return false;
         };
         let image = c.image.clone().unwrap_or_default();
@@ -811,12 +847,13 @@ impl Worker {
         };
         let rt = self.k.rt.clone();
         let p = pod.clone();
+        let spec = c.clone();
         let started = tokio::task::spawn_blocking(move || {
-            rt.start_container(&p, &c, attempt, &record, env, services)
+            rt.start_container(&p, &spec, attempt, &record, env, services)
         })
         .await;
         match started {
-            Ok(Ok((_, child))) => {
+            Ok(Ok((record, child))) => {
                 watch_child(child, self.wake.clone());
                 self.waiting.remove(name);
                 self.k.event(
@@ -835,6 +872,8 @@ impl Worker {
                 );
                 let state = self.observe().await;
                 self.rt().prune_instances(pod, &state);
+                let pod_ip = state.pod_ip.clone().unwrap_or_default();
+                self.post_start(pod, &c, record, &pod_ip).await;
                 true
             }
             Ok(Err(e)) => {
@@ -859,6 +898,65 @@ impl Worker {
                 false
             }
         }
+    }
+
+    /// Runs container `c`'s postStart hook, if it has one, as Kubernetes does: the worker
+    /// waits for it (the container shows as creating meanwhile); a failure is a
+    /// FailedPostStartHook event and the container is killed (and restarted as its policy
+    /// says), waiting with PostStartHookError. The pod's deletion cuts the hook short.
+    async fn post_start(
+        &mut self,
+        pod: &Pod,
+        c: &Container,
+        record: crate::runtime::pods::ContainerRecord,
+        pod_ip: &str,
+    ) {
+        let Some(handler) = c.lifecycle.as_ref().and_then(|l| l.post_start.as_ref()) else {
+            return;
+        };
+        let ran = match crate::lifecycle::Hook::of(handler, c, pod_ip) {
+            Ok(hook) => {
+                let mut rx = self.rx.clone();
+                let deleted =
+                    rx.wait_for(|(p, gone)| *gone || p.metadata.deletion_timestamp.is_some());
+                tokio::select! {
+                    r = crate::lifecycle::run(&hook, &self.k.exec, &record.id, pod, c) => r,
+                    _ = deleted => return,
+                }
+            }
+            Err(e) => Err(e),
+        };
+        let Err(message) = ran else { return };
+        let name = c.name.as_str();
+        self.k.event(
+            pod,
+            Some(name),
+            "Warning",
+            "FailedPostStartHook",
+            message.clone(),
+        );
+        self.k.event(
+            pod,
+            Some(name),
+            "Normal",
+            "Killing",
+            "FailedPostStartHook".into(),
+        );
+        let grace = Duration::from_secs(
+            pod.spec
+                .as_ref()
+                .and_then(|s| s.termination_grace_period_seconds)
+                .unwrap_or(30)
+                .max(0) as u64,
+        );
+        stop(self.k.clone(), pod, pod_ip, record, grace).await;
+        self.waiting.insert(
+            name.into(),
+            Waiting {
+                reason: "PostStartHookError".into(),
+                message,
+            },
+        );
     }
 
     async fn pull_secrets(&self, pod: &Pod) -> Vec<Vec<u8>> {
@@ -949,17 +1047,17 @@ impl Worker {
 
     /// The probes' standing of each running container.
     fn health(&self, pod: &Pod, state: &PodState) -> BTreeMap<String, crate::prober::Health> {
-        pod.spec
-            .iter()
-            .flat_map(|s| s.containers.iter())
+        let status = pod.status.as_ref();
+        crate::prober::probed(pod)
             .filter_map(|c| {
                 let i = state.latest(&c.name).filter(|i| i.exit.is_none())?;
                 let id = format!("libcontainer://{}", i.record.id);
-                let reported = pod
-                    .status
-                    .as_ref()
+                let reported = status
                     .and_then(|s| s.container_statuses.as_ref())
-                    .and_then(|l| l.iter().find(|s| s.name == c.name))
+                    .into_iter()
+                    .chain(status.and_then(|s| s.init_container_statuses.as_ref()))
+                    .flatten()
+                    .find(|s| s.name == c.name)
                     .filter(|s| s.container_id.as_deref() == Some(id.as_str()))
                     .map(|s| (s.started == Some(true), s.ready));
                 Some((
@@ -1010,6 +1108,34 @@ impl Worker {
         }
     }
 
+    /// Fails a pod the node does not admit, as Kubernetes' kubelet rejects one: an event
+    /// with the reason, and the status Failed with `Pod was rejected: <message>`.
+    async fn reject(&mut self, pod: &Pod, reason: &str, message: String) {
+        let status = json!({
+            "phase": "Failed",
+            "reason": reason,
+            "message": format!("Pod was rejected: {message}"),
+            "qosClass": status::qos_class(pod),
+        });
+        if self.written.as_ref() == Some(&status) {
+            return;
+        }
+        self.k.event(pod, None, "Warning", reason, message);
+        let (name, ns, _) = names(pod);
+        let api: Api<Pod> = Api::namespaced(self.k.client.clone(), &ns);
+        match api
+            .patch_status(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(&json!({"status": status})),
+            )
+            .await
+        {
+            Ok(_) => self.written = Some(status),
+            Err(e) => tracing::warn!(pod = %name, error = %e, "rejecting a pod"),
+        }
+    }
+
     /// Lets the API delete the pod now that nothing of it runs (false: try again).
     async fn finalize(&self, pod: &Pod) -> bool {
         let (name, ns, uid) = names(pod);
@@ -1042,22 +1168,51 @@ fn names(pod: &Pod) -> (String, String, String) {
     )
 }
 
-fn find_container<'a>(pod: &'a Pod, name: &str) -> Option<&'a Container> {
-    let spec = pod.spec.as_ref()?;
-    spec.init_containers
-        .iter()
-        .flatten()
-        .chain(spec.containers.iter())
-        .find(|c| c.name == name)
-}
+/// The least a container is given to stop after its preStop hook (Kubernetes'
+/// minimumGracePeriodInSeconds).
+const MIN_GRACE_AFTER_HOOK: Duration = Duration::from_secs(2);
 
-/// Stops one container: its stop signal, then SIGKILL after `grace`.
+/// Stops one container of `pod`: its preStop hook within `grace` (if it has one and the
+/// grace is not zero; a failure is a FailedPreStopHook event), then its stop signal, then
+/// SIGKILL once the rest of the grace period (at least 2 s after a hook) has passed.
 async fn stop(
-    rt: Arc<PodRuntime>,
-    uid: String,
+    k: Arc<Kubelet>,
+    pod: &Pod,
+    pod_ip: &str,
     r: crate::runtime::pods::ContainerRecord,
     grace: Duration,
 ) {
+    let rt = k.rt.clone();
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    let mut grace = grace;
+    let c = plan::find_container(pod, &r.name);
+    let pre_stop = c
+        .as_ref()
+        .and_then(|c| Some((c, c.lifecycle.as_ref()?.pre_stop.as_ref()?)));
+    if let (Some((c, handler)), false) = (pre_stop, grace.is_zero()) {
+        let began = tokio::time::Instant::now();
+        let hook = crate::lifecycle::Hook::of(handler, c, pod_ip);
+        let ran = match &hook {
+            Ok(h) => {
+                match tokio::time::timeout(grace, crate::lifecycle::run(h, &k.exec, &r.id, pod, c))
+                    .await
+                {
+                    Ok(r) => r,
+                    Err(_) => {
+                        tracing::info!(container = %r.name, "preStop hook not completed in grace period");
+                        Ok(())
+                    }
+                }
+            }
+            Err(e) => Err(e.clone()),
+        };
+        if let Err(message) = ran {
+            k.event(pod, Some(&r.name), "Warning", "FailedPreStopHook", message);
+        }
+        // Whole seconds, as Kubernetes counts what the hook took.
+        let took = Duration::from_secs(began.elapsed().as_secs());
+        grace = grace.saturating_sub(took).max(MIN_GRACE_AFTER_HOOK);
+    }
     let signal = if r.stop_signal.is_empty() {
         nix::sys::signal::SIGTERM
     } else {

@@ -3,6 +3,7 @@
 pub mod daemon;
 pub mod image;
 pub mod kubelet;
+pub mod lifecycle;
 pub mod logs;
 pub mod network;
 pub mod node;

@@ -78,17 +78,51 @@ impl Timing {
     }
 }
 
+/// One HTTP GET (of a probe or a lifecycle hook).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpGet {
+    pub https: bool,
+    pub host: String,
+    pub port: u16,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+}
+
+impl HttpGet {
+    /// Action `h` of container `c` in a pod at `pod_ip` (the default host).
+    pub fn of(
+        h: &k8s_openapi::api::core::v1::HTTPGetAction,
+        c: &Container,
+        pod_ip: &str,
+    ) -> Result<HttpGet, String> {
+        let mut path = h.path.clone().unwrap_or_default();
+        if !path.starts_with('/') {
+            path.insert(0, '/');
+        }
+        Ok(HttpGet {
+            https: h.scheme.as_deref() == Some("HTTPS"),
+            host: h
+                .host
+                .clone()
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| pod_ip.to_string()),
+            port: port(c, &h.port)?,
+            path,
+            headers: h
+                .http_headers
+                .iter()
+                .flatten()
+                .map(|h| (h.name.clone(), h.value.clone()))
+                .collect(),
+        })
+    }
+}
+
 /// What one check does.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Check {
     Exec(Vec<String>),
-    Http {
-        https: bool,
-        host: String,
-        port: u16,
-        path: String,
-        headers: Vec<(String, String)>,
-    },
+    Http(HttpGet),
     Tcp {
         host: String,
         port: u16,
@@ -101,7 +135,7 @@ pub enum Check {
 }
 
 /// A named or numbered port of container `c`.
-fn port(c: &Container, p: &IntOrString) -> Result<u16, String> {
+pub fn port(c: &Container, p: &IntOrString) -> Result<u16, String> {
     match p {
         IntOrString::Int(n) if (1..=65535).contains(n) => Ok(*n as u16),
         IntOrString::Int(n) => Err(format!("invalid port number: {n}")),
@@ -126,26 +160,7 @@ impl Check {
             return Ok(Check::Exec(e.command.clone().unwrap_or_default()));
         }
         if let Some(h) = &p.http_get {
-            let mut path = h.path.clone().unwrap_or_default();
-            if !path.starts_with('/') {
-                path.insert(0, '/');
-            }
-            return Ok(Check::Http {
-                https: h.scheme.as_deref() == Some("HTTPS"),
-                host: h
-                    .host
-                    .clone()
-                    .filter(|h| !h.is_empty())
-                    .unwrap_or_else(|| pod_ip.to_string()),
-                port: port(c, &h.port)?,
-                path,
-                headers: h
-                    .http_headers
-                    .iter()
-                    .flatten()
-                    .map(|h| (h.name.clone(), h.value.clone()))
-                    .collect(),
-            });
+            return Ok(Check::Http(HttpGet::of(h, c, pod_ip)?));
         }
         if let Some(t) = &p.tcp_socket {
             return Ok(Check::Tcp {
@@ -228,13 +243,7 @@ pub async fn run(check: &Check, timeout: Duration, exec: &ExecEnv, id: &str) -> 
                 Err(e) => Verdict::Failure(e),
             })
         }
-        Check::Http {
-            https,
-            host,
-            port,
-            path,
-            headers,
-        } => Ok(http(*https, host, *port, path, headers, timeout).await),
+        Check::Http(get) => Ok(http(get, timeout).await),
         Check::Grpc {
             host,
             port,
@@ -247,14 +256,25 @@ pub async fn run(check: &Check, timeout: Duration, exec: &ExecEnv, id: &str) -> 
 /// The User-Agent of Kubernetes' probes.
 const USER_AGENT: &str = "kube-probe/1.32";
 
-async fn http(
-    https: bool,
-    host: &str,
-    port: u16,
-    path: &str,
-    headers: &[(String, String)],
-    timeout: Duration,
-) -> Verdict {
+async fn http(get: &HttpGet, timeout: Duration) -> Verdict {
+    match http_get(get, timeout, USER_AGENT).await {
+        Ok(code) if (200..400).contains(&code) => Verdict::Success,
+        Ok(code) => Verdict::Failure(format!("HTTP probe failed with statuscode: {code}")),
+        Err(e) => Verdict::Failure(e),
+    }
+}
+
+/// One GET to `host:port` (no redirects followed), as Kubernetes' probes and lifecycle hooks
+/// send it: the status code, or Go's words for why there is none (`Get "url": …`).
+pub async fn http_get(get: &HttpGet, timeout: Duration, user_agent: &str) -> Result<u16, String> {
+    let HttpGet {
+        https,
+        host,
+        port,
+        path,
+        headers,
+    } = get;
+    let (https, port) = (*https, *port);
     let target = addr(host, port);
     let url = format!("{}://{target}{path}", if https { "https" } else { "http" });
     let attempt = async {
@@ -268,7 +288,7 @@ async fn http(
             req = req.header(k.as_str(), v.as_str());
         }
         if !agent {
-            req = req.header(http::header::USER_AGENT, USER_AGENT);
+            req = req.header(http::header::USER_AGENT, user_agent);
         }
         if !accept {
             req = req.header(http::header::ACCEPT, "*/*");
@@ -288,10 +308,9 @@ async fn http(
         Ok::<u16, String>(status)
     };
     match tokio::time::timeout(timeout, attempt).await {
-        Ok(Ok(code)) if (200..400).contains(&code) => Verdict::Success,
-        Ok(Ok(code)) => Verdict::Failure(format!("HTTP probe failed with statuscode: {code}")),
-        Ok(Err(e)) => Verdict::Failure(format!("Get \"{url}\": {e}")),
-        Err(_) => Verdict::Failure(format!(
+        Ok(Ok(code)) => Ok(code),
+        Ok(Err(e)) => Err(format!("Get \"{url}\": {e}")),
+        Err(_) => Err(format!(
             "Get \"{url}\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)"
         )),
     }
@@ -482,6 +501,26 @@ fn serving_status(msg: &[u8]) -> u64 {
 /// runs one); exit 0 is success, its output (at most 10 KiB) the failure's message; past the
 /// timeout it fails.
 async fn exec_check(env: &ExecEnv, id: &str, command: &[String], timeout: Duration) -> Outcome {
+    match tokio::time::timeout(timeout, exec_output(env, id, command)).await {
+        Ok(Ok((0, _))) => Ok(Verdict::Success),
+        Ok(Ok((_, output))) => Ok(Verdict::Failure(
+            String::from_utf8_lossy(&output).into_owned(),
+        )),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Ok(Verdict::Failure(format!(
+            "command {:?} timed out",
+            command.join(" ")
+        ))),
+    }
+}
+
+/// Runs `command` in container `id` through the exec helper: its exit code and its stdout
+/// and stderr together (at most 10 KiB, as Kubernetes keeps).
+pub async fn exec_output(
+    env: &ExecEnv,
+    id: &str,
+    command: &[String],
+) -> Result<(i32, Vec<u8>), String> {
     use crate::server::exec::{run_with, Helper, Options, Output};
     let opts = Options {
         command: command.to_vec(),
@@ -506,21 +545,20 @@ async fn exec_check(env: &ExecEnv, id: &str, command: &[String], timeout: Durati
         state_root: &env.state_root,
         run_dir: std::path::Path::new(""),
     };
-    let checked = async {
-        let (code, output) = tokio::join!(run_with(&helper, id, &opts, in_rx, out_tx), collect);
-        (code, output)
-    };
-    match tokio::time::timeout(timeout, checked).await {
-        Ok((Ok(0), _)) => Ok(Verdict::Success),
-        Ok((Ok(_), output)) => Ok(Verdict::Failure(
-            String::from_utf8_lossy(&output).into_owned(),
-        )),
-        Ok((Err(e), _)) => Err(e),
-        Err(_) => Ok(Verdict::Failure(format!(
-            "command {:?} timed out",
-            command.join(" ")
-        ))),
-    }
+    let (code, output) = tokio::join!(run_with(&helper, id, &opts, in_rx, out_tx), collect);
+    Ok((code?, output))
+}
+
+/// The containers of `pod` that are probed: the app containers and the sidecars (init
+/// containers that run for the pod's life).
+pub fn probed(pod: &Pod) -> impl Iterator<Item = &Container> {
+    pod.spec.iter().flat_map(|s| {
+        s.init_containers
+            .iter()
+            .flatten()
+            .filter(|c| crate::runtime::plan::is_sidecar(c))
+            .chain(s.containers.iter())
+    })
 }
 
 /// Settled results of one pod's probes, per container instance.
@@ -581,8 +619,7 @@ impl Probes {
     pub fn sync(&mut self, pod: &Pod, state: &PodState, exec: &ExecEnv, wake: &Arc<Notify>) {
         let mut live = HashSet::new();
         let pod_ip = state.pod_ip.clone().unwrap_or_default();
-        let containers = pod.spec.iter().flat_map(|s| s.containers.iter());
-        for c in containers {
+        for c in probed(pod) {
             let Some(i) = state.latest(&c.name).filter(|i| i.exit.is_none()) else {
                 continue;
             };
@@ -806,13 +843,13 @@ mod tests {
         let check = Check::of(c.readiness_probe.as_ref().unwrap(), &c, "10.244.0.5").unwrap();
         assert_eq!(
             check,
-            Check::Http {
+            Check::Http(HttpGet {
                 https: false,
                 host: "10.244.0.5".into(),
                 port: 8080,
                 path: "/healthz".into(),
                 headers: vec![("X-A".into(), "b".into())],
-            }
+            })
         );
         let bad =
             container(json!({"name": "web", "livenessProbe": {"tcpSocket": {"port": "nope"}}}));
@@ -886,12 +923,14 @@ mod tests {
                 s.write_all(resp.as_bytes()).await.unwrap();
             }
         });
-        let http = |_: ()| Check::Http {
-            https: false,
-            host: "127.0.0.1".into(),
-            port,
-            path: "/healthz".into(),
-            headers: vec![],
+        let http = |_: ()| {
+            Check::Http(HttpGet {
+                https: false,
+                host: "127.0.0.1".into(),
+                port,
+                path: "/healthz".into(),
+                headers: vec![],
+            })
         };
         let t = Duration::from_secs(2);
         assert_eq!(run(&http(()), t, &env, "").await, Ok(Verdict::Success));

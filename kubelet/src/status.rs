@@ -7,6 +7,7 @@ use k8s_openapi::api::core::v1::{Container, Pod};
 use serde_json::{json, Value};
 
 use crate::prober::Health;
+use crate::runtime::plan::is_sidecar;
 use crate::runtime::pods::{InstanceStatus, PodState, LOST_EXIT_CODE};
 
 /// Why a container waits, as the worker last found (`ErrImagePull`, `CrashLoopBackOff`…).
@@ -65,10 +66,14 @@ fn terminated(i: &InstanceStatus) -> Value {
     if let Some(s) = e.signal {
         t["signal"] = json!(s);
     }
+    if let Some(m) = i.message.as_deref().filter(|m| !m.is_empty()) {
+        t["message"] = json!(m);
+    }
     json!({"terminated": t})
 }
 
-/// One entry of containerStatuses / initContainerStatuses.
+/// One entry of containerStatuses / initContainerStatuses (`init`: an init container that
+/// runs to completion; a sidecar is not one).
 fn container_status(
     c: &Container,
     policy: &str,
@@ -94,7 +99,16 @@ fn container_status(
         s["image"] = json!(i.record.image);
         s["containerID"] = json!(format!("libcontainer://{}", i.record.id));
     }
-    let waiting = inp.waiting.get(&c.name);
+    // An instance that ended for good shows as terminated, whatever its last wait said
+    // (a failed postStart hook of a container that is not restarted).
+    let restarts = |i: &InstanceStatus| {
+        let code = i.exit.as_ref().map(|e| e.exit_code).unwrap_or(0);
+        should_restart(policy, code) && !(init && code == 0)
+    };
+    let waiting = inp
+        .waiting
+        .get(&c.name)
+        .filter(|_| latest.is_none_or(|i| i.exit.is_none() || restarts(i)));
     match (latest, waiting) {
         (Some(i), _) if i.exit.is_none() => {
             s["state"] = json!({"running": {"startedAt": seconds(i.record.started_at.as_deref().unwrap_or(inp.now))}});
@@ -112,8 +126,7 @@ fn container_status(
             }
         }
         (Some(i), None) => {
-            let code = i.exit.as_ref().map(|e| e.exit_code).unwrap_or(0);
-            if should_restart(policy, code) && !(init && code == 0) {
+            if restarts(i) {
                 // About to be restarted.
                 s["state"] = json!({"waiting": {"reason": "ContainerCreating"}});
                 s["lastState"] = terminated(i);
@@ -150,7 +163,7 @@ fn condition(kind: &str, ok: bool, reason: Option<&str>, old: Option<&Value>, no
     c
 }
 
-fn qos_class(pod: &Pod) -> &'static str {
+pub fn qos_class(pod: &Pod) -> &'static str {
     let containers: Vec<&Container> = pod
         .spec
         .iter()
@@ -214,16 +227,53 @@ pub fn pod_status(pod: &Pod, inp: &Inputs<'_>) -> Value {
             .and_then(|i| i.exit.as_ref())
             .map(|e| e.exit_code)
     };
+    // A sidecar counts once it runs and has started; a regular init container once it
+    // exited 0; and a pod whose app containers were made is initialized for good.
+    let sidecar_started = |c: &Container| {
+        inp.state.latest(&c.name).is_some_and(|i| i.exit.is_none())
+            && inp.health.get(&c.name).copied().unwrap_or_default().started
+    };
     let initialized = spec
-        .init_containers
+        .containers
         .iter()
-        .flatten()
-        .all(|c| exit_of(&c.name) == Some(0));
+        .any(|c| inp.state.latest(&c.name).is_some())
+        || spec.init_containers.iter().flatten().all(|c| {
+            if is_sidecar(c) {
+                sidecar_started(c)
+            } else {
+                exit_of(&c.name) == Some(0)
+            }
+        });
+    let init_failed_for_good = policy == "Never"
+        && spec
+            .init_containers
+            .iter()
+            .flatten()
+            .filter(|c| !is_sidecar(c))
+            .any(|c| exit_of(&c.name).is_some_and(|code| code != 0));
+    // A container finished for good: exited and its policy does not restart it.
+    let finished = |c: &Container| {
+        exit_of(&c.name).is_some_and(|code| !should_restart(policy, code))
+            && inp.state.latest(&c.name).is_some_and(|i| i.exit.is_some())
+    };
+    let mains_finished = !spec.containers.is_empty() && spec.containers.iter().all(finished);
+    // Sidecars restart whatever the pod's policy, until the pod is done.
+    let sidecar_policy = if mains_finished || init_failed_for_good || inp.deadline_exceeded {
+        "Never"
+    } else {
+        "Always"
+    };
     let inits: Vec<Value> = spec
         .init_containers
         .iter()
         .flatten()
-        .map(|c| container_status(c, policy, true, false, inp))
+        .map(|c| {
+            if is_sidecar(c) {
+                container_status(c, sidecar_policy, false, false, inp)
+            } else {
+                container_status(c, policy, true, false, inp)
+            }
+        })
         .collect();
     let mains: Vec<Value> = spec
         .containers
@@ -231,21 +281,16 @@ pub fn pod_status(pod: &Pod, inp: &Inputs<'_>) -> Value {
         .map(|c| container_status(c, policy, false, !initialized, inp))
         .collect();
 
-    let init_failed_for_good = policy == "Never"
-        && spec
-            .init_containers
-            .iter()
-            .flatten()
-            .any(|c| exit_of(&c.name).is_some_and(|code| code != 0));
-    let ready = initialized && mains.iter().all(|s| s["ready"] == true);
-    // A container finished for good: exited and its policy does not restart it.
-    let finished = |c: &Container| {
-        exit_of(&c.name).is_some_and(|code| !should_restart(policy, code))
-            && inp.state.latest(&c.name).is_some_and(|i| i.exit.is_some())
-    };
+    let sidecars_ready = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .zip(&inits)
+        .all(|(c, s)| !is_sidecar(c) || s["ready"] == true);
+    let ready = initialized && sidecars_ready && mains.iter().all(|s| s["ready"] == true);
     let phase = if init_failed_for_good || inp.deadline_exceeded {
         "Failed"
-    } else if !spec.containers.is_empty() && spec.containers.iter().all(finished) {
+    } else if mains_finished {
         if spec.containers.iter().all(|c| exit_of(&c.name) == Some(0)) {
             "Succeeded"
         } else {
@@ -318,6 +363,14 @@ pub fn pod_status(pod: &Pod, inp: &Inputs<'_>) -> Value {
     if !inits.is_empty() {
         status["initContainerStatuses"] = json!(inits);
     }
+    // Ephemeral containers never restart.
+    let ephemeral: Vec<Value> = crate::runtime::plan::ephemeral_containers(pod)
+        .iter()
+        .map(|(c, _)| container_status(c, "Never", false, false, inp))
+        .collect();
+    if !ephemeral.is_empty() {
+        status["ephemeralContainerStatuses"] = json!(ephemeral);
+    }
     if inp.deadline_exceeded {
         status["reason"] = json!("DeadlineExceeded");
         status["message"] = json!(DEADLINE_MESSAGE);
@@ -373,6 +426,9 @@ mod tests {
                 shim_pid: Some(9),
                 shim_start: Some(1),
                 started_at: Some("2026-11-25T09:59:00.123456789Z".into()),
+                termination_log: None,
+                fallback_to_logs: false,
+                log: None,
             },
             exit: exit.map(|code| ExitRecord {
                 exit_code: code,
@@ -381,6 +437,7 @@ mod tests {
                 finished_at: "2026-11-25T09:59:30.5Z".into(),
                 oom_killed: false,
             }),
+            message: None,
         }
     }
 
@@ -621,6 +678,99 @@ mod tests {
         let never = pod("Never", true);
         let s = status(&never, &state(vec![instance("setup", 0, Some(1))]), &[]);
         assert_eq!(s["phase"], "Failed");
+    }
+
+    #[test]
+    fn sidecars_gate_initialization_count_for_readiness_and_not_for_the_phase() {
+        let p: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "p", "namespace": "default", "uid": "u1"},
+            "spec": {
+                "restartPolicy": "Never",
+                "initContainers": [{"name": "log", "image": "img:1", "restartPolicy": "Always"}],
+                "containers": [{"name": "app", "image": "img:1"}]
+            }
+        }))
+        .unwrap();
+        let with = |st: &PodState, log: Health| {
+            pod_status(
+                &p,
+                &Inputs {
+                    state: st,
+                    waiting: &BTreeMap::new(),
+                    health: &BTreeMap::from([("log".to_string(), log)]),
+                    deadline_exceeded: false,
+                    host_ip: "172.30.0.2",
+                    now: NOW,
+                },
+            )
+        };
+        let unready = Health {
+            started: true,
+            ready: false,
+            failed: None,
+        };
+        let not_started = Health {
+            started: false,
+            ..unready
+        };
+        // Running, not started: initialization waits.
+        let st = state(vec![instance("log", 0, None)]);
+        let s = with(&st, not_started);
+        assert_eq!(cond(&s, "Initialized"), "False");
+        assert_eq!(s["phase"], "Pending");
+        assert_eq!(
+            s["containerStatuses"][0]["state"]["waiting"]["reason"],
+            "PodInitializing"
+        );
+        // Started: initialized; its readiness is the pod's too.
+        let s = with(&st, unready);
+        assert_eq!(cond(&s, "Initialized"), "True");
+        let st = state(vec![instance("log", 0, None), instance("app", 0, None)]);
+        let s = with(&st, unready);
+        assert_eq!(s["phase"], "Running");
+        assert_eq!(s["initContainerStatuses"][0]["ready"], false);
+        assert_eq!(s["initContainerStatuses"][0]["started"], true);
+        assert_eq!(cond(&s, "Ready"), "False");
+        let s = with(&st, Health::default());
+        assert_eq!(s["initContainerStatuses"][0]["ready"], true);
+        assert_eq!(cond(&s, "Ready"), "True");
+        // A sidecar that ended restarts even with restartPolicy Never.
+        let st = state(vec![instance("log", 0, Some(1)), instance("app", 0, None)]);
+        let s = with(&st, Health::default());
+        assert_eq!(
+            s["initContainerStatuses"][0]["state"]["waiting"]["reason"],
+            "ContainerCreating"
+        );
+        assert_eq!(s["phase"], "Running");
+        // The app finished: the pod succeeded whatever the sidecar's exit.
+        let st = state(vec![
+            instance("log", 0, Some(143)),
+            instance("app", 0, Some(0)),
+        ]);
+        let s = with(&st, Health::default());
+        assert_eq!(s["phase"], "Succeeded");
+        assert_eq!(
+            s["initContainerStatuses"][0]["state"]["terminated"]["exitCode"],
+            143
+        );
+    }
+
+    #[test]
+    fn a_termination_message_is_shown() {
+        let p = pod("Never", false);
+        let mut i = instance("app", 0, Some(1));
+        i.message = Some("disk full\n".into());
+        let s = status(&p, &state(vec![i]), &[]);
+        assert_eq!(
+            s["containerStatuses"][0]["state"]["terminated"]["message"],
+            "disk full\n"
+        );
+        let mut i = instance("app", 0, Some(0));
+        i.message = Some(String::new());
+        let s = status(&p, &state(vec![i]), &[]);
+        assert!(s["containerStatuses"][0]["state"]["terminated"]
+            .get("message")
+            .is_none());
     }
 
     #[test]

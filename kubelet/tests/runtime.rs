@@ -90,6 +90,8 @@ impl Fixture {
         let inputs = Inputs {
             rootfs,
             netns: netns::path(&self.netns),
+            host_network: false,
+            pidns: None,
             utsns: sandbox.map(|s| s.uts()),
             ipcns: sandbox.map(|s| s.ipc()),
             mounts: sandbox
@@ -113,6 +115,7 @@ impl Fixture {
             passwd: String::new(),
             group: String::new(),
             pids_limit: Some(1024),
+            seccomp_dir: "/nonexistent".into(),
         };
         let spec =
             container_spec(&pod, container, &ImageConfig::from_blob(&config), &inputs).unwrap();

@@ -23,6 +23,9 @@ pub struct Instance {
     /// A running instance whose liveness or startup probe failed for good ("liveness",
     /// "startup"): it is killed.
     pub failed_probe: Option<&'static str>,
+    /// Running, and no startup probe or it succeeded (a sidecar holds the next init
+    /// container until then).
+    pub started: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,6 +56,64 @@ pub struct History {
     pub since_sandbox_failure: Duration,
     /// The pod has been active longer than its `activeDeadlineSeconds`.
     pub deadline_exceeded: bool,
+    /// A pod being deleted: how long is left until its deletionTimestamp (the grace that
+    /// remains for what still runs).
+    pub deletion_left: Option<Duration>,
+}
+
+/// The pod's ephemeral containers (`kubectl debug`), read as containers (their common fields
+/// are the same), each with the container whose processes it shares, if it names one.
+pub fn ephemeral_containers(
+    pod: &Pod,
+) -> Vec<(k8s_openapi::api::core::v1::Container, Option<String>)> {
+    pod.spec
+        .iter()
+        .flat_map(|s| s.ephemeral_containers.iter().flatten())
+        .map(|ec| {
+            let mut v = serde_json::to_value(ec).unwrap_or_default();
+            if let Some(m) = v.as_object_mut() {
+                m.remove("targetContainerName");
+            }
+            let target = ec.target_container_name.clone().filter(|t| !t.is_empty());
+            (serde_json::from_value(v).unwrap_or_default(), target)
+        })
+        .collect()
+}
+
+/// Container `name` of the pod, whichever list declares it.
+pub fn find_container(pod: &Pod, name: &str) -> Option<k8s_openapi::api::core::v1::Container> {
+    let spec = pod.spec.as_ref()?;
+    spec.init_containers
+        .iter()
+        .flatten()
+        .chain(spec.containers.iter())
+        .find(|c| c.name == name)
+        .cloned()
+        .or_else(|| {
+            ephemeral_containers(pod)
+                .into_iter()
+                .map(|(c, _)| c)
+                .find(|c| c.name == name)
+        })
+}
+
+/// The grace period of a pod being deleted: the deletion's, else the pod's, else 30 s.
+pub fn deletion_grace(pod: &Pod) -> Duration {
+    let secs = pod
+        .metadata
+        .deletion_grace_period_seconds
+        .or(pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.termination_grace_period_seconds))
+        .unwrap_or(30)
+        .max(0);
+    Duration::from_secs(secs as u64)
+}
+
+/// A restartable init container (a sidecar): `restartPolicy: Always` on an init container.
+pub fn is_sidecar(c: &k8s_openapi::api::core::v1::Container) -> bool {
+    c.restart_policy.as_deref() == Some("Always")
 }
 
 /// How long pod `pod` has left before its `activeDeadlineSeconds`, counted from its status'
@@ -134,15 +195,43 @@ fn should_restart(policy: &str, code: i32) -> bool {
     }
 }
 
-/// A Stop of every running container, with `grace`.
-fn stop_running(seen: &Observed, grace: Duration) -> Vec<Action> {
-    seen.instances
+/// Stops of running containers in Kubernetes' termination order, with `grace`: every
+/// running container that is not a sidecar at once; once none runs, the sidecars one at a
+/// time, the last declared first.
+fn stop_running(pod: &Pod, seen: &Observed, grace: Duration) -> Vec<Action> {
+    let running = |name: &str| {
+        seen.instances
+            .get(name)
+            .is_some_and(|i| i.state == InstanceState::Running)
+    };
+    let sidecars: Vec<&str> = pod
+        .spec
         .iter()
-        .filter(|(_, i)| i.state == InstanceState::Running)
+        .flat_map(|s| s.init_containers.iter().flatten())
+        .filter(|c| is_sidecar(c))
+        .map(|c| c.name.as_str())
+        .collect();
+    let first: Vec<Action> = seen
+        .instances
+        .iter()
+        .filter(|(n, i)| i.state == InstanceState::Running && !sidecars.contains(&n.as_str()))
         .map(|(n, _)| Action::Stop {
             name: n.clone(),
             grace,
         })
+        .collect();
+    if !first.is_empty() {
+        return first;
+    }
+    sidecars
+        .iter()
+        .rev()
+        .find(|n| running(n))
+        .map(|n| Action::Stop {
+            name: n.to_string(),
+            grace,
+        })
+        .into_iter()
         .collect()
 }
 
@@ -158,14 +247,12 @@ pub fn plan(pod: &Pod, seen: &Observed, past: &History) -> Vec<Action> {
     };
     // Deletion: stop everything (within the grace period), then the sandbox, then finalize.
     if pod.metadata.deletion_timestamp.is_some() {
-        let grace = Duration::from_secs(
-            pod.metadata
-                .deletion_grace_period_seconds
-                .or(spec.termination_grace_period_seconds)
-                .unwrap_or(30)
-                .max(0) as u64,
-        );
-        let stops = stop_running(seen, grace);
+        let mut grace = deletion_grace(pod);
+        // Sidecars stopped after the others get what is left of the grace period.
+        if let Some(left) = past.deletion_left {
+            grace = grace.min(left);
+        }
+        let stops = stop_running(pod, seen, grace);
         if !stops.is_empty() {
             return stops;
         }
@@ -180,7 +267,7 @@ pub fn plan(pod: &Pod, seen: &Observed, past: &History) -> Vec<Action> {
     if past.deadline_exceeded {
         let grace =
             Duration::from_secs(spec.termination_grace_period_seconds.unwrap_or(30).max(0) as u64);
-        let stops = stop_running(seen, grace);
+        let stops = stop_running(pod, seen, grace);
         if !stops.is_empty() {
             return stops;
         }
@@ -192,13 +279,14 @@ pub fn plan(pod: &Pod, seen: &Observed, past: &History) -> Vec<Action> {
     }
     let policy = spec.restart_policy.as_deref().unwrap_or("Always");
     let completed = completed(pod);
-    if completed
-        && seen.sandbox_ready
-        && !seen
-            .instances
-            .values()
-            .any(|i| i.state == InstanceState::Running)
-    {
+    if completed && seen.sandbox_ready {
+        // The sidecars of a completed pod stop (last declared first), then the network goes.
+        let grace =
+            Duration::from_secs(spec.termination_grace_period_seconds.unwrap_or(30).max(0) as u64);
+        let stops = stop_running(pod, seen, grace);
+        if !stops.is_empty() {
+            return stops;
+        }
         return vec![Action::ReleaseNetwork];
     }
     if !seen.sandbox_ready {
@@ -235,18 +323,56 @@ pub fn plan(pod: &Pod, seen: &Observed, past: &History) -> Vec<Action> {
     }
 
     let mut out = Vec::new();
-    // Init containers, in order: each must exit 0 before the next (and the app containers).
+    // Ephemeral containers start even before the pod is initialized, and never restart.
+    for (c, _) in ephemeral_containers(pod) {
+        if !seen.instances.contains_key(&c.name) {
+            out.push(Action::Start {
+                name: c.name,
+                attempt: 0,
+            });
+        }
+    }
+    // Once an app container was made, the pod is initialized for good: sidecars that end
+    // are restarted (with back-off) on their own, holding nothing up.
+    let initialized = spec
+        .containers
+        .iter()
+        .any(|c| seen.instances.contains_key(&c.name));
+    // Init containers, in order: each must exit 0 before the next (and the app containers);
+    // a sidecar must run and have started.
     for c in spec.init_containers.iter().flatten() {
+        let sidecar = is_sidecar(c);
+        if initialized && !sidecar {
+            continue;
+        }
         match seen.instances.get(&c.name) {
             None => {
                 out.push(Action::Start {
                     name: c.name.clone(),
                     attempt: 0,
                 });
-                return out;
+                if !initialized {
+                    return out;
+                }
             }
             Some(i) => match &i.state {
+                InstanceState::Running if sidecar => {
+                    if let Some(kill) = probe_kill(pod, c, i, "Always") {
+                        out.push(kill);
+                    } else if i.started || initialized {
+                        continue;
+                    }
+                    if !initialized {
+                        return out;
+                    }
+                }
                 InstanceState::Running => return out,
+                InstanceState::Exited { ago, ran, .. } if sidecar => {
+                    out.push(restart(pod, &c.name, i.attempt + 1, *ago, *ran));
+                    if !initialized {
+                        return out;
+                    }
+                }
                 InstanceState::Exited { code: 0, .. } => continue,
                 InstanceState::Exited { ago, ran, .. } => {
                     // A failed init container: the pod fails with Never, else it retries.
@@ -276,32 +402,13 @@ pub fn plan(pod: &Pod, seen: &Observed, past: &History) -> Vec<Action> {
                     grace,
                 });
             }
-            Some(Instance {
-                state: InstanceState::Running,
-                failed_probe: Some(kind),
-                ..
-            }) => {
-                // The probe's own grace period, else the pod's (as Kubernetes' kill).
-                let probe = if *kind == "startup" {
-                    c.startup_probe.as_ref()
-                } else {
-                    c.liveness_probe.as_ref()
-                };
-                let grace = probe
-                    .and_then(|p| p.termination_grace_period_seconds)
-                    .or(spec.termination_grace_period_seconds)
-                    .unwrap_or(30)
-                    .max(0) as u64;
-                let mut message = format!("Container {} failed {kind} probe", c.name);
-                if policy != "Never" {
-                    message.push_str(", will be restarted");
-                }
-                out.push(Action::Kill {
-                    name: c.name.clone(),
-                    grace: Duration::from_secs(grace),
-                    message,
-                });
-            }
+            Some(
+                i @ Instance {
+                    state: InstanceState::Running,
+                    failed_probe: Some(_),
+                    ..
+                },
+            ) => out.extend(probe_kill(pod, c, i, policy)),
             Some(Instance {
                 state: InstanceState::Running,
                 ..
@@ -317,6 +424,40 @@ pub fn plan(pod: &Pod, seen: &Observed, past: &History) -> Vec<Action> {
         }
     }
     out
+}
+
+/// The Kill of a running instance `i` of container `c` whose liveness or startup probe
+/// failed for good (None if none did): with the probe's own grace period, else the pod's,
+/// and Kubernetes' words for the Killing event.
+fn probe_kill(
+    pod: &Pod,
+    c: &k8s_openapi::api::core::v1::Container,
+    i: &Instance,
+    policy: &str,
+) -> Option<Action> {
+    let kind = i.failed_probe?;
+    let probe = if kind == "startup" {
+        c.startup_probe.as_ref()
+    } else {
+        c.liveness_probe.as_ref()
+    };
+    let grace = probe
+        .and_then(|p| p.termination_grace_period_seconds)
+        .or(pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.termination_grace_period_seconds))
+        .unwrap_or(30)
+        .max(0) as u64;
+    let mut message = format!("Container {} failed {kind} probe", c.name);
+    if policy != "Never" {
+        message.push_str(", will be restarted");
+    }
+    Some(Action::Kill {
+        name: c.name.clone(),
+        grace: Duration::from_secs(grace),
+        message,
+    })
 }
 
 fn restart(pod: &Pod, name: &str, attempt: u32, ago: Duration, ran: Duration) -> Action {
@@ -372,6 +513,7 @@ mod tests {
             state: InstanceState::Running,
             image: "img:1".into(),
             failed_probe: None,
+            started: true,
         }
     }
 
@@ -385,6 +527,7 @@ mod tests {
             },
             image: "img:1".into(),
             failed_probe: None,
+            started: true,
         }
     }
 
@@ -403,6 +546,7 @@ mod tests {
         sandbox_failures: 0,
         since_sandbox_failure: Duration::ZERO,
         deadline_exceeded: false,
+        deletion_left: None,
     };
 
     /// Container `n` of pod `p` waits `remaining` of a `total` back-off before restart `a`.
@@ -786,8 +930,18 @@ mod tests {
             // Given back: nothing more, whatever the policy says.
             ("Succeeded", "Never", &released, vec![]),
             ("Failed", "Always", &released, vec![]),
-            // Not all done: the network stays.
-            ("Succeeded", "Never", &one_runs, vec![]),
+            // A completed pod's containers stop (as Kubernetes terminates a pod in a final
+            // phase), then the network goes.
+            (
+                "Succeeded",
+                "Never",
+                &one_runs,
+                vec![Action::Stop {
+                    name: "app".into(),
+                    grace: Duration::from_secs(30),
+                }],
+            ),
+            // Not done: the network stays.
             ("Running", "Never", &exited_all, vec![]),
             ("Running", "Always", &released, vec![Action::CreateSandbox]),
         ];
@@ -805,5 +959,176 @@ mod tests {
             [Action::RemoveSandbox, Action::Finalize]
         );
         assert_eq!(plan(&done, &released, &NOTHING_TRIED), [Action::Finalize]);
+    }
+
+    fn sidecar_pod(policy: &str) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": "p", "namespace": "default", "uid": "u1"},
+            "spec": {
+                "restartPolicy": policy,
+                "terminationGracePeriodSeconds": 30,
+                "initContainers": [
+                    {"name": "log", "image": "img:1", "restartPolicy": "Always"},
+                    {"name": "setup", "image": "img:1"},
+                    {"name": "proxy", "image": "img:1", "restartPolicy": "Always"}
+                ],
+                "containers": [{"name": "app", "image": "img:1"}]
+            }
+        }))
+        .unwrap()
+    }
+
+    fn not_started(attempt: u32) -> Instance {
+        Instance {
+            started: false,
+            ..running(attempt)
+        }
+    }
+
+    #[test]
+    fn sidecars_start_in_order_and_hold_what_follows_until_started() {
+        let p = sidecar_pod("Never");
+        assert_eq!(plan(&p, &seen(&[]), &NOTHING_TRIED), [start("log", 0)]);
+        // Running but its startup probe has not succeeded: the next waits.
+        assert_eq!(
+            plan(&p, &seen(&[("log", not_started(0))]), &NOTHING_TRIED),
+            []
+        );
+        assert_eq!(
+            plan(&p, &seen(&[("log", running(0))]), &NOTHING_TRIED),
+            [start("setup", 0)]
+        );
+        assert_eq!(
+            plan(
+                &p,
+                &seen(&[("log", running(0)), ("setup", exited(0, 0, 1))]),
+                &NOTHING_TRIED
+            ),
+            [start("proxy", 0)]
+        );
+        assert_eq!(
+            plan(
+                &p,
+                &seen(&[
+                    ("log", running(0)),
+                    ("setup", exited(0, 0, 1)),
+                    ("proxy", running(0))
+                ]),
+                &NOTHING_TRIED
+            ),
+            [start("app", 0)]
+        );
+        // A sidecar that ends during initialization restarts (whatever the pod's policy) and
+        // holds what follows.
+        assert_eq!(
+            plan(&p, &seen(&[("log", exited(0, 1, 60))]), &NOTHING_TRIED),
+            [start("log", 1)]
+        );
+    }
+
+    #[test]
+    fn once_initialized_sidecars_restart_on_their_own() {
+        let p = sidecar_pod("Never");
+        let s = seen(&[
+            ("log", exited(0, 0, 60)),
+            ("setup", exited(0, 0, 1)),
+            ("proxy", running(0)),
+            ("app", running(0)),
+        ]);
+        assert_eq!(plan(&p, &s, &NOTHING_TRIED), [start("log", 1)]);
+        // With its back-off, and a failed liveness probe kills it as an app container's.
+        let mut s = seen(&[
+            ("log", exited(1, 1, 3)),
+            ("setup", exited(0, 0, 1)),
+            ("proxy", running(0)),
+            ("app", running(0)),
+        ]);
+        s.instances.get_mut("proxy").unwrap().failed_probe = Some("liveness");
+        assert_eq!(
+            plan(&p, &s, &NOTHING_TRIED),
+            [
+                Action::BackOff {
+                    name: "log".into(),
+                    attempt: 2,
+                    remaining: Duration::from_secs(7),
+                    waiting: Waiting {
+                        reason: "CrashLoopBackOff".into(),
+                        message: "back-off 10s restarting failed container=log pod=p_default(u1)"
+                            .into()
+                    },
+                    event: "Back-off restarting failed container log in pod p_default(u1)".into(),
+                },
+                Action::Kill {
+                    name: "proxy".into(),
+                    grace: Duration::from_secs(30),
+                    message: "Container proxy failed liveness probe, will be restarted".into()
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn sidecars_stop_after_the_app_last_declared_first() {
+        let mut p = sidecar_pod("Never");
+        let all = seen(&[
+            ("log", running(0)),
+            ("setup", exited(0, 0, 1)),
+            ("proxy", running(0)),
+            ("app", running(0)),
+        ]);
+        let stop = |n: &str, secs: u64| Action::Stop {
+            name: n.into(),
+            grace: Duration::from_secs(secs),
+        };
+        // Deleted: the app first, then the sidecars one by one with what is left.
+        p.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            k8s_openapi::jiff::Timestamp::now(),
+        ));
+        let past = History {
+            deletion_left: Some(Duration::from_secs(12)),
+            ..NOTHING_TRIED
+        };
+        assert_eq!(plan(&p, &all, &past), [stop("app", 12)]);
+        let mut app_done = all.clone();
+        app_done.instances.insert("app".into(), exited(0, 143, 0));
+        assert_eq!(plan(&p, &app_done, &past), [stop("proxy", 12)]);
+        app_done.instances.insert("proxy".into(), exited(0, 143, 0));
+        assert_eq!(plan(&p, &app_done, &past), [stop("log", 12)]);
+        // Completed (the app finished for good): the sidecars stop the same way, then the
+        // network goes back.
+        let mut done = sidecar_pod("Never");
+        done.status = Some(serde_json::from_value(json!({"phase": "Succeeded"})).unwrap());
+        let mut s = all.clone();
+        s.instances.insert("app".into(), exited(0, 0, 0));
+        assert_eq!(plan(&done, &s, &NOTHING_TRIED), [stop("proxy", 30)]);
+        s.instances.insert("proxy".into(), exited(0, 143, 0));
+        s.instances.insert("log".into(), exited(0, 143, 0));
+        assert_eq!(plan(&done, &s, &NOTHING_TRIED), [Action::ReleaseNetwork]);
+    }
+
+    #[test]
+    fn ephemeral_containers_start_at_once_and_never_restart() {
+        let mut p = sidecar_pod("Always");
+        p.spec.as_mut().unwrap().ephemeral_containers = Some(vec![serde_json::from_value(
+            json!({"name": "dbg", "image": "img:1", "targetContainerName": "app"}),
+        )
+        .unwrap()]);
+        // Even while the pod initializes.
+        assert_eq!(
+            plan(&p, &seen(&[("log", not_started(0))]), &NOTHING_TRIED),
+            [start("dbg", 0)]
+        );
+        assert_eq!(
+            plan(
+                &p,
+                &seen(&[("log", not_started(0)), ("dbg", exited(0, 1, 60))]),
+                &NOTHING_TRIED
+            ),
+            []
+        );
+        assert_eq!(
+            find_container(&p, "dbg").unwrap().image.as_deref(),
+            Some("img:1")
+        );
     }
 }

@@ -29,7 +29,7 @@ use super::crilog::now_rfc3339_nano;
 use super::plan::{Instance, InstanceState, Observed};
 use super::sandbox::{DnsConfig, Sandbox};
 use super::shim::{self, ExitRecord, ShimArgs};
-use super::spec::{container_spec, BindMount, ImageConfig, Inputs};
+use super::spec::{container_spec, BindMount, ImageConfig, Inputs, SpecError};
 use crate::image::rootfs::{is_mountpoint, mount_rootfs, remove_rootfs};
 use crate::image::{ImageRecord, Store};
 use crate::network::cni::{self, Attachment, Cni, NetworkConfigList, PortMapping};
@@ -87,6 +87,16 @@ pub struct ContainerRecord {
     pub shim_start: Option<u64>,
     #[serde(default)]
     pub started_at: Option<String>,
+    /// The host file bound at the container's terminationMessagePath (None: no path).
+    #[serde(default)]
+    pub termination_log: Option<PathBuf>,
+    /// terminationMessagePolicy FallbackToLogsOnError: a failed container that wrote no
+    /// message shows the tail of its log instead.
+    #[serde(default)]
+    pub fallback_to_logs: bool,
+    /// The instance's CRI log.
+    #[serde(default)]
+    pub log: Option<PathBuf>,
 }
 
 /// A container instance and, once it ended, its exit.
@@ -94,6 +104,59 @@ pub struct ContainerRecord {
 pub struct InstanceStatus {
     pub record: ContainerRecord,
     pub exit: Option<ExitRecord>,
+    /// Once it ended, its termination message (status' `terminated.message`).
+    pub message: Option<String>,
+}
+
+/// The most of a termination message file read (Kubernetes'
+/// MaxContainerTerminationMessageLength), and of a log's tail in its place (the last 80
+/// lines, at most 2 KiB).
+const MAX_TERMINATION_MESSAGE: u64 = 4 << 10;
+const MAX_MESSAGE_LOG_LINES: usize = 80;
+const MAX_MESSAGE_LOG_BYTES: usize = 2 << 10;
+
+/// The termination message of an instance that ended, as Kubernetes' kubelet reads it: the
+/// last 4 KiB of the file the container wrote at its terminationMessagePath; with
+/// FallbackToLogsOnError, a failure that wrote nothing shows the end of its log.
+fn termination_message(r: &ContainerRecord, exit: &ExitRecord) -> String {
+    let fallback = r.fallback_to_logs && exit.exit_code != 0;
+    let mut message = String::new();
+    if let Some(path) = &r.termination_log {
+        match read_last(path, MAX_TERMINATION_MESSAGE) {
+            Ok(data) => message = String::from_utf8_lossy(&data).into_owned(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return format!("Error on reading termination log {}: {e}", path.display());
+            }
+        }
+    }
+    if message.is_empty() && fallback {
+        if let Some(log) = &r.log {
+            let opts = crate::logs::LogOptions {
+                tail_lines: Some(MAX_MESSAGE_LOG_LINES),
+                ..Default::default()
+            };
+            match crate::logs::read(log, &opts) {
+                Ok(data) => {
+                    let tail = &data[data.len().saturating_sub(MAX_MESSAGE_LOG_BYTES)..];
+                    message = String::from_utf8_lossy(tail).into_owned();
+                }
+                Err(e) => message = format!("Error on reading termination message from logs: {e}"),
+            }
+        }
+    }
+    message
+}
+
+/// The last `max` bytes of file `path`.
+fn read_last(path: &Path, max: u64) -> io::Result<Vec<u8>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = fs::File::open(path)?;
+    let len = f.metadata()?.len();
+    f.seek(SeekFrom::Start(len.saturating_sub(max)))?;
+    let mut out = Vec::new();
+    f.take(max).read_to_end(&mut out)?;
+    Ok(out)
 }
 
 /// What the node has for one pod.
@@ -134,6 +197,7 @@ impl PodState {
                         state,
                         image: last.record.image.clone(),
                         failed_probe: None,
+                        started: true,
                     },
                 ))
             })
@@ -158,6 +222,24 @@ impl PodState {
     }
 }
 
+/// How long an instance may go without its shim's report before it counts as left by a crash.
+const UNREPORTED_GRACE: Duration = Duration::from_secs(120);
+
+/// How long ago file `path` was last written (zero if that cannot be read).
+fn age(path: &Path) -> Duration {
+    fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .unwrap_or_default()
+}
+
+/// A pod in the node's network namespace (`hostNetwork: true`).
+pub fn host_network(pod: &Pod) -> bool {
+    pod.spec.as_ref().and_then(|s| s.host_network) == Some(true)
+}
+
+/// The pod's network: its namespace (empty for the node's own) and IP.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct NetworkRecord {
@@ -319,9 +401,10 @@ impl PodRuntime {
     pub fn observe(&self, uid: &str) -> PodState {
         let dir = self.pod_dir(uid);
         let net: Option<NetworkRecord> = read_json(&dir.join("network.json"));
+        // A host-network pod's sandbox (no namespace of its own) is ready once recorded.
         let sandbox_ready = net
             .as_ref()
-            .is_some_and(|n| netns::is_netns(&netns::path(&n.netns)));
+            .is_some_and(|n| n.netns.is_empty() || netns::is_netns(&netns::path(&n.netns)));
         let mut containers = BTreeMap::new();
         for c in fs::read_dir(dir.join("containers"))
             .into_iter()
@@ -347,7 +430,12 @@ impl PodRuntime {
                     continue;
                 };
                 if record.pid.is_none() {
-                    let _ = self.discard_instance(&idir);
+                    // Being started right now (this read may run beside the start, for
+                    // `kubectl exec` or a target's namespace), or left by a crash: only an
+                    // old one is undone. A new start of the same attempt undoes it too.
+                    if age(&idir.join("container.json")) > UNREPORTED_GRACE {
+                        let _ = self.discard_instance(&idir);
+                    }
                     continue;
                 }
                 let exit_file = idir.join("exit.json");
@@ -369,7 +457,20 @@ impl PodRuntime {
                         Some(lost)
                     });
                 }
-                list.push(InstanceStatus { record, exit });
+                // Read once, when the end is first seen, and kept beside the exit.
+                let message = exit.as_ref().map(|e| {
+                    let kept = idir.join("message");
+                    fs::read_to_string(&kept).unwrap_or_else(|_| {
+                        let m = termination_message(&record, e);
+                        let _ = fs::write(&kept, &m);
+                        m
+                    })
+                });
+                list.push(InstanceStatus {
+                    record,
+                    exit,
+                    message,
+                });
             }
             if !list.is_empty() {
                 containers.insert(name, list);
@@ -379,6 +480,20 @@ impl PodRuntime {
             sandbox_ready,
             pod_ip: net.map(|n| n.pod_ip),
             containers,
+        }
+    }
+
+    /// Removes every instance of pod `uid` whose shim never reported (before the pod's
+    /// directory goes).
+    fn discard_unreported(&self, uid: &str) {
+        let containers = self.pod_dir(uid).join("containers");
+        for c in fs::read_dir(containers).into_iter().flatten().flatten() {
+            for i in fs::read_dir(c.path()).into_iter().flatten().flatten() {
+                let r = read_json::<ContainerRecord>(&i.path().join("container.json"));
+                if r.is_none_or(|r| r.pid.is_none()) {
+                    let _ = self.discard_instance(&i.path());
+                }
+            }
         }
     }
 
@@ -447,23 +562,28 @@ impl PodRuntime {
         write_json(&dir.join("pod.json"), pod).map_err(|e| format!("recording pod: {e}"))?;
         let _ = fs::remove_file(dir.join("network.json"));
         self.remove_network(pod, uid);
-        netns::create(&self.netns_name(uid))
-            .map_err(|e| format!("creating network namespace: {e}"))?;
-        self.cfg
-            .cni
-            .add(&loopback_network(), &self.attachment(pod, uid, "lo"))
-            .map_err(|e| format!("setting up the pod's loopback: {e}"))?;
-        let result = self
-            .cfg
-            .cni
-            .add(&self.cfg.network, &self.attachment(pod, uid, "eth0"))
-            .map_err(|e| {
-                format!(
-                    "plugin type=\"{}\" failed (add): {e}",
-                    self.cfg.network.name
-                )
-            })?;
-        let pod_ip = cni::pod_ip(&result).ok_or("the CNI result has no IP address")?;
+        let pod_ip = if host_network(pod) {
+            // The node's own network (and so its IP): no namespace, no CNI.
+            self.cfg.node_ip.clone()
+        } else {
+            netns::create(&self.netns_name(uid))
+                .map_err(|e| format!("creating network namespace: {e}"))?;
+            self.cfg
+                .cni
+                .add(&loopback_network(), &self.attachment(pod, uid, "lo"))
+                .map_err(|e| format!("setting up the pod's loopback: {e}"))?;
+            let result = self
+                .cfg
+                .cni
+                .add(&self.cfg.network, &self.attachment(pod, uid, "eth0"))
+                .map_err(|e| {
+                    format!(
+                        "plugin type=\"{}\" failed (add): {e}",
+                        self.cfg.network.name
+                    )
+                })?;
+            cni::pod_ip(&result).ok_or("the CNI result has no IP address")?
+        };
         self.sandbox(uid)
             .create(pod, &pod_ip, &self.cfg.dns)
             .map_err(|e| format!("creating the pod's namespaces and files: {e}"))?;
@@ -471,7 +591,11 @@ impl PodRuntime {
         write_json(
             &dir.join("network.json"),
             &NetworkRecord {
-                netns: self.netns_name(uid),
+                netns: if host_network(pod) {
+                    String::new()
+                } else {
+                    self.netns_name(uid)
+                },
                 pod_ip: pod_ip.clone(),
             },
         )
@@ -664,6 +788,34 @@ impl PodRuntime {
         Ok(out)
     }
 
+    /// The PID namespace an ephemeral container joins: its target container's (`kubectl
+    /// debug --target`), which must run.
+    fn target_pidns(
+        &self,
+        pod: &Pod,
+        uid: &str,
+        name: &str,
+    ) -> Result<Option<PathBuf>, StartError> {
+        let target = super::plan::ephemeral_containers(pod)
+            .into_iter()
+            .find(|(c, _)| c.name == name)
+            .and_then(|(_, t)| t);
+        let Some(target) = target else {
+            return Ok(None);
+        };
+        let state = self.observe(uid);
+        let running = state
+            .latest(&target)
+            .filter(|i| i.exit.is_none() && alive(i.record.pid, i.record.pid_start))
+            .and_then(|i| i.record.pid);
+        match running {
+            Some(pid) => Ok(Some(PathBuf::from(format!("/proc/{pid}/ns/pid")))),
+            None => Err(StartError::create(format!(
+                "the target container {target:?} is not running"
+            ))),
+        }
+    }
+
     /// Prepares instance `attempt` of container `c` and starts its shim. Returns the record
     /// and the shim process (the caller waits for it).
     pub fn start_container(
@@ -708,7 +860,28 @@ impl PodRuntime {
             shim_pid: None,
             shim_start: None,
             started_at: None,
+            termination_log: None,
+            fallback_to_logs: c.termination_message_policy.as_deref()
+                == Some("FallbackToLogsOnError"),
+            log: Some(
+                self.pod_log_dir(pod)
+                    .join(&c.name)
+                    .join(format!("{attempt}.log")),
+            ),
         };
+        // The file the container may leave its termination message in (world-writable, as
+        // Kubernetes makes it, so any user of the container can write it).
+        let message_path = c.termination_message_path.clone().filter(|p| !p.is_empty());
+        if message_path.is_some() {
+            let path = idir.join("termination-log");
+            fs::write(&path, b"")
+                .and_then(|_| {
+                    use std::os::unix::fs::PermissionsExt;
+                    fs::set_permissions(&path, fs::Permissions::from_mode(0o666))
+                })
+                .map_err(|e| StartError::create(format!("termination message file: {e}")))?;
+            record.termination_log = Some(path);
+        }
         // Recorded before anything is made, so a crash at any point leaves a trail to undo.
         write_json(&idir.join("container.json"), &record)
             .map_err(|e| StartError::create(e.to_string()))?;
@@ -719,7 +892,14 @@ impl PodRuntime {
         };
         let rootfs = mount_rootfs(&self.store, &id, image)
             .map_err(|e| fail(StartError::create(format!("preparing rootfs: {e}"))))?;
-        let mounts = self.mounts(pod, &uid, c).map_err(&fail)?;
+        let mut mounts = self.mounts(pod, &uid, c).map_err(&fail)?;
+        if let (Some(dest), Some(source)) = (message_path, record.termination_log.clone()) {
+            mounts.push(BindMount {
+                destination: dest,
+                source,
+                read_only: false,
+            });
+        }
         let net: Option<NetworkRecord> = read_json(&self.pod_dir(&uid).join("network.json"));
         let sandbox = self.sandbox(&uid);
         let inputs = Inputs {
@@ -727,6 +907,8 @@ impl PodRuntime {
             group: fs::read_to_string(rootfs.join("etc/group")).unwrap_or_default(),
             rootfs,
             netns: netns::path(&self.netns_name(&uid)),
+            host_network: host_network(pod),
+            pidns: self.target_pidns(pod, &uid, &c.name).map_err(&fail)?,
             utsns: Some(sandbox.uts()),
             ipcns: Some(sandbox.ipc()),
             mounts,
@@ -737,9 +919,14 @@ impl PodRuntime {
             resolved_env,
             service_env,
             pids_limit: self.cfg.pids_limit,
+            seccomp_dir: self.cfg.root.join("seccomp"),
         };
-        let spec = container_spec(pod, c, &image_config, &inputs)
-            .map_err(|e| fail(StartError::config(e.to_string())))?;
+        let spec = container_spec(pod, c, &image_config, &inputs).map_err(|e| {
+            fail(match e {
+                SpecError::Seccomp(_) | SpecError::Invalid(_) => StartError::create(e.to_string()),
+                _ => StartError::config(e.to_string()),
+            })
+        })?;
         fs::write(
             idir.join("config.json"),
             serde_json::to_vec(&spec).expect("spec serialises"),
@@ -749,10 +936,7 @@ impl PodRuntime {
             id: id.clone(),
             bundle: idir.clone(),
             state_root: self.state_root(),
-            log: self
-                .pod_log_dir(pod)
-                .join(&c.name)
-                .join(format!("{attempt}.log")),
+            log: record.log.clone().unwrap_or_default(),
             exit_file: idir.join("exit.json"),
             log_max_size: self.cfg.log_max_size,
             log_max_files: self.cfg.log_max_files,
@@ -799,6 +983,7 @@ impl PodRuntime {
     /// Tears the pod down: network (CNI DEL), namespaces, volumes, cgroups, rootfs mounts,
     /// logs and records. The containers must have stopped.
     pub fn remove_sandbox(&self, uid: &str) -> Result<(), String> {
+        self.discard_unreported(uid);
         let state = self.observe(uid);
         for i in state.containers.values().flatten() {
             self.release_instance(&i.record);
@@ -864,5 +1049,64 @@ impl PodRuntime {
             let _ =
                 nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(dir: &Path, fallback: bool) -> ContainerRecord {
+        ContainerRecord {
+            id: "c1".into(),
+            name: "app".into(),
+            attempt: 0,
+            image: "img:1".into(),
+            image_id: "sha256:c".into(),
+            image_ref: "img@sha256:m".into(),
+            stop_signal: String::new(),
+            pid: None,
+            pid_start: None,
+            shim_pid: None,
+            shim_start: None,
+            started_at: None,
+            termination_log: Some(dir.join("termination-log")),
+            fallback_to_logs: fallback,
+            log: Some(dir.join("0.log")),
+        }
+    }
+
+    fn exit(code: i32) -> ExitRecord {
+        ExitRecord {
+            exit_code: code,
+            signal: None,
+            started_at: String::new(),
+            finished_at: String::new(),
+            oom_killed: false,
+        }
+    }
+
+    #[test]
+    fn termination_messages_read_as_kubernetes_reads_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let log: String = (1..=100)
+            .map(|n| format!("2026-12-07T10:00:00.000000000Z stderr F line {n}\n"))
+            .collect();
+        fs::write(dir.path().join("0.log"), log).unwrap();
+        // No file, or an empty one: nothing, unless a failure falls back to the log.
+        assert_eq!(
+            termination_message(&record(dir.path(), false), &exit(1)),
+            ""
+        );
+        fs::write(dir.path().join("termination-log"), "").unwrap();
+        assert_eq!(termination_message(&record(dir.path(), true), &exit(0)), "");
+        let tail = termination_message(&record(dir.path(), true), &exit(2));
+        assert!(tail.starts_with("line 21\n"), "{tail}");
+        assert!(tail.ends_with("line 100\n"), "{tail}");
+        // The file wins; only its last 4 KiB are kept.
+        fs::write(dir.path().join("termination-log"), "x".repeat(5000) + "end").unwrap();
+        let m = termination_message(&record(dir.path(), true), &exit(2));
+        assert_eq!(m.len(), 4096);
+        assert!(m.ends_with("end"));
     }
 }

@@ -62,8 +62,21 @@ impl Sandbox {
                 bind_new_namespace(kind, &path, name)?;
             }
         }
-        write_atomic(&self.etc("hosts"), &etc_hosts(pod, pod_ip))?;
-        write_atomic(&self.etc("hostname"), &format!("{hostname}\n"))?;
+        let host_network = pod.spec.as_ref().and_then(|s| s.host_network) == Some(true);
+        if host_network {
+            // The node's own files, as the kubelet gives host-network pods (with their
+            // hostAliases).
+            let mut hosts = fs::read_to_string("/etc/hosts").unwrap_or_default();
+            hosts.push_str(&host_aliases(pod));
+            let node = nix::unistd::gethostname()
+                .map(|h| h.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            write_atomic(&self.etc("hosts"), &hosts)?;
+            write_atomic(&self.etc("hostname"), &format!("{node}\n"))?;
+        } else {
+            write_atomic(&self.etc("hosts"), &etc_hosts(pod, pod_ip))?;
+            write_atomic(&self.etc("hostname"), &format!("{hostname}\n"))?;
+        }
         write_atomic(&self.etc("resolv.conf"), &resolv_conf(pod, dns))?;
         Ok(())
     }
@@ -125,7 +138,14 @@ pub fn etc_hosts(pod: &Pod, pod_ip: &str) -> String {
             None => out.push_str(&format!("{pod_ip}\t{host}\n")),
         }
     }
-    let aliases = spec.and_then(|s| s.host_aliases.as_ref());
+    out.push_str(&host_aliases(pod));
+    out
+}
+
+/// The hostAliases' part of `/etc/hosts`.
+fn host_aliases(pod: &Pod) -> String {
+    let mut out = String::new();
+    let aliases = pod.spec.as_ref().and_then(|s| s.host_aliases.as_ref());
     if let Some(aliases) = aliases.filter(|a| !a.is_empty()) {
         out.push_str("\n# Entries added by HostAliases.\n");
         for a in aliases {

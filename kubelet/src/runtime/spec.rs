@@ -61,6 +61,10 @@ pub struct Inputs {
     pub rootfs: PathBuf,
     /// The pod's shared namespaces, by path (network, UTS and IPC).
     pub netns: PathBuf,
+    /// `hostNetwork: true`: the node's network and UTS namespaces (no `netns`, no hostname).
+    pub host_network: bool,
+    /// A PID namespace to join (an ephemeral container's target's); None: a new one.
+    pub pidns: Option<PathBuf>,
     pub utsns: Option<PathBuf>,
     pub ipcns: Option<PathBuf>,
     pub mounts: Vec<BindMount>,
@@ -78,6 +82,100 @@ pub struct Inputs {
     pub passwd: String,
     pub group: String,
     pub pids_limit: Option<i64>,
+    /// Where Localhost seccomp profiles are (`<root-dir>/seccomp`, as the kubelet's).
+    pub seccomp_dir: PathBuf,
+}
+
+/// The sysctls Kubernetes deems safe (namespaced, and isolated from the node): a pod may set
+/// them without the node allowing more.
+pub const SAFE_SYSCTLS: &[&str] = &[
+    "kernel.shm_rmid_forced",
+    "net.ipv4.ip_local_port_range",
+    "net.ipv4.tcp_syncookies",
+    "net.ipv4.ping_group_range",
+    "net.ipv4.ip_unprivileged_port_start",
+    "net.ipv4.ip_local_reserved_ports",
+    "net.ipv4.tcp_keepalive_time",
+    "net.ipv4.tcp_fin_timeout",
+    "net.ipv4.tcp_keepalive_intvl",
+    "net.ipv4.tcp_keepalive_probes",
+    "net.ipv4.tcp_rmem",
+    "net.ipv4.tcp_wmem",
+];
+
+/// A sysctl name with `/` separators written with dots, as Kubernetes reads both.
+fn sysctl_name(n: &str) -> String {
+    if n.contains('/') {
+        n.replace('/', ".")
+    } else {
+        n.to_string()
+    }
+}
+
+/// Why the node refuses pod `pod` (Kubernetes' sysctl admission: reason and message), if it
+/// asks for a sysctl that is not safe.
+pub fn forbidden_sysctl(pod: &Pod) -> Option<String> {
+    let sysctls = pod
+        .spec
+        .as_ref()?
+        .security_context
+        .as_ref()?
+        .sysctls
+        .as_ref()?;
+    sysctls
+        .iter()
+        .map(|s| sysctl_name(&s.name))
+        .find(|n| !SAFE_SYSCTLS.contains(&n.as_str()))
+        .map(|n| format!("forbidden sysctl: \"{n}\" not allowlisted"))
+}
+
+/// The seccomp profile of container `c`: its own securityContext's, else the pod's; none
+/// given is RuntimeDefault (tinykube confines by default, as the kubelet's SeccompDefault).
+/// None: Unconfined.
+pub fn seccomp(pod: &Pod, c: &Container, inputs: &Inputs) -> Result<Option<Value>, SpecError> {
+    let profile = c
+        .security_context
+        .as_ref()
+        .and_then(|s| s.seccomp_profile.as_ref())
+        .or_else(|| {
+            pod.spec
+                .as_ref()?
+                .security_context
+                .as_ref()?
+                .seccomp_profile
+                .as_ref()
+        });
+    match profile.map(|p| p.type_.as_str()) {
+        Some("Unconfined") => Ok(None),
+        Some("Localhost") => {
+            let rel = profile
+                .and_then(|p| p.localhost_profile.as_deref())
+                .filter(|p| !p.is_empty())
+                .ok_or_else(|| {
+                    SpecError::Seccomp(
+                        "localhostProfile must be set if seccompProfile type is Localhost.".into(),
+                    )
+                })?;
+            let path = inputs.seccomp_dir.join(rel);
+            let cannot = |why: String| {
+                SpecError::Seccomp(format!(
+                    "failed to generate seccomp spec opts: cannot load seccomp profile {:?}: {why}",
+                    path.display().to_string()
+                ))
+            };
+            if std::path::Path::new(rel).is_absolute() || rel.split('/').any(|p| p == "..") {
+                return Err(cannot(
+                    "the profile must be a path inside the seccomp directory".into(),
+                ));
+            }
+            let data = std::fs::read(&path).map_err(|e| cannot(e.to_string()))?;
+            let v: Value = serde_json::from_slice(&data).map_err(|e| cannot(e.to_string()))?;
+            serde_json::from_value::<libcontainer::oci_spec::runtime::LinuxSeccomp>(v.clone())
+                .map_err(|e| cannot(e.to_string()))?;
+            Ok(Some(v))
+        }
+        _ => Ok(Some(seccomp_profile())),
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -90,6 +188,12 @@ pub enum SpecError {
     UnknownGroup(String),
     #[error("invalid spec: {0}")]
     Invalid(String),
+    /// The pod's security policy refuses the container (runAsNonRoot), in Kubernetes' words.
+    #[error("{0}")]
+    Refused(String),
+    /// A Localhost seccomp profile that cannot be read.
+    #[error("{0}")]
+    Seccomp(String),
 }
 
 /// Kubernetes' (containerd's) default capability set for containers.
@@ -520,7 +624,72 @@ pub fn user(
     if let Some(g) = run_as_group {
         gid = g as u32;
     }
+    // runAsNonRoot, as Kubernetes' kubelet verifies it before it creates the container.
+    let non_root = csc
+        .and_then(|c| c.run_as_non_root)
+        .or(psc.and_then(|p| p.run_as_non_root))
+        == Some(true);
+    if non_root {
+        let who = format!(
+            "(pod: \"{}\", container: {})",
+            crate::lifecycle::pod_desc(pod),
+            container.name
+        );
+        match run_as_user {
+            Some(0) => {
+                return Err(SpecError::Refused(format!(
+                    "container's runAsUser breaks non-root policy {who}"
+                )))
+            }
+            Some(_) => {}
+            None if img_user.is_empty() || img_user.parse::<u32>() == Ok(0) => {
+                return Err(SpecError::Refused(format!(
+                    "container has runAsNonRoot and image will run as root {who}"
+                )))
+            }
+            None if img_user.parse::<u32>().is_err() => {
+                return Err(SpecError::Refused(format!(
+                    "container has runAsNonRoot and image has non-numeric user ({img_user}), cannot verify user is non-root {who}"
+                )))
+            }
+            None => {}
+        }
+    }
     Ok((uid, gid))
+}
+
+/// The groups besides the primary one: those the image's /etc/group lists the user in (as
+/// containerd merges them), then the pod's fsGroup and supplementalGroups.
+pub fn additional_gids(pod: &Pod, uid: u32, gid: u32, inputs: &Inputs) -> Vec<u32> {
+    let name = inputs.passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() >= 3 && f[2].parse::<u32>().ok() == Some(uid)).then(|| f[0].to_string())
+    });
+    let mut out: Vec<u32> = Vec::new();
+    if let Some(name) = name {
+        for l in inputs.group.lines() {
+            let f: Vec<&str> = l.split(':').collect();
+            if f.len() >= 4 && f[3].split(',').any(|m| m == name) {
+                if let Ok(g) = f[2].parse() {
+                    out.push(g);
+                }
+            }
+        }
+    }
+    let psc = pod.spec.as_ref().and_then(|s| s.security_context.as_ref());
+    if let Some(g) = psc.and_then(|p| p.fs_group) {
+        out.push(g as u32);
+    }
+    for g in psc
+        .and_then(|p| p.supplemental_groups.as_ref())
+        .into_iter()
+        .flatten()
+    {
+        out.push(*g as u32);
+    }
+    let mut seen = std::collections::BTreeSet::from([gid]);
+    out.retain(|g| seen.insert(*g));
+    out
 }
 
 fn lookup_gid_of_uid(passwd: &str, uid: u32) -> Option<u32> {
@@ -655,16 +824,23 @@ pub fn container_spec(
     let hostname = pod.metadata.name.clone().unwrap_or_default();
 
     let mut namespaces = vec![
-        json!({"type": "pid"}),
+        match &inputs.pidns {
+            Some(p) => json!({"type": "pid", "path": p}),
+            None => json!({"type": "pid"}),
+        },
         json!({"type": "mount"}),
-        json!({"type": "network", "path": inputs.netns}),
     ];
-    for (kind, path) in [("uts", &inputs.utsns), ("ipc", &inputs.ipcns)] {
-        namespaces.push(match path {
-            Some(p) => json!({"type": kind, "path": p}),
-            None => json!({"type": kind}),
+    if !inputs.host_network {
+        namespaces.push(json!({"type": "network", "path": inputs.netns}));
+        namespaces.push(match &inputs.utsns {
+            Some(p) => json!({"type": "uts", "path": p}),
+            None => json!({"type": "uts"}),
         });
     }
+    namespaces.push(match &inputs.ipcns {
+        Some(p) => json!({"type": "ipc", "path": p}),
+        None => json!({"type": "ipc"}),
+    });
     let mut mounts = vec![
         json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
         json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
@@ -687,13 +863,32 @@ pub fn container_spec(
     if !privileged {
         linux["maskedPaths"] = json!(MASKED_PATHS);
         linux["readonlyPaths"] = json!(READONLY_PATHS);
-        linux["seccomp"] = seccomp_profile();
+        if let Some(profile) = seccomp(pod, container, inputs)? {
+            linux["seccomp"] = profile;
+        }
     }
-    let spec = json!({
+    let sysctls: BTreeMap<String, String> = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.security_context.as_ref())
+        .and_then(|s| s.sysctls.as_ref())
+        .into_iter()
+        .flatten()
+        .map(|s| (sysctl_name(&s.name), s.value.clone()))
+        .collect();
+    if !sysctls.is_empty() {
+        linux["sysctl"] = json!(sysctls);
+    }
+    let mut user = json!({"uid": uid, "gid": gid});
+    let gids = additional_gids(pod, uid, gid, inputs);
+    if !gids.is_empty() {
+        user["additionalGids"] = json!(gids);
+    }
+    let mut spec = json!({
         "ociVersion": "1.0.2",
         "process": {
             "terminal": container.tty == Some(true),
-            "user": {"uid": uid, "gid": gid},
+            "user": user,
             "args": args,
             "env": env.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
             "cwd": cwd,
@@ -705,6 +900,10 @@ pub fn container_spec(
         "mounts": mounts,
         "linux": linux,
     });
+    if inputs.host_network {
+        // The node's UTS namespace: the node's hostname, not one of the pod's.
+        spec.as_object_mut().expect("an object").remove("hostname");
+    }
     // The shape must be what libcontainer reads.
     serde_json::from_value::<libcontainer::oci_spec::runtime::Spec>(spec.clone())
         .map_err(|e| SpecError::Invalid(e.to_string()))?;
@@ -733,6 +932,8 @@ mod tests {
         Inputs {
             rootfs: "/r".into(),
             netns: "/run/netns/p".into(),
+            host_network: false,
+            pidns: None,
             utsns: Some("/run/tinykube/ns/p/uts".into()),
             ipcns: None,
             mounts: vec![BindMount {
@@ -750,6 +951,7 @@ mod tests {
                 .into(),
             group: "root:x:0:\nstaff:x:50:\n".into(),
             pids_limit: Some(1024),
+            seccomp_dir: "/nonexistent/seccomp".into(),
         }
     }
 
@@ -979,5 +1181,112 @@ mod tests {
         let s = container_spec(&p, &privileged, &image(), &inputs()).unwrap();
         assert_eq!(s["process"]["noNewPrivileges"], false);
         assert!(s["linux"].get("seccomp").is_none() && s["linux"].get("maskedPaths").is_none());
+    }
+
+    fn pod_with(sc: Value) -> Pod {
+        let mut p = pod(json!([]));
+        p.spec.as_mut().unwrap().security_context = Some(serde_json::from_value(sc).unwrap());
+        p
+    }
+
+    #[test]
+    fn run_as_non_root_refuses_root_in_kubernetes_words() {
+        let img = |u: &str| ImageConfig {
+            user: u.into(),
+            ..image()
+        };
+        let i = inputs();
+        let p = pod_with(json!({"runAsNonRoot": true}));
+        let c = container(json!({}));
+        let who = "(pod: \"web-1_default(u-1)\", container: c)";
+        assert_eq!(
+            user(&p, &c, &img(""), &i),
+            Err(SpecError::Refused(format!(
+                "container has runAsNonRoot and image will run as root {who}"
+            )))
+        );
+        assert_eq!(
+            user(&p, &c, &img("nobody"), &i),
+            Err(SpecError::Refused(format!("container has runAsNonRoot and image has non-numeric user (nobody), cannot verify user is non-root {who}")))
+        );
+        assert_eq!(user(&p, &c, &img("65534"), &i).unwrap(), (65534, 65533));
+        let root = container(json!({"securityContext": {"runAsUser": 0}}));
+        assert_eq!(
+            user(&p, &root, &img("65534"), &i),
+            Err(SpecError::Refused(format!(
+                "container's runAsUser breaks non-root policy {who}"
+            )))
+        );
+        // The container's own setting wins over the pod's.
+        let allowed = container(json!({"securityContext": {"runAsNonRoot": false}}));
+        assert_eq!(user(&p, &allowed, &img(""), &i).unwrap(), (0, 0));
+    }
+
+    #[test]
+    fn groups_merge_the_image_the_fs_group_and_supplemental_groups() {
+        let mut i = inputs();
+        i.group = "root:x:0:\nstaff:x:50:nobody,other\nwheel:x:10:other\n".into();
+        let p = pod_with(json!({"fsGroup": 2000, "supplementalGroups": [3000, 50]}));
+        assert_eq!(additional_gids(&p, 65534, 65533, &i), vec![50, 2000, 3000]);
+        let s = container_spec(
+            &p,
+            &container(json!({"securityContext": {"runAsUser": 65534}})),
+            &image(),
+            &i,
+        )
+        .unwrap();
+        assert_eq!(
+            s["process"]["user"]["additionalGids"],
+            json!([50, 2000, 3000])
+        );
+    }
+
+    #[test]
+    fn seccomp_profiles_and_sysctls() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut i = inputs();
+        i.seccomp_dir = dir.path().to_path_buf();
+        std::fs::create_dir_all(dir.path().join("profiles")).unwrap();
+        std::fs::write(
+            dir.path().join("profiles/audit.json"),
+            r#"{"defaultAction": "SCMP_ACT_LOG"}"#,
+        )
+        .unwrap();
+        let c = container(json!({}));
+        let unconfined = pod_with(json!({"seccompProfile": {"type": "Unconfined"}}));
+        let s = container_spec(&unconfined, &c, &image(), &i).unwrap();
+        assert!(s["linux"].get("seccomp").is_none());
+        let local = container(
+            json!({"securityContext": {"seccompProfile": {"type": "Localhost", "localhostProfile": "profiles/audit.json"}}}),
+        );
+        let s = container_spec(&unconfined, &local, &image(), &i).unwrap();
+        assert_eq!(s["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_LOG");
+        let missing = container(
+            json!({"securityContext": {"seccompProfile": {"type": "Localhost", "localhostProfile": "profiles/nope.json"}}}),
+        );
+        let e = container_spec(&unconfined, &missing, &image(), &i).unwrap_err();
+        assert!(
+            matches!(&e, SpecError::Seccomp(m) if m.contains("cannot load seccomp profile") && m.contains("No such file")),
+            "{e}"
+        );
+        let escape = container(
+            json!({"securityContext": {"seccompProfile": {"type": "Localhost", "localhostProfile": "../../etc/passwd"}}}),
+        );
+        assert!(container_spec(&unconfined, &escape, &image(), &i).is_err());
+
+        let safe = pod_with(
+            json!({"sysctls": [{"name": "net.ipv4.ip_unprivileged_port_start", "value": "0"}, {"name": "kernel/shm_rmid_forced", "value": "1"}]}),
+        );
+        assert_eq!(forbidden_sysctl(&safe), None);
+        let s = container_spec(&safe, &c, &image(), &i).unwrap();
+        assert_eq!(
+            s["linux"]["sysctl"],
+            json!({"kernel.shm_rmid_forced": "1", "net.ipv4.ip_unprivileged_port_start": "0"})
+        );
+        let unsafe_ = pod_with(json!({"sysctls": [{"name": "kernel.msgmax", "value": "1"}]}));
+        assert_eq!(
+            forbidden_sysctl(&unsafe_).as_deref(),
+            Some("forbidden sysctl: \"kernel.msgmax\" not allowlisted")
+        );
     }
 }

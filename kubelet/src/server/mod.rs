@@ -312,13 +312,7 @@ pub fn running_instance(
 ) -> Result<InstanceStatus, Refused> {
     let uid = pod.metadata.uid.as_deref().unwrap_or("");
     let name = pod.metadata.name.as_deref().unwrap_or("");
-    let declared = pod.spec.as_ref().is_some_and(|s| {
-        s.containers.iter().any(|c| c.name == container)
-            || s.init_containers
-                .iter()
-                .flatten()
-                .any(|c| c.name == container)
-    });
+    let declared = crate::runtime::plan::find_container(pod, container).is_some();
     if !declared {
         return Err(Refused::new(
             400,
