@@ -57,7 +57,7 @@ pub struct Kubelet {
     /// How exec probes reach containers (the kubelet binary as the exec helper).
     exec: crate::prober::ExecEnv,
     /// Events recorded so far (key → name, count), to count repeats.
-    events: Mutex<HashMap<String, (String, u32)>>,
+    events: Mutex<crate::events::Correlator>,
     /// The event writer's queue.
     recorder: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<Recorded>>,
     /// Every Service (for the containers' service variables), fed by a watch from `run`.
@@ -87,7 +87,7 @@ impl Kubelet {
             workers: Mutex::new(HashMap::new()),
             wakes: Mutex::new(HashMap::new()),
             exec,
-            events: Mutex::new(HashMap::new()),
+            events: Mutex::new(Default::default()),
             recorder: std::sync::OnceLock::new(),
             services,
             services_writer: Mutex::new(Some(services_writer)),
@@ -319,33 +319,43 @@ impl Kubelet {
             "firstTimestamp": stamp, "lastTimestamp": stamp, "count": 1,
             "reportingComponent": "kubelet", "reportingInstance": self.node.name,
         });
-        // The same event again (same object, field, type, reason and message) counts up the
-        // first one, as Kubernetes' event correlator does: `describe` shows `(x12 over 3m)`.
-        let key = format!(
-            "{ns}\0{}\0{}\0{type_}\0{reason}\0{message}",
-            m.uid.as_deref().unwrap_or_default(),
-            container.unwrap_or_default()
-        );
-        let record = {
-            let mut seen = self.events.lock().unwrap();
-            if seen.len() >= EVENT_CACHE && !seen.contains_key(&key) {
-                seen.clear();
+        // Counted up, or combined with similar ones, as client-go's correlator does.
+        let object = format!("{ns}\0{}", m.uid.as_deref().unwrap_or_default());
+        let fresh = body["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let seen = crate::events::Event {
+            object: &object,
+            field: container.unwrap_or_default(),
+            type_,
+            reason,
+            message: &message,
+        };
+        let decision = self
+            .events
+            .lock()
+            .unwrap()
+            .observe(seen, fresh, std::time::Instant::now());
+        let mut body = body;
+        let record = match decision {
+            crate::events::Decision::New { name, message } => {
+                body["metadata"]["name"] = json!(name);
+                body["message"] = json!(message);
+                Recorded::New { ns, body }
             }
-            match seen.get_mut(&key) {
-                Some((name, count)) => {
-                    *count += 1;
-                    Recorded::Again {
-                        ns,
-                        name: name.clone(),
-                        count: *count,
-                        stamp,
-                        body,
-                    }
-                }
-                None => {
-                    let name = body["metadata"]["name"].as_str().unwrap_or_default();
-                    seen.insert(key, (name.to_string(), 1));
-                    Recorded::New { ns, body }
+            crate::events::Decision::Again {
+                name,
+                count,
+                message,
+            } => {
+                body["message"] = json!(message);
+                Recorded::Again {
+                    ns,
+                    name,
+                    count,
+                    stamp,
+                    body,
                 }
             }
         };
@@ -357,10 +367,6 @@ impl Kubelet {
         let _ = tx.send(record);
     }
 }
-
-/// How many distinct events the kubelet remembers for counting repeats (Kubernetes' LRU
-/// holds 4096).
-const EVENT_CACHE: usize = 4096;
 
 /// An event to write: a new one, or a repeat of one written before.
 enum Recorded {
@@ -397,7 +403,9 @@ async fn record_events(client: Client, mut rx: tokio::sync::mpsc::UnboundedRecei
                 mut body,
             } => {
                 let events: Api<Event> = Api::namespaced(client.clone(), &ns);
-                let patch = json!({"count": count, "lastTimestamp": stamp});
+                // The message too: a combined event shows the latest one.
+                let patch =
+                    json!({"count": count, "lastTimestamp": stamp, "message": body["message"]});
                 match events
                     .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
                     .await

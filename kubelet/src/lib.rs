@@ -1,6 +1,7 @@
 //! tinykube-kubelet: the node agent.
 
 pub mod daemon;
+pub mod events;
 pub mod image;
 pub mod kubelet;
 pub mod lifecycle;

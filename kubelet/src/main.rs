@@ -43,6 +43,9 @@ enum Command {
     /// Run one command in a running container (started by the kubelet's exec, not by hand).
     #[command(hide = true)]
     ExecHelper(tinykube_kubelet::runtime::exec::ExecArgs),
+    /// Hold a pod's shared process namespace (started by the kubelet, not by hand).
+    #[command(hide = true)]
+    Pause,
 }
 
 #[derive(Args, Clone)]
@@ -135,6 +138,9 @@ fn main() -> ExitCode {
     if let Some(Command::Shim(args)) = cli.command {
         return ExitCode::from(tinykube_kubelet::runtime::shim::run(args) as u8);
     }
+    if let Some(Command::Pause) = cli.command {
+        return ExitCode::from(tinykube_kubelet::runtime::pause::run() as u8);
+    }
     if let Some(Command::ExecHelper(args)) = cli.command {
         return ExitCode::from(tinykube_kubelet::runtime::exec::run(args) as u8);
     }
@@ -166,7 +172,9 @@ fn main() -> ExitCode {
     let r = match command {
         Command::Images(c) => images(c),
         Command::Cleanup { flags, purge } => tinykube_kubelet::daemon::cleanup(&flags, purge),
-        Command::Shim(_) | Command::ExecHelper(_) => unreachable!("handled above"),
+        Command::Shim(_) | Command::ExecHelper(_) | Command::Pause => {
+            unreachable!("handled above")
+        }
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

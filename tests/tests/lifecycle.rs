@@ -4,7 +4,8 @@
 //! log; a sidecar (an init container with `restartPolicy: Always`) starts before the app
 //! (held by its startup probe), does not keep the pod from completing, and stops after the
 //! app when the pod is deleted. And the securityContext (runAsNonRoot, users and groups,
-//! sysctls), hostNetwork pods, and `kubectl debug` with an ephemeral container.
+//! sysctls), hostNetwork pods, `kubectl debug` with an ephemeral container, and subPaths
+//! that cannot be led out of their volume, and a pod sharing one process namespace.
 
 mod common;
 
@@ -534,6 +535,109 @@ fn debug(node: &Node) {
     ok(node, &["delete", "pod", "debuggee", "--timeout=60s"]);
 }
 
+const SUBPATHS: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: subpaths}
+spec:
+  restartPolicy: Never
+  initContainers:
+  - name: prepare
+    image: busybox
+    command: [sh, -c, "mkdir -p /data/logs && echo kept > /data/logs/a && ln -s / /data/escape"]
+    volumeMounts: [{name: data, mountPath: /data}]
+  containers:
+  - name: app
+    image: busybox
+    command: [sh, -c, "cat /logs/a && test -d /new && sleep 600"]
+    volumeMounts:
+    - {name: data, mountPath: /logs, subPath: logs}
+    - {name: data, mountPath: /new, subPath: made/here}
+  volumes: [{name: data, emptyDir: {}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: escape}
+spec:
+  restartPolicy: Never
+  initContainers:
+  - name: prepare
+    image: busybox
+    command: [sh, -c, "ln -s / /data/escape"]
+    volumeMounts: [{name: data, mountPath: /data}]
+  containers:
+  - name: app
+    image: busybox
+    command: [sh, -c, "ls /host; sleep 600"]
+    volumeMounts:
+    - {name: data, mountPath: /host, subPath: escape}
+  volumes: [{name: data, emptyDir: {}}]
+"#;
+
+/// emptyDir subPaths: made when missing, and a symlink a container left cannot lead a
+/// subPath out of the volume (the host's root here).
+fn subpaths(node: &Node) {
+    apply(node, SUBPATHS);
+    wait_ready(node, "subpaths");
+    assert_eq!(ok(node, &["logs", "subpaths", "-c", "app"]), "kept\n");
+    eventually_pod(
+        node,
+        "escape",
+        "the escaping subPath is refused",
+        60,
+        || {
+            jsonpath(
+                node,
+                "pod/escape",
+                "{.status.containerStatuses[0].state.waiting.reason}",
+            ) == "CreateContainerConfigError"
+        },
+    );
+    assert_eq!(
+        jsonpath(
+            node,
+            "pod/escape",
+            "{.status.containerStatuses[0].state.waiting.message}"
+        ),
+        "failed to prepare subPath for volumeMount \"data\" of container \"app\""
+    );
+    ok(
+        node,
+        &["delete", "pod", "subpaths", "escape", "--timeout=60s"],
+    );
+}
+
+const SHARED_PIDS: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: shared}
+spec:
+  shareProcessNamespace: true
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: app
+    image: busybox
+    command: [sleep, "3601"]
+  - name: shell
+    image: busybox
+    command: [sleep, "3600"]
+"#;
+
+/// The docs' shareProcessNamespace pod: each container sees the others' processes, under
+/// the pod's holder as PID 1.
+fn shared_process_namespace(node: &Node) {
+    apply(node, SHARED_PIDS);
+    wait_ready(node, "shared");
+    let ps = ok(node, &["exec", "shared", "-c", "shell", "--", "ps"]);
+    assert!(ps.contains("sleep 3601"), "{ps}");
+    let first = ps
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some("1"))
+        .unwrap_or_default();
+    assert!(first.contains("pause"), "{ps}");
+    ok(node, &["delete", "pod", "shared", "--timeout=60s"]);
+}
+
 #[test]
 fn hooks_messages_sidecars_security_and_host_network() {
     let node = Node::start();
@@ -548,6 +652,8 @@ fn hooks_messages_sidecars_security_and_host_network() {
         security_context(&node);
         host_network(&node);
         debug(&node);
+        subpaths(&node);
+        shared_process_namespace(&node);
         common::ok(
             &node,
             "kubectl",

@@ -2,7 +2,8 @@
 //! kubectl: a readiness probe takes a pod out of its Service's endpoints and puts it back
 //! while a NodePort request loop never reaches it unready; a failing liveness probe restarts
 //! its container with Kubernetes' events (counted, not repeated); a startup probe holds the
-//! other two until the app is up. And a pod past its activeDeadlineSeconds fails.
+//! other two until the app is up. And a pod past its activeDeadlineSeconds fails; an exec
+//! probe past its timeout leaves nothing running.
 
 mod common;
 
@@ -19,6 +20,24 @@ fn ok(node: &Node, args: &[&str]) -> String {
 
 fn apply(node: &Node, manifest: &str) {
     common::apply_in(node, NS, manifest)
+}
+
+/// `path` (a jsonpath of the list) of the events about pod `name` (with `reason`, if any).
+fn events(node: &Node, name: &str, reason: &str, path: &str) -> String {
+    let mut selector = format!("--field-selector=involvedObject.name={name}");
+    if !reason.is_empty() {
+        selector.push_str(&format!(",reason={reason}"));
+    }
+    ok(
+        node,
+        &[
+            "get",
+            "events",
+            &selector,
+            "-o",
+            &format!("jsonpath={path}"),
+        ],
+    )
 }
 
 fn jsonpath(node: &Node, what: &str, path: &str) -> String {
@@ -122,16 +141,7 @@ fn readiness(node: &Node) {
                 .iter()
                 .all(|p| matches!(&p.outcome, Outcome::Pod(n) if n == "web-b"))
     });
-    let events = ok(
-        node,
-        &[
-            "get",
-            "events",
-            "--field-selector=involvedObject.name=web-a,reason=Unhealthy",
-            "-o",
-            "jsonpath={.items[*].message}",
-        ],
-    );
+    let events = events(node, "web-a", "Unhealthy", "{.items[*].message}");
     assert!(events.contains("Readiness probe failed: "), "{events}");
 
     // It passes again: back in the endpoints, and answering.
@@ -182,15 +192,11 @@ fn liveness(node: &Node) {
     });
     // Two instances of 2 s + 2 failed probes + 1 s grace each, well under the pod's 30 s.
     assert!(t.elapsed() < Duration::from_secs(30), "{:?}", t.elapsed());
-    let events = ok(
+    let events = events(
         node,
-        &[
-            "get",
-            "events",
-            "--field-selector=involvedObject.name=liveness-exec",
-            "-o",
-            "jsonpath={range .items[*]}{.reason}|{.count}|{.message}{\"\\n\"}{end}",
-        ],
+        "liveness-exec",
+        "",
+        "{range .items[*]}{.reason}|{.count}|{.message}{\"\\n\"}{end}",
     );
     // One Killing event, counted once per kill.
     let killing: Vec<&str> = events
@@ -328,19 +334,52 @@ fn deadline(node: &Node) {
         )
         .is_empty()
     });
-    let events = ok(
-        node,
-        &[
-            "get",
-            "events",
-            "--field-selector=involvedObject.name=deadline,reason=DeadlineExceeded",
-            "-o",
-            "jsonpath={.items[*].message}",
-        ],
-    );
+    let events = events(node, "deadline", "DeadlineExceeded", "{.items[*].message}");
     assert_eq!(
         events,
         "Pod was active on the node longer than the specified deadline"
+    );
+}
+
+const SLOW_PROBE: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: slow-probe}
+spec:
+  containers:
+  - name: app
+    image: busybox
+    command: [sleep, "600"]
+    readinessProbe:
+      exec: {command: [sleep, "30"]}
+      periodSeconds: 1
+      timeoutSeconds: 1
+"#;
+
+/// An exec probe past its timeout fails, and its command does not stay behind: a probe
+/// every second that would run 30 s leaves at most the one in flight.
+fn exec_timeout(node: &Node) {
+    apply(node, SLOW_PROBE);
+    eventually("the probe times out again and again", 60, || {
+        let counts = events(node, "slow-probe", "Unhealthy", "{.items[*].count}");
+        counts
+            .split_whitespace()
+            .filter_map(|c| c.parse::<u32>().ok())
+            .sum::<u32>()
+            >= 5
+    });
+    let message = events(node, "slow-probe", "Unhealthy", "{.items[0].message}");
+    assert!(message.contains("timed out"), "{message}");
+    let ps = ok(node, &["exec", "slow-probe", "--", "ps"]);
+    let left = ps.lines().filter(|l| l.contains("sleep 30")).count();
+    assert!(left <= 1, "probe commands left running:\n{ps}");
+    assert_eq!(
+        jsonpath(
+            node,
+            "pod/slow-probe",
+            "{.status.containerStatuses[0].ready}"
+        ),
+        "false"
     );
 }
 
@@ -355,6 +394,7 @@ fn readiness_liveness_and_startup_probes() {
         liveness(&node);
         startup(&node);
         deadline(&node);
+        exec_timeout(&node);
         common::ok(
             &node,
             "kubectl",

@@ -234,6 +234,11 @@ fn age(path: &Path) -> Duration {
         .unwrap_or_default()
 }
 
+/// A pod whose containers share one PID namespace (`shareProcessNamespace: true`).
+pub fn share_process_namespace(pod: &Pod) -> bool {
+    pod.spec.as_ref().and_then(|s| s.share_process_namespace) == Some(true)
+}
+
 /// A pod in the node's network namespace (`hostNetwork: true`).
 pub fn host_network(pod: &Pod) -> bool {
     pod.spec.as_ref().and_then(|s| s.host_network) == Some(true)
@@ -404,7 +409,8 @@ impl PodRuntime {
         // A host-network pod's sandbox (no namespace of its own) is ready once recorded.
         let sandbox_ready = net
             .as_ref()
-            .is_some_and(|n| n.netns.is_empty() || netns::is_netns(&netns::path(&n.netns)));
+            .is_some_and(|n| n.netns.is_empty() || netns::is_netns(&netns::path(&n.netns)))
+            && !self.sandbox(uid).pause_lost();
         let mut containers = BTreeMap::new();
         for c in fs::read_dir(dir.join("containers"))
             .into_iter()
@@ -587,6 +593,11 @@ impl PodRuntime {
         self.sandbox(uid)
             .create(pod, &pod_ip, &self.cfg.dns)
             .map_err(|e| format!("creating the pod's namespaces and files: {e}"))?;
+        if share_process_namespace(pod) {
+            self.sandbox(uid)
+                .ensure_pause(&self.cfg.exe)
+                .map_err(|e| format!("making the pod's process namespace: {e}"))?;
+        }
         self.prepare_volumes(pod, uid, volumes)?;
         write_json(
             &dir.join("network.json"),
@@ -607,6 +618,7 @@ impl PodRuntime {
     /// namespace; the records stay for the status and logs).
     pub fn release_network(&self, uid: &str) {
         let _ = fs::remove_file(self.pod_dir(uid).join("network.json"));
+        self.sandbox(uid).stop_pause();
         if let Some(pod) = self.recorded_pod(uid) {
             self.remove_network(&pod, uid);
         }
@@ -732,7 +744,7 @@ impl PodRuntime {
         let vdir = self.pod_dir(uid).join("volumes");
         let volumes = pod.spec.as_ref().and_then(|s| s.volumes.as_ref());
         let mut out = Vec::new();
-        for m in c.volume_mounts.iter().flatten() {
+        for (index, m) in c.volume_mounts.iter().flatten().enumerate() {
             let v = volumes
                 .and_then(|vs| vs.iter().find(|v| v.name == m.name))
                 .ok_or_else(|| {
@@ -755,16 +767,29 @@ impl PodRuntime {
                         "subPath {sub:?} must be a relative path without '..'"
                     )));
                 }
-                source = source.join(sub);
                 if written {
                     // A key of a ConfigMap or Secret: bound as it is now (a subPath mount
                     // sees no updates, as in Kubernetes).
-                    source = fs::canonicalize(&source).map_err(|e| {
+                    source = fs::canonicalize(source.join(sub)).map_err(|e| {
                         StartError::config(format!("subPath {sub:?} of volume {:?}: {e}", v.name))
                     })?;
-                } else if !source.exists() {
-                    fs::create_dir_all(&source)
-                        .map_err(|e| StartError::config(format!("subPath {sub:?}: {e}")))?;
+                } else {
+                    // A directory containers write to: resolved without following anything
+                    // out of the volume, and bound as resolved.
+                    let target = self
+                        .pod_dir(uid)
+                        .join("volume-subpaths")
+                        .join(&v.name)
+                        .join(&c.name)
+                        .join(index.to_string());
+                    super::subpath::bind(&source, sub, &target).map_err(|e| {
+                        tracing::warn!(container = %c.name, volume = %v.name, error = %e, "preparing a subPath");
+                        StartError::config(format!(
+                            "failed to prepare subPath for volumeMount {:?} of container {:?}",
+                            m.name, c.name
+                        ))
+                    })?;
+                    source = target;
                 }
             }
             out.push(BindMount {
@@ -788,8 +813,19 @@ impl PodRuntime {
         Ok(out)
     }
 
-    /// The PID namespace an ephemeral container joins: its target container's (`kubectl
-    /// debug --target`), which must run.
+    /// The PID namespace container `name` joins: the pod's shared one
+    /// (`shareProcessNamespace`), else an ephemeral container's target's (`kubectl debug
+    /// --target`), which must run; None: one of its own.
+    fn pidns(&self, pod: &Pod, uid: &str, name: &str) -> Result<Option<PathBuf>, StartError> {
+        if share_process_namespace(pod) {
+            return match self.sandbox(uid).pause() {
+                Some(pid) => Ok(Some(PathBuf::from(format!("/proc/{pid}/ns/pid")))),
+                None => Err(StartError::create("the pod's process namespace is gone")),
+            };
+        }
+        self.target_pidns(pod, uid, name)
+    }
+
     fn target_pidns(
         &self,
         pod: &Pod,
@@ -908,7 +944,7 @@ impl PodRuntime {
             rootfs,
             netns: netns::path(&self.netns_name(&uid)),
             host_network: host_network(pod),
-            pidns: self.target_pidns(pod, &uid, &c.name).map_err(&fail)?,
+            pidns: self.pidns(pod, &uid, &c.name).map_err(&fail)?,
             utsns: Some(sandbox.uts()),
             ipcns: Some(sandbox.ipc()),
             mounts,
@@ -997,10 +1033,13 @@ impl PodRuntime {
                     let _ = nix::mount::umount2(&e.path(), nix::mount::MntFlags::MNT_DETACH);
                 }
             }
+
             let _ = fs::remove_dir_all(self.pod_log_dir(pod));
         } else {
             let _ = netns::delete(&self.netns_name(uid));
         }
+        // A subPath bind still in place would lead the removal into its volume.
+        super::subpath::unbind_all(&self.pod_dir(uid).join("volume-subpaths"))?;
         self.sandbox(uid)
             .remove()
             .map_err(|e| format!("removing the pod's namespaces: {e}"))?;
@@ -1049,6 +1088,7 @@ impl PodRuntime {
             let _ =
                 nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
         }
+        self.sandbox(uid).stop_pause();
     }
 }
 

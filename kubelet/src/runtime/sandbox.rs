@@ -81,8 +81,51 @@ impl Sandbox {
         Ok(())
     }
 
+    /// The holder of the pod's shared PID namespace, if the pod has one and it lives:
+    /// its PID.
+    pub fn pause(&self) -> Option<i32> {
+        let text = fs::read_to_string(self.dir.join("pause.json")).ok()?;
+        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+        let pid = v["pid"].as_i64()? as i32;
+        let start = v["start"].as_u64()?;
+        (super::pods::process_start(pid) == Some(start)).then_some(pid)
+    }
+
+    /// Whether the pod's shared PID namespace was made and is gone (its holder died, so
+    /// did everything in it): the sandbox must be made again.
+    pub fn pause_lost(&self) -> bool {
+        self.dir.join("pause.json").exists() && self.pause().is_none()
+    }
+
+    /// Makes the holder of the pod's shared PID namespace (the kubelet binary `exe`
+    /// re-executed), unless it lives.
+    pub fn ensure_pause(&self, exe: &Path) -> io::Result<i32> {
+        if let Some(pid) = self.pause() {
+            return Ok(pid);
+        }
+        let pid = super::pause::start(exe)?;
+        let start = super::pods::process_start(pid)
+            .ok_or_else(|| io::Error::other("the namespace holder died at once"))?;
+        write_atomic(
+            &self.dir.join("pause.json"),
+            &serde_json::json!({"pid": pid, "start": start}).to_string(),
+        )?;
+        Ok(pid)
+    }
+
+    /// Kills the holder of the pod's shared PID namespace (and with it whatever is left in
+    /// the namespace).
+    pub fn stop_pause(&self) {
+        if let Some(pid) = self.pause() {
+            let _ =
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+        }
+        let _ = fs::remove_file(self.dir.join("pause.json"));
+    }
+
     /// Releases the namespaces and removes the directory.
     pub fn remove(&self) -> io::Result<()> {
+        self.stop_pause();
         unbind_namespace(&self.uts())?;
         unbind_namespace(&self.ipc())?;
         match fs::remove_dir_all(&self.dir) {

@@ -292,6 +292,35 @@ pub async fn run_with(
     result
 }
 
+/// The exec'd process, killed if its session is dropped before it ended (an exec probe or
+/// hook past its timeout), so nothing is left running in the container.
+struct KillOnDrop {
+    pid: Option<(i32, Option<u64>)>,
+}
+
+impl KillOnDrop {
+    fn of(pid: Option<i32>) -> Self {
+        KillOnDrop {
+            pid: pid.map(|p| (p, crate::runtime::pods::process_start(p))),
+        }
+    }
+
+    fn disarm(&mut self) {
+        self.pid = None;
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let Some((pid, start)) = self.pid else { return };
+        // The very process (a reused pid has another start time).
+        if start.is_some() && crate::runtime::pods::process_start(pid) == start {
+            let _ =
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+        }
+    }
+}
+
 async fn supervise(
     child: &mut tokio::process::Child,
     report_r: OwnedFd,
@@ -322,14 +351,16 @@ async fn supervise(
         };
         let _ = std::fs::remove_file(&path);
         let master = master?;
-        next_report().await?;
+        let mut guard = KillOnDrop::of(next_report().await?.pid);
         let exited = async {
             let code = next_report().await?.exit_code.unwrap_or(255);
             Ok::<i32, String>(code)
         };
-        return pty_session(master, exited, input, output).await;
+        let code = pty_session(master, exited, input, output).await;
+        guard.disarm();
+        return code;
     }
-    next_report().await?;
+    let mut guard = KillOnDrop::of(next_report().await?.pid);
     let mut stdin = child.stdin.take();
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
@@ -380,7 +411,10 @@ async fn supervise(
     let mut output_done = false;
     let code = loop {
         tokio::select! {
-            r = next_report() => break r?.exit_code.unwrap_or(255),
+            r = next_report() => {
+                guard.disarm();
+                break r?.exit_code.unwrap_or(255);
+            }
             _ = &mut drained, if !output_done => output_done = true,
             _ = &mut feed => unreachable!("feeding never ends"),
         }
