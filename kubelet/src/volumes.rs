@@ -39,6 +39,8 @@ pub struct Content {
     pub files: Vec<File>,
     /// On tmpfs (secrets, projected volumes), never on disk.
     pub memory: bool,
+    /// The pod's fsGroup: the files' group (and readable by it).
+    pub group: Option<u32>,
 }
 
 /// The written volumes of a pod, by volume name.
@@ -329,6 +331,7 @@ pub async fn desired(client: &Client, pod: &Pod, tokens: &mut Tokens) -> Result<
             Content {
                 files,
                 memory: false,
+                group: None,
             }
         } else if let Some(s) = &v.secret {
             let mode = s.default_mode.unwrap_or(DEFAULT_MODE);
@@ -347,6 +350,7 @@ pub async fn desired(client: &Client, pod: &Pod, tokens: &mut Tokens) -> Result<
             Content {
                 files,
                 memory: true,
+                group: None,
             }
         } else if let Some(d) = &v.downward_api {
             let mode = d.default_mode.unwrap_or(DEFAULT_MODE);
@@ -354,6 +358,7 @@ pub async fn desired(client: &Client, pod: &Pod, tokens: &mut Tokens) -> Result<
             Content {
                 files,
                 memory: false,
+                group: None,
             }
         } else if let Some(p) = &v.projected {
             let mode = p.default_mode.unwrap_or(DEFAULT_MODE);
@@ -414,6 +419,7 @@ pub async fn desired(client: &Client, pod: &Pod, tokens: &mut Tokens) -> Result<
             Content {
                 files,
                 memory: true,
+                group: None,
             }
         } else {
             continue;
@@ -421,9 +427,28 @@ pub async fn desired(client: &Client, pod: &Pod, tokens: &mut Tokens) -> Result<
         if let Some(bad) = content.files.iter().find(|f| !safe_path(&f.path)) {
             return Err(failed(name, format!("invalid path {:?}", bad.path)));
         }
+        let mut content = content;
+        // fsGroup: the files belong to the group and it may read them, as Kubernetes'
+        // SetVolumeOwnership leaves read-only volumes.
+        if let Some(g) = fs_group(pod) {
+            content.group = Some(g);
+            for f in &mut content.files {
+                f.mode |= 0o440;
+            }
+        }
         out.insert(name.to_string(), content);
     }
     Ok(out)
+}
+
+/// The pod's fsGroup, if it has one.
+pub fn fs_group(pod: &Pod) -> Option<u32> {
+    pod.spec
+        .as_ref()?
+        .security_context
+        .as_ref()?
+        .fs_group
+        .map(|g| g as u32)
 }
 
 /// The files under `dir` (recursively), as `File`s with paths relative to `root`.
@@ -476,9 +501,10 @@ fn check_paths(files: &[File]) -> io::Result<()> {
     Ok(())
 }
 
-/// Writes `files` into `dir` atomically (Kubernetes' AtomicWriter); false when it already
-/// held exactly these files.
-pub fn write_atomic(dir: &Path, files: &[File]) -> io::Result<bool> {
+/// Writes `files` into `dir` atomically (Kubernetes' AtomicWriter), owned by `group` when
+/// the pod has an fsGroup (directories then setgid, as Kubernetes leaves them); false when
+/// it already held exactly these files.
+pub fn write_atomic(dir: &Path, files: &[File], group: Option<u32>) -> io::Result<bool> {
     let data_link = dir.join("..data");
     let old = fs::read_link(&data_link).ok();
     if let Some(old) = &old {
@@ -498,14 +524,27 @@ pub fn write_atomic(dir: &Path, files: &[File]) -> io::Result<bool> {
         .to_string();
     let fresh = dir.join(&stamp);
     let written = (|| {
+        let dir_mode = if group.is_some() { 0o2755 } else { 0o755 };
+        let own = |p: &Path| match group {
+            Some(g) => std::os::unix::fs::lchown(p, None, Some(g)),
+            None => Ok(()),
+        };
         fs::create_dir_all(&fresh)?;
-        fs::set_permissions(&fresh, fs::Permissions::from_mode(0o755))?;
+        fs::set_permissions(&fresh, fs::Permissions::from_mode(dir_mode))?;
+        own(&fresh)?;
         for f in files {
             let p = fresh.join(&f.path);
             if let Some(parent) = p.parent() {
                 fs::create_dir_all(parent)?;
+                let mut d = parent;
+                while d != fresh {
+                    fs::set_permissions(d, fs::Permissions::from_mode(dir_mode))?;
+                    own(d)?;
+                    d = d.parent().unwrap_or(fresh.as_path());
+                }
             }
             fs::write(&p, &f.data)?;
+            own(&p)?;
             // Never setuid, setgid or sticky (the apiserver refuses such modes too).
             fs::set_permissions(&p, fs::Permissions::from_mode(f.mode & 0o777))?;
         }
@@ -563,16 +602,16 @@ mod tests {
     fn atomic_writes_swap_the_whole_set() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        assert!(write_atomic(d, &[file("a", "1"), file("sub/b", "2")]).unwrap());
+        assert!(write_atomic(d, &[file("a", "1"), file("sub/b", "2")], None).unwrap());
         assert_eq!(fs::read_to_string(d.join("a")).unwrap(), "1");
         assert_eq!(fs::read_to_string(d.join("sub/b")).unwrap(), "2");
         assert_eq!(fs::read_link(d.join("a")).unwrap(), Path::new("..data/a"));
         assert!(
-            !write_atomic(d, &[file("sub/b", "2"), file("a", "1")]).unwrap(),
+            !write_atomic(d, &[file("sub/b", "2"), file("a", "1")], None).unwrap(),
             "unchanged"
         );
         let first = fs::read_link(d.join("..data")).unwrap();
-        assert!(write_atomic(d, &[file("a", "3"), file("c", "4")]).unwrap());
+        assert!(write_atomic(d, &[file("a", "3"), file("c", "4")], None).unwrap());
         assert_eq!(fs::read_to_string(d.join("a")).unwrap(), "3");
         assert_eq!(fs::read_to_string(d.join("c")).unwrap(), "4");
         assert!(!d.join("sub").exists(), "gone names go");
@@ -587,14 +626,36 @@ mod tests {
             "a, c, ..data and one timestamped dir: {entries:?}"
         );
         // Conflicting paths write nothing.
-        assert!(write_atomic(d, &[file("p", "1"), file("p/q", "2")]).is_err());
-        assert!(write_atomic(d, &[file("p", "1"), file("p", "2")]).is_err());
+        assert!(write_atomic(d, &[file("p", "1"), file("p/q", "2")], None).is_err());
+        assert!(write_atomic(d, &[file("p", "1"), file("p", "2")], None).is_err());
         assert_eq!(fs::read_to_string(d.join("a")).unwrap(), "3");
         let mut odd = file("x", "5");
         odd.mode = 0o400;
-        write_atomic(d, &[odd]).unwrap();
+        write_atomic(d, &[odd], None).unwrap();
         let mode = fs::metadata(d.join("x")).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o400);
+    }
+
+    #[test]
+    fn an_fs_group_owns_what_is_written() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let mut secret = file("sub/key", "s");
+        secret.mode = 0o440;
+        write_atomic(d, &[secret], Some(4321)).unwrap();
+        let f = fs::metadata(d.join("sub/key")).unwrap();
+        assert_eq!((f.gid(), f.mode() & 0o7777), (4321, 0o440));
+        let data = fs::canonicalize(d.join("..data")).unwrap();
+        for dir in [data.clone(), data.join("sub")] {
+            let m = fs::metadata(&dir).unwrap();
+            assert_eq!(
+                (m.gid(), m.mode() & 0o7777),
+                (4321, 0o2755),
+                "{}",
+                dir.display()
+            );
+        }
     }
 
     #[test]

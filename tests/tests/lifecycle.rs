@@ -360,10 +360,15 @@ spec:
     runAsNonRoot: true
     sysctls:
     - {name: net.ipv4.ip_unprivileged_port_start, value: "80"}
+  volumes:
+  - name: sec-ctx-vol
+    emptyDir: {}
   containers:
   - name: sec-ctx-demo
     image: busybox
     command: [sh, -c, "sleep 1h"]
+    volumeMounts:
+    - {name: sec-ctx-vol, mountPath: /data/demo}
     securityContext:
       allowPrivilegeEscalation: false
       seccompProfile: {type: RuntimeDefault}
@@ -418,6 +423,17 @@ fn security_context(node: &Node) {
     assert_eq!(
         exec(&["cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start"]).trim(),
         "80"
+    );
+    // The docs' fsGroup check: the volume is the group's, and so is what the user makes.
+    assert_eq!(exec(&["stat", "-c", "%g", "/data/demo"]).trim(), "2000");
+    assert_eq!(
+        exec(&[
+            "sh",
+            "-c",
+            "echo hello > /data/demo/testfile && stat -c '%u %g' /data/demo/testfile"
+        ])
+        .trim(),
+        "1000 2000"
     );
     eventually("the unsafe sysctl is rejected", 60, || {
         jsonpath(node, "pod/unsafe-sysctl", "{.status.phase}") == "Failed"

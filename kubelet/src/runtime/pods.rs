@@ -652,7 +652,7 @@ impl PodRuntime {
             if !dir.is_dir() {
                 continue;
             }
-            match volumes::write_atomic(&dir, &content.files) {
+            match volumes::write_atomic(&dir, &content.files, content.group) {
                 Ok(true) => tracing::info!(uid, volume = %name, "volume updated"),
                 Ok(false) => {}
                 Err(e) => return Err(format!("volume {name:?}: {e}")),
@@ -677,7 +677,7 @@ impl PodRuntime {
                     )
                     .map_err(|e| format!("volume {:?}: mounting tmpfs: {e}", v.name))?;
                 }
-                volumes::write_atomic(&p, &content.files)
+                volumes::write_atomic(&p, &content.files, content.group)
                     .map_err(|e| format!("volume {:?}: writing its files: {e}", v.name))?;
             } else if volumes::is_written(v) {
                 return Err(format!("volume {:?}: its contents were not read", v.name));
@@ -696,10 +696,20 @@ impl PodRuntime {
                         &p,
                         Some("tmpfs"),
                         nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV,
-                        Some(format!("mode=1777{size}").as_str()),
+                        Some(format!("mode=0777{size}").as_str()),
                     )
                     .map_err(|e| format!("volume {:?}: mounting tmpfs: {e}", v.name))?;
                 }
+                // Writable by every user, as Kubernetes makes it; with an fsGroup, owned by
+                // the group and setgid, so what containers make there is the group's.
+                let group = volumes::fs_group(pod);
+                let mode = if group.is_some() { 0o2777 } else { 0o777 };
+                fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(mode))
+                    .and_then(|_| match group {
+                        Some(g) => std::os::unix::fs::chown(&p, None, Some(g)),
+                        None => Ok(()),
+                    })
+                    .map_err(|e| format!("volume {:?}: {e}", v.name))?;
             } else if let Some(h) = &v.host_path {
                 let p = Path::new(&h.path);
                 let kind = h.type_.as_deref().unwrap_or("");
