@@ -950,14 +950,14 @@ impl Worker {
             "Killing",
             "FailedPostStartHook".into(),
         );
-        let grace = Duration::from_secs(
-            pod.spec
-                .as_ref()
-                .and_then(|s| s.termination_grace_period_seconds)
-                .unwrap_or(30)
-                .max(0) as u64,
-        );
-        stop(self.k.clone(), pod, pod_ip, record, grace).await;
+        stop(
+            self.k.clone(),
+            pod,
+            pod_ip,
+            record,
+            plan::pod_grace(pod, None),
+        )
+        .await;
         self.waiting.insert(
             name.into(),
             Waiting {

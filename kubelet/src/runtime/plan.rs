@@ -97,11 +97,10 @@ pub fn find_container(pod: &Pod, name: &str) -> Option<k8s_openapi::api::core::v
         })
 }
 
-/// The grace period of a pod being deleted: the deletion's, else the pod's, else 30 s.
-pub fn deletion_grace(pod: &Pod) -> Duration {
-    let secs = pod
-        .metadata
-        .deletion_grace_period_seconds
+/// The pod's own grace period (`terminationGracePeriodSeconds`, else 30 s), or
+/// `overriding` when given (a probe's, a deletion's).
+pub fn pod_grace(pod: &Pod, overriding: Option<i64>) -> Duration {
+    let secs = overriding
         .or(pod
             .spec
             .as_ref()
@@ -109,6 +108,11 @@ pub fn deletion_grace(pod: &Pod) -> Duration {
         .unwrap_or(30)
         .max(0);
     Duration::from_secs(secs as u64)
+}
+
+/// The grace period of a pod being deleted: the deletion's, else the pod's, else 30 s.
+pub fn deletion_grace(pod: &Pod) -> Duration {
+    pod_grace(pod, pod.metadata.deletion_grace_period_seconds)
 }
 
 /// A restartable init container (a sidecar): `restartPolicy: Always` on an init container.
@@ -265,9 +269,7 @@ pub fn plan(pod: &Pod, seen: &Observed, past: &History) -> Vec<Action> {
     // Past its active deadline the pod fails: everything stops (within the grace period),
     // nothing starts again, and the network goes back as for any completed pod.
     if past.deadline_exceeded {
-        let grace =
-            Duration::from_secs(spec.termination_grace_period_seconds.unwrap_or(30).max(0) as u64);
-        let stops = stop_running(pod, seen, grace);
+        let stops = stop_running(pod, seen, pod_grace(pod, None));
         if !stops.is_empty() {
             return stops;
         }
@@ -281,9 +283,7 @@ pub fn plan(pod: &Pod, seen: &Observed, past: &History) -> Vec<Action> {
     let completed = completed(pod);
     if completed && seen.sandbox_ready {
         // The sidecars of a completed pod stop (last declared first), then the network goes.
-        let grace =
-            Duration::from_secs(spec.termination_grace_period_seconds.unwrap_or(30).max(0) as u64);
-        let stops = stop_running(pod, seen, grace);
+        let stops = stop_running(pod, seen, pod_grace(pod, None));
         if !stops.is_empty() {
             return stops;
         }
@@ -394,12 +394,9 @@ pub fn plan(pod: &Pod, seen: &Observed, past: &History) -> Vec<Action> {
             }),
             Some(i) if running(&c.name) && i.image != image => {
                 // The image changed (the one field of a running pod that may): restart.
-                let grace = Duration::from_secs(
-                    spec.termination_grace_period_seconds.unwrap_or(30).max(0) as u64,
-                );
                 out.push(Action::Stop {
                     name: c.name.clone(),
-                    grace,
+                    grace: pod_grace(pod, None),
                 });
             }
             Some(
@@ -441,21 +438,14 @@ fn probe_kill(
     } else {
         c.liveness_probe.as_ref()
     };
-    let grace = probe
-        .and_then(|p| p.termination_grace_period_seconds)
-        .or(pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.termination_grace_period_seconds))
-        .unwrap_or(30)
-        .max(0) as u64;
+    let grace = pod_grace(pod, probe.and_then(|p| p.termination_grace_period_seconds));
     let mut message = format!("Container {} failed {kind} probe", c.name);
     if policy != "Never" {
         message.push_str(", will be restarted");
     }
     Some(Action::Kill {
         name: c.name.clone(),
-        grace: Duration::from_secs(grace),
+        grace,
         message,
     })
 }
@@ -469,13 +459,7 @@ fn restart(pod: &Pod, name: &str, attempt: u32, ago: Duration, ran: Duration) ->
         };
     }
     // Kubernetes' words: `kubectl describe` and scripts match on them.
-    let m = &pod.metadata;
-    let pod_desc = format!(
-        "{}_{}({})",
-        m.name.as_deref().unwrap_or_default(),
-        m.namespace.as_deref().unwrap_or_default(),
-        m.uid.as_deref().unwrap_or_default()
-    );
+    let pod_desc = crate::lifecycle::pod_desc(pod);
     Action::BackOff {
         name: name.into(),
         attempt,
