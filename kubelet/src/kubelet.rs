@@ -740,7 +740,8 @@ impl Worker {
     /// What the pod's written volumes should hold; None after announcing why they cannot be
     /// made (Kubernetes' FailedMount), retried on the next sync.
     async fn volumes(&mut self, pod: &Pod) -> Option<crate::volumes::Desired> {
-        match crate::volumes::desired(&self.k.client, pod, &mut self.tokens).await {
+        let alloc = crate::volumes::Allocatable::of(&self.k.facts);
+        match crate::volumes::desired(&self.k.client, pod, &mut self.tokens, &alloc).await {
             Ok(v) => {
                 self.mount_failure = None;
                 self.volumes_synced = Some(Instant::now());
@@ -985,7 +986,7 @@ impl Worker {
         out
     }
 
-    /// Values of env vars from configMapKeyRef / secretKeyRef.
+    /// Values of env vars from configMapKeyRef, secretKeyRef and resourceFieldRef.
     async fn resolve_env(
         &self,
         pod: &Pod,
@@ -995,6 +996,19 @@ impl Worker {
         let mut out = BTreeMap::new();
         for e in c.env.iter().flatten() {
             let Some(from) = &e.value_from else { continue };
+            if let Some(r) = &from.resource_field_ref {
+                // An empty containerName is the container itself.
+                let named = r.container_name.as_deref().filter(|n| !n.is_empty());
+                let target = match named {
+                    Some(n) if n != c.name => crate::runtime::plan::find_container(pod, n)
+                        .ok_or_else(|| format!("container {n} not found"))?,
+                    _ => c.clone(),
+                };
+                let alloc = crate::volumes::Allocatable::of(&self.k.facts);
+                let value = crate::volumes::resource_field(&target, r, &alloc)?;
+                out.insert(e.name.clone(), value);
+                continue;
+            }
             let (kind, name, key, optional, value) = if let Some(r) = &from.config_map_key_ref {
                 let api: Api<ConfigMap> = Api::namespaced(self.k.client.clone(), &ns);
                 let cm = api.get_opt(&r.name).await.map_err(|e| e.to_string())?;

@@ -264,9 +264,93 @@ async fn http(get: &HttpGet, timeout: Duration) -> Verdict {
     }
 }
 
-/// One GET to `host:port` (no redirects followed), as Kubernetes' probes and lifecycle hooks
-/// send it: the status code, or Go's words for why there is none (`Get "url": …`).
+/// Redirects a probe follows before it gives up, as Go's client (`stopped after 10 redirects`).
+const MAX_REDIRECTS: usize = 10;
+
+/// A GET to `host:port` as Kubernetes' probes and lifecycle hooks send it: the final status
+/// code, or Go's words for why there is none (`Get "url": …`). Redirects to the same host are
+/// followed (at most 10, all within `timeout`); one to another host is not, and its 3xx is the
+/// answer, as Kubernetes' probes do it (`followNonLocalRedirects` off).
 pub async fn http_get(get: &HttpGet, timeout: Duration, user_agent: &str) -> Result<u16, String> {
+    let mut at = get.clone();
+    let mut url = at.url();
+    let chain = async {
+        let mut hops = 0;
+        loop {
+            let code = one_get(&at, timeout, user_agent)
+                .await
+                .map_err(|e| (url.clone(), e))?;
+            let Some(location) = code.1.filter(|_| (300..400).contains(&code.0)) else {
+                return Ok(code.0);
+            };
+            let Some(next) = at.redirected(&location) else {
+                return Ok(code.0);
+            };
+            if next.host != get.host {
+                return Ok(code.0);
+            }
+            hops += 1;
+            if hops >= MAX_REDIRECTS {
+                return Err((next.url(), "stopped after 10 redirects".to_string()));
+            }
+            at = next;
+            url = at.url();
+        }
+    };
+    match tokio::time::timeout(timeout, chain).await {
+        Ok(Ok(code)) => Ok(code),
+        Ok(Err((url, e))) => Err(format!("Get \"{url}\": {e}")),
+        Err(_) => Err(format!(
+            "Get \"{url}\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)",
+            url = get.url()
+        )),
+    }
+}
+
+impl HttpGet {
+    fn url(&self) -> String {
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{}{}", addr(&self.host, self.port), self.path)
+    }
+
+    /// Where a `Location` answer sends this request: an absolute URL (http or https), an
+    /// absolute path, or a path relative to this one's directory.
+    fn redirected(&self, location: &str) -> Option<HttpGet> {
+        let mut next = self.clone();
+        if let Some((scheme, rest)) = location.split_once("://") {
+            next.https = match scheme.to_ascii_lowercase().as_str() {
+                "http" => false,
+                "https" => true,
+                _ => return None,
+            };
+            let (authority, path) = match rest.find('/') {
+                Some(i) => (&rest[..i], &rest[i..]),
+                None => (rest, "/"),
+            };
+            let uri: http::uri::Authority = authority.parse().ok()?;
+            next.host = uri
+                .host()
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string();
+            next.port = uri.port_u16().unwrap_or(if next.https { 443 } else { 80 });
+            next.path = path.to_string();
+        } else if location.starts_with('/') {
+            next.path = location.to_string();
+        } else {
+            let dir = self.path.rsplit_once('/').map_or("", |(d, _)| d);
+            next.path = format!("{dir}/{location}");
+        }
+        Some(next)
+    }
+}
+
+/// One request: the status code and the `Location` header, if any.
+async fn one_get(
+    get: &HttpGet,
+    timeout: Duration,
+    user_agent: &str,
+) -> Result<(u16, Option<String>), String> {
     let HttpGet {
         https,
         host,
@@ -274,52 +358,40 @@ pub async fn http_get(get: &HttpGet, timeout: Duration, user_agent: &str) -> Res
         path,
         headers,
     } = get;
-    let (https, port) = (*https, *port);
-    let target = addr(host, port);
-    let url = format!("{}://{target}{path}", if https { "https" } else { "http" });
-    let attempt = async {
-        let tcp = connect(&target, timeout).await?;
-        let mut req = http::Request::get(path).header(http::header::HOST, &target);
-        let mut agent = false;
-        let mut accept = false;
-        for (k, v) in headers {
-            agent |= k.eq_ignore_ascii_case("user-agent");
-            accept |= k.eq_ignore_ascii_case("accept");
-            req = req.header(k.as_str(), v.as_str());
-        }
-        if !agent {
-            req = req.header(http::header::USER_AGENT, user_agent);
-        }
-        if !accept {
-            req = req.header(http::header::ACCEPT, "*/*");
-        }
-        let req = req
-            .body(http_body_util::Empty::<bytes::Bytes>::new())
-            .map_err(|e| e.to_string())?;
-        let status = if https {
-            let tls = tokio_rustls::TlsConnector::from(insecure_tls());
-            let name = rustls::pki_types::ServerName::try_from(host.to_string())
-                .map_err(|e| e.to_string())?;
-            let stream = tls.connect(name, tcp).await.map_err(|e| e.to_string())?;
-            send(stream, req).await?
-        } else {
-            send(tcp, req).await?
-        };
-        Ok::<u16, String>(status)
-    };
-    match tokio::time::timeout(timeout, attempt).await {
-        Ok(Ok(code)) => Ok(code),
-        Ok(Err(e)) => Err(format!("Get \"{url}\": {e}")),
-        Err(_) => Err(format!(
-            "Get \"{url}\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)"
-        )),
+    let target = addr(host, *port);
+    let tcp = connect(&target, timeout).await?;
+    let mut req = http::Request::get(path.as_str()).header(http::header::HOST, &target);
+    let mut agent = false;
+    let mut accept = false;
+    for (k, v) in headers {
+        agent |= k.eq_ignore_ascii_case("user-agent");
+        accept |= k.eq_ignore_ascii_case("accept");
+        req = req.header(k.as_str(), v.as_str());
+    }
+    if !agent {
+        req = req.header(http::header::USER_AGENT, user_agent);
+    }
+    if !accept {
+        req = req.header(http::header::ACCEPT, "*/*");
+    }
+    let req = req
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .map_err(|e| e.to_string())?;
+    if *https {
+        let tls = tokio_rustls::TlsConnector::from(insecure_tls());
+        let name =
+            rustls::pki_types::ServerName::try_from(host.to_string()).map_err(|e| e.to_string())?;
+        let stream = tls.connect(name, tcp).await.map_err(|e| e.to_string())?;
+        send(stream, req).await
+    } else {
+        send(tcp, req).await
     }
 }
 
 async fn send<S>(
     io: S,
     req: http::Request<http_body_util::Empty<bytes::Bytes>>,
-) -> Result<u16, String>
+) -> Result<(u16, Option<String>), String>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -330,7 +402,13 @@ where
     let conn = tokio::spawn(conn);
     let resp = sender.send_request(req).await.map_err(|e| e.to_string());
     conn.abort();
-    Ok(resp?.status().as_u16())
+    let resp = resp?;
+    let location = resp
+        .headers()
+        .get(http::header::LOCATION)
+        .and_then(|l| l.to_str().ok())
+        .map(str::to_string);
+    Ok((resp.status().as_u16(), location))
 }
 
 /// HTTPS probes skip verification, as Kubernetes' do.
@@ -897,6 +975,75 @@ mod tests {
         let mut v = Vec::new();
         push_varint(&mut v, 300);
         assert_eq!(v, [0xac, 0x02]);
+    }
+
+    /// A server answering each request by its path: `/to/<path>` redirects there, `/away`
+    /// redirects to another host, `/loop` to itself, `/bad` is a 500, the rest 200.
+    async fn redirecting_server() -> u16 {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            loop {
+                let (mut s, _) = listener.accept().await.unwrap();
+                let mut buf = vec![0u8; 4096];
+                let n = s.read(&mut buf).await.unwrap();
+                let req = String::from_utf8_lossy(&buf[..n]).to_string();
+                let path = req.split(' ').nth(1).unwrap_or("").to_string();
+                let resp = if let Some(to) = path.strip_prefix("/to") {
+                    format!("HTTP/1.1 302 Found\r\nlocation: {to}\r\ncontent-length: 0\r\n\r\n")
+                } else if path == "/away" {
+                    "HTTP/1.1 301 Moved\r\nlocation: http://example.invalid/\r\ncontent-length: 0\r\n\r\n".into()
+                } else if path.starts_with("/loop") {
+                    "HTTP/1.1 307 Again\r\nlocation: loop\r\ncontent-length: 0\r\n\r\n".into()
+                } else if path == "/bad" {
+                    "HTTP/1.1 500 X\r\ncontent-length: 0\r\n\r\n".into()
+                } else {
+                    "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n".into()
+                };
+                s.write_all(resp.as_bytes()).await.unwrap();
+            }
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn http_probes_follow_redirects_on_the_same_host_only() {
+        let port = redirecting_server().await;
+        let get = |path: &str| HttpGet {
+            https: false,
+            host: "127.0.0.1".into(),
+            port,
+            path: path.into(),
+            headers: vec![],
+        };
+        let t = Duration::from_secs(2);
+        assert_eq!(http_get(&get("/to/ok"), t, USER_AGENT).await, Ok(200));
+        assert_eq!(http_get(&get("/to/bad"), t, USER_AGENT).await, Ok(500));
+        assert_eq!(
+            http_get(
+                &get(&format!("/tohttp://127.0.0.1:{port}/bad")),
+                t,
+                USER_AGENT
+            )
+            .await,
+            Ok(500),
+            "an absolute URL on the same host is followed"
+        );
+        assert_eq!(
+            http_get(&get("/away"), t, USER_AGENT).await,
+            Ok(301),
+            "another host: the redirect itself is the answer"
+        );
+        assert_eq!(
+            http_get(&get("/loop"), t, USER_AGENT).await,
+            Err(format!(
+                "Get \"http://127.0.0.1:{port}/loop\": stopped after 10 redirects"
+            ))
+        );
+        assert_eq!(
+            http(&get("/to/bad"), t).await,
+            Verdict::Failure("HTTP probe failed with statuscode: 500".into())
+        );
     }
 
     #[tokio::test]

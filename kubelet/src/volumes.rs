@@ -19,11 +19,13 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::core::v1::{
-    ConfigMap, DownwardAPIVolumeFile, KeyToPath, Pod, Secret, ServiceAccount, Volume,
+    ConfigMap, Container, DownwardAPIVolumeFile, KeyToPath, Pod, ResourceFieldSelector, Secret,
+    ServiceAccount, Volume,
 };
 use kube::api::{Api, PostParams};
 use kube::Client;
 use serde_json::json;
+use tinykube_machinery::quantity::Quantity;
 
 /// One file of a volume: its path inside the volume, contents and mode.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -228,11 +230,93 @@ fn field(pod: &Pod, path: &str) -> Option<String> {
     })
 }
 
+/// What the node can give a container whose limits leave a resource open: a limit that is
+/// not set reads as the node's allocatable, as the kubelet's downward API fills it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Allocatable {
+    pub cpu_millis: i128,
+    pub memory: i128,
+    pub ephemeral_storage: i128,
+}
+
+impl Allocatable {
+    pub fn of(facts: &crate::node::HostFacts) -> Allocatable {
+        Allocatable {
+            cpu_millis: facts.cpus as i128 * 1000,
+            memory: facts.memory_bytes as i128,
+            ephemeral_storage: facts.ephemeral_bytes as i128,
+        }
+    }
+}
+
+/// The value of a `resourceFieldRef` for `container`: `limits.cpu`, `requests.memory`, … in
+/// units of the divisor, rounded up (CPU counted in millicores, the rest in bytes), as
+/// Kubernetes' `ExtractContainerResourceValue` gives it.
+pub fn resource_field(
+    container: &Container,
+    selector: &ResourceFieldSelector,
+    alloc: &Allocatable,
+) -> Result<String, String> {
+    let divisor = selector
+        .divisor
+        .as_ref()
+        .and_then(|d| Quantity::parse(&d.0).ok())
+        .filter(|d| !d.is_zero())
+        .unwrap_or_else(|| Quantity::parse("1").expect("1 is a quantity"));
+    let resources = container.resources.as_ref();
+    let (which, name) = selector
+        .resource
+        .split_once('.')
+        .ok_or_else(|| format!("unsupported container resource : {}", selector.resource))?;
+    let set = match which {
+        "limits" => resources.and_then(|r| r.limits.as_ref()),
+        "requests" => resources.and_then(|r| r.requests.as_ref()),
+        _ => {
+            return Err(format!(
+                "unsupported container resource : {}",
+                selector.resource
+            ))
+        }
+    };
+    let given = set
+        .and_then(|m| m.get(name))
+        .and_then(|q| Quantity::parse(&q.0).ok());
+    let ceil = |n: i128, d: i128| if d <= 0 { 0 } else { (n + d - 1).div_euclid(d) };
+    let value = match name {
+        "cpu" => {
+            let millis = match (given, which) {
+                (Some(q), _) => q.milli_value(),
+                (None, "limits") => alloc.cpu_millis,
+                (None, _) => 0,
+            };
+            ceil(millis, divisor.milli_value())
+        }
+        "memory" | "ephemeral-storage" => {
+            let bytes = match (given, which) {
+                (Some(q), _) => q.value(),
+                (None, "limits") if name == "memory" => alloc.memory,
+                (None, "limits") => alloc.ephemeral_storage,
+                (None, _) => 0,
+            };
+            ceil(bytes, divisor.value())
+        }
+        n if n.starts_with("hugepages-") => ceil(given.map_or(0, |q| q.value()), divisor.value()),
+        _ => {
+            return Err(format!(
+                "unsupported container resource : {}",
+                selector.resource
+            ))
+        }
+    };
+    Ok(value.to_string())
+}
+
 fn downward_files(
     volume: &str,
     pod: &Pod,
     items: &[DownwardAPIVolumeFile],
     mode: i32,
+    alloc: &Allocatable,
 ) -> Result<Vec<File>, String> {
     let mut out = Vec::new();
     for i in items {
@@ -241,13 +325,10 @@ fn downward_files(
                 failed(volume, format!("unsupported fieldPath: {}", f.field_path))
             })?,
             (_, Some(r)) => {
-                return Err(failed(
-                    volume,
-                    format!(
-                        "resourceFieldRef {:?} is not supported by tinykube",
-                        r.resource
-                    ),
-                ))
+                let name = r.container_name.as_deref().unwrap_or_default();
+                let container = crate::runtime::plan::find_container(pod, name)
+                    .ok_or_else(|| failed(volume, format!("container {name} not found")))?;
+                resource_field(&container, r, alloc).map_err(|e| failed(volume, e))?
             }
             _ => continue,
         };
@@ -310,7 +391,12 @@ impl Tokens {
 
 /// What each written volume of `pod` should hold now; Err is a FailedMount message (a missing
 /// ConfigMap or Secret that is not optional, a missing key, a token that cannot be had).
-pub async fn desired(client: &Client, pod: &Pod, tokens: &mut Tokens) -> Result<Desired, String> {
+pub async fn desired(
+    client: &Client,
+    pod: &Pod,
+    tokens: &mut Tokens,
+    alloc: &Allocatable,
+) -> Result<Desired, String> {
     let ns = pod.metadata.namespace.clone().unwrap_or_default();
     let mut out = Desired::new();
     for v in pod.spec.iter().flat_map(|s| s.volumes.iter().flatten()) {
@@ -354,7 +440,13 @@ pub async fn desired(client: &Client, pod: &Pod, tokens: &mut Tokens) -> Result<
             }
         } else if let Some(d) = &v.downward_api {
             let mode = d.default_mode.unwrap_or(DEFAULT_MODE);
-            let files = downward_files(name, pod, d.items.as_deref().unwrap_or_default(), mode)?;
+            let files = downward_files(
+                name,
+                pod,
+                d.items.as_deref().unwrap_or_default(),
+                mode,
+                alloc,
+            )?;
             Content {
                 files,
                 memory: false,
@@ -400,6 +492,7 @@ pub async fn desired(client: &Client, pod: &Pod, tokens: &mut Tokens) -> Result<
                         pod,
                         d.items.as_deref().unwrap_or_default(),
                         mode,
+                        alloc,
                     )?);
                 }
                 if let Some(t) = &source.service_account_token {
@@ -589,6 +682,55 @@ pub fn write_atomic(dir: &Path, files: &[File], group: Option<u32>) -> io::Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resource_fields_as_the_docs_example_reads_them() {
+        let c: Container = serde_json::from_value(json!({
+            "name": "test-container",
+            "resources": {
+                "requests": {"memory": "32Mi", "cpu": "125m"},
+                "limits": {"memory": "64Mi", "cpu": "250m"}
+            }
+        }))
+        .unwrap();
+        let alloc = Allocatable {
+            cpu_millis: 2000,
+            memory: 8 << 30,
+            ephemeral_storage: 100 << 30,
+        };
+        let get = |resource: &str, divisor: Option<&str>| {
+            let sel: ResourceFieldSelector = serde_json::from_value(json!({
+                "resource": resource, "divisor": divisor,
+            }))
+            .unwrap();
+            resource_field(&c, &sel, &alloc)
+        };
+        assert_eq!(get("requests.cpu", Some("1m")).unwrap(), "125");
+        assert_eq!(get("limits.cpu", Some("1m")).unwrap(), "250");
+        assert_eq!(
+            get("limits.cpu", None).unwrap(),
+            "1",
+            "rounded up to a whole core"
+        );
+        assert_eq!(get("requests.memory", Some("1Mi")).unwrap(), "32");
+        assert_eq!(get("limits.memory", None).unwrap(), "67108864");
+        // Unset limits read as the node's allocatable; unset requests as zero.
+        assert_eq!(get("limits.ephemeral-storage", Some("1Gi")).unwrap(), "100");
+        assert_eq!(get("requests.ephemeral-storage", None).unwrap(), "0");
+        let bare = Container::default();
+        let sel = ResourceFieldSelector {
+            resource: "limits.memory".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            resource_field(&bare, &sel, &alloc).unwrap(),
+            (8u64 << 30).to_string()
+        );
+        assert_eq!(
+            get("limits.gpu", None).unwrap_err(),
+            "unsupported container resource : limits.gpu"
+        );
+    }
 
     fn file(path: &str, data: &str) -> File {
         File {

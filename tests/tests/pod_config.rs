@@ -44,6 +44,12 @@ spec:
     image: busybox
     # Reads both keys through one resolution of ..data, as a reader of a consistent set does;
     # a read racing the removal of an old set fails and is skipped.
+    resources:
+      requests: {cpu: 125m, memory: 32Mi}
+      limits: {cpu: 250m, memory: 64Mi}
+    env:
+    - {name: CPU_LIMIT_MILLIS, valueFrom: {resourceFieldRef: {resource: limits.cpu, divisor: 1m}}}
+    - {name: MEM_REQUEST, valueFrom: {resourceFieldRef: {resource: requests.memory}}}
     command: ["sh", "-c", "while true; do if s=$(cd /cfg/..data 2>/dev/null && cat a b 2>/dev/null); then case \"$s\" in v1v1|v2v2|v3v3|v4v4|v5v5|v6v6) ;; *) echo \"$s\" >> /tmp/mixed ;; esac; fi; usleep 2000; done"]
     volumeMounts:
     - {name: cfg, mountPath: /cfg}
@@ -63,6 +69,7 @@ spec:
       items:
       - {path: labels, fieldRef: {fieldPath: metadata.labels}}
       - {path: name, fieldRef: {fieldPath: metadata.name}}
+      - {path: mem_limit_mi, resourceFieldRef: {containerName: app, resource: limits.memory, divisor: 1Mi}}
 "#;
 
 fn site(version: u32) -> String {
@@ -135,6 +142,15 @@ fn pod_config(node: &Node) {
             "cat /etc/podinfo/labels; echo; cat /etc/podinfo/name"
         ),
         "app=\"web\"\ntier=\"front\"\napp"
+    );
+    // The container's own resources, through env and a file, in the divisor's units.
+    assert_eq!(
+        exec(
+            node,
+            "app",
+            "echo $CPU_LIMIT_MILLIS $MEM_REQUEST $(cat /etc/podinfo/mem_limit_mi)"
+        ),
+        "250 33554432 64\n"
     );
     let refused = kubectl(node, &["exec", "app", "--", "sh", "-c", "echo x > /cfg/a"]);
     assert!(!refused.status.success(), "a configMap volume is read-only");

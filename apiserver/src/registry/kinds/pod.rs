@@ -326,6 +326,13 @@ fn container_errors(
                 validation::env_var_name(&e.name),
             );
         }
+        if let Some(r) = e
+            .value_from
+            .as_ref()
+            .and_then(|f| f.resource_field_ref.as_ref())
+        {
+            resource_field_selector(r, &format!("{ep}.valueFrom.resourceFieldRef"), false, errs);
+        }
         if e.value.as_deref().is_some_and(|v| !v.is_empty()) && e.value_from.is_some() {
             errs.push(FieldError::invalid(
                 format!("{ep}.valueFrom"),
@@ -427,6 +434,66 @@ pub fn warn_pod_spec(spec: &PodSpec, path: &str) {
     }
 }
 
+/// A `resourceFieldRef` of an env var (`in_volume` false) or a downwardAPI file, as
+/// Kubernetes' validateContainerResourceFieldSelector checks it.
+fn resource_field_selector(
+    r: &k8s_openapi::api::core::v1::ResourceFieldSelector,
+    path: &str,
+    in_volume: bool,
+    errs: &mut FieldErrors,
+) {
+    const RESOURCES: &[&str] = &[
+        "limits.cpu",
+        "limits.ephemeral-storage",
+        "limits.memory",
+        "requests.cpu",
+        "requests.ephemeral-storage",
+        "requests.memory",
+    ];
+    if in_volume && r.container_name.as_deref().is_none_or(str::is_empty) {
+        errs.push(FieldError::required(format!("{path}.containerName"), ""));
+    }
+    let hugepages = r.resource.starts_with("limits.hugepages-")
+        || r.resource.starts_with("requests.hugepages-");
+    if r.resource.is_empty() {
+        errs.push(FieldError::required(format!("{path}.resource"), ""));
+        return;
+    } else if !RESOURCES.contains(&r.resource.as_str()) && !hugepages {
+        errs.push(FieldError::not_supported(
+            format!("{path}.resource"),
+            r.resource.clone(),
+            RESOURCES,
+        ));
+        return;
+    }
+    let Some(divisor) = &r.divisor else { return };
+    let Ok(milli) = parse_milli(&divisor.0) else {
+        return;
+    };
+    let one = |unit: &str| parse_milli(unit).ok() == Some(milli);
+    if r.resource.ends_with(".cpu") {
+        if !["1m", "1"].iter().any(|u| one(u)) {
+            errs.push(FieldError::invalid(
+                format!("{path}.divisor"),
+                divisor.0.clone(),
+                "only divisor's values 1m and 1 are supported with the cpu resource",
+            ));
+        }
+    } else {
+        const UNITS: &[&str] = &[
+            "1", "1k", "1M", "1G", "1T", "1P", "1E", "1Ki", "1Mi", "1Gi", "1Ti", "1Pi", "1Ei",
+        ];
+        if !UNITS.iter().any(|u| one(u)) {
+            let what = r.resource.split_once('.').map_or("", |(_, w)| w);
+            errs.push(FieldError::invalid(
+                format!("{path}.divisor"),
+                divisor.0.clone(),
+                format!("only divisor's values 1, 1k, 1M, 1G, 1T, 1P, 1E, 1Ki, 1Mi, 1Gi, 1Ti, 1Pi, 1Ei are supported with the {what} resource"),
+            ));
+        }
+    }
+}
+
 /// ValidatePodSpec, for pods and pod templates. `restart_policies` are the allowed ones.
 /// The file modes of a configMap, secret, downwardAPI or projected volume: 0 to 0777, as
 /// Kubernetes allows (no setuid, setgid or sticky bits).
@@ -499,6 +566,24 @@ pub fn validate_pod_spec(
             })
             .unwrap_or(0);
         file_modes(v, &vp, errs);
+        let downward = v
+            .downward_api
+            .iter()
+            .map(|d| (format!("{vp}.downwardAPI"), d.items.as_ref()));
+        let projected = v.projected.iter().flat_map(|p| {
+            p.sources.iter().flatten().enumerate().filter_map(|(k, s)| {
+                let at = format!("{vp}.projected.sources[{k}].downwardAPI");
+                s.downward_api.as_ref().map(|d| (at, d.items.as_ref()))
+            })
+        });
+        for (at, items) in downward.chain(projected) {
+            for (j, i) in items.into_iter().flatten().enumerate() {
+                if let Some(r) = &i.resource_field_ref {
+                    let at = format!("{at}.items[{j}].resourceFieldRef");
+                    resource_field_selector(r, &at, true, errs);
+                }
+            }
+        }
         if sources == 0 {
             errs.push(FieldError::required(vp, "must specify a volume type"));
         } else if sources > 1 {
@@ -1383,6 +1468,30 @@ mod tests {
         assert!(fields.contains(&"spec.containers[1].name"), "{fields:?}");
         assert!(fields.contains(&"spec.containers[2].name"), "{fields:?}");
         assert!(fields.contains(&"spec.restartPolicy"), "{fields:?}");
+    }
+
+    #[test]
+    fn resource_field_refs_name_a_resource_and_a_divisor_kubernetes_knows() {
+        let p: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p", "namespace": "default"},
+            "spec": {
+                "containers": [{"name": "c", "image": "busybox", "env": [
+                    {"name": "OK", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu", "divisor": "1m"}}},
+                    {"name": "GPU", "valueFrom": {"resourceFieldRef": {"resource": "limits.gpu"}}},
+                    {"name": "DIV", "valueFrom": {"resourceFieldRef": {"resource": "requests.cpu", "divisor": "2"}}}
+                ]}],
+                "volumes": [{"name": "v", "downwardAPI": {"items": [
+                    {"path": "mem", "resourceFieldRef": {"resource": "limits.memory", "divisor": "1Mi"}}
+                ]}}]
+            }
+        }))
+        .unwrap();
+        let errs = PodKind::default().validate(&p);
+        let lines: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        assert!(lines[0].starts_with("spec.volumes[0].downwardAPI.items[0].resourceFieldRef.containerName: Required value"), "{lines:?}");
+        assert!(lines.iter().any(|l| l.starts_with("spec.containers[0].env[1].valueFrom.resourceFieldRef.resource: Unsupported value: \"limits.gpu\"")), "{lines:?}");
+        assert!(lines.iter().any(|l| l == "spec.containers[0].env[2].valueFrom.resourceFieldRef.divisor: Invalid value: \"2\": only divisor's values 1m and 1 are supported with the cpu resource"), "{lines:?}");
     }
 
     #[test]
