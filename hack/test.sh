@@ -11,6 +11,8 @@ source hack/lib/common.sh
 # libseccomp for libcontainer, and tmux + curl (a real terminal for `kubectl exec -ti`, an
 # anonymous caller of the kubelet).
 ensure_packages "${node_packages[@]}" tmux
+# The cluster DNS test's upstream resolver (dnsmasq-base: the program, no service).
+ensure_packages dnsmasq-base
 # The VM test (tests/tests/vm.rs): qemu, and mmdebstrap for its Debian guest image (built once
 # into /var/tmp/tinykube-vm from the Debian mirror, then cached).
 ensure_packages --no-recommends qemu-system-x86 qemu-utils mmdebstrap e2fsprogs binutils

@@ -16,7 +16,8 @@ use crate::store::sqlite::Synchronous;
     about = "The Kubernetes API server of tinykube: the Kubernetes REST API over HTTPS on an embedded SQLite store."
 )]
 pub struct Flags {
-    /// Address to serve HTTPS on.
+    /// Address to serve HTTPS on. On loopback (the default), the apiserver also serves on the
+    /// advertised address, where the `kubernetes` Service sends pods.
     #[arg(long, default_value = "127.0.0.1", env = "TINYKUBE_BIND_ADDRESS")]
     pub bind_address: IpAddr,
     /// Port to serve HTTPS on (0 picks a free one; it is written to <data-dir>/port).

@@ -102,6 +102,20 @@ pub async fn run(flags: Flags) -> Result<()> {
         .await
         .with_context(|| format!("listening on {}:{}", flags.bind_address, flags.secure_port))?;
     let port = listener.local_addr()?.port();
+    // Pods reach the API through the `kubernetes` Service, whose endpoint is the advertised
+    // address: bound to loopback, the apiserver listens there too (same TLS, same checks).
+    let pods_listener = match advertise {
+        Some(ip) if flags.bind_address.is_loopback() && ip != flags.bind_address => {
+            match TcpListener::bind(SocketAddr::new(ip, port)).await {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    tracing::warn!(address = %ip, port, error = %e, "cannot listen on the advertised address: pods will not reach the API through the kubernetes service");
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
     let url = client_url(&flags, port);
     let node = flags.node();
     for (file, user, groups) in [
@@ -179,5 +193,14 @@ pub async fn run(flags: Flags) -> Result<()> {
     // Written last: its presence means the server is ready for clients.
     std::fs::write(flags.data_dir.join("port"), port.to_string())?;
     tracing::info!(%url, kubeconfig = %flags.data_dir.join("admin.kubeconfig").display(), "serving");
+    if let Some(l) = pods_listener {
+        tracing::info!(address = %l.local_addr()?, "serving pods at the advertised address");
+        let (tls, state) = (tls.clone(), state.clone());
+        tokio::spawn(async move {
+            if let Err(e) = http::serve(l, tls, state).await {
+                tracing::error!(error = %e, "serving at the advertised address");
+            }
+        });
+    }
     http::serve(listener, tls, state).await
 }

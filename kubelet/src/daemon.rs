@@ -73,11 +73,17 @@ pub struct Flags {
     /// The port the kubelet's server listens on (reported in the Node).
     #[arg(long, default_value_t = 10250)]
     pub kubelet_port: u16,
-    /// The cluster DNS service's address (pods with dnsPolicy ClusterFirst use it).
+    /// The cluster DNS service's address (pods with dnsPolicy ClusterFirst use it); when not
+    /// given, the `kube-dns` Service's cluster IP (kube-system), if the cluster has one.
     #[arg(long)]
     pub cluster_dns: Option<String>,
     #[arg(long, default_value = "cluster.local")]
     pub cluster_domain: String,
+    /// The node's resolver configuration, for pods with dnsPolicy Default (and ClusterFirst
+    /// while the cluster has no DNS). When it names only a local stub (systemd-resolved's
+    /// 127.0.0.53), which a pod cannot reach, systemd-resolved's own upstream list is used.
+    #[arg(long, default_value = "/etc/resolv.conf")]
+    pub resolv_conf: std::path::PathBuf,
     /// The most processes one container may have (unlimited when not set).
     #[arg(long)]
     pub pod_pids_limit: Option<i64>,
@@ -148,8 +154,7 @@ impl Flags {
                 dns: DnsConfig {
                     cluster_dns: self.cluster_dns.clone(),
                     cluster_domain: self.cluster_domain.clone(),
-                    host_resolv_conf: std::fs::read_to_string("/etc/resolv.conf")
-                        .unwrap_or_default(),
+                    host_resolv_conf: crate::runtime::sandbox::host_resolv_conf(&self.resolv_conf),
                 },
                 node_name: self.node_name(),
                 node_ip: node_ip.to_string(),

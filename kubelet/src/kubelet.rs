@@ -628,9 +628,11 @@ impl Worker {
                     };
                     let rt = self.k.rt.clone();
                     let p = pod.clone();
-                    let made = tokio::task::spawn_blocking(move || rt.create_sandbox(&p, &volumes))
-                        .await
-                        .unwrap_or_else(|e| Err(format!("creating the sandbox panicked: {e}")));
+                    let dns = self.kube_dns().await;
+                    let made =
+                        tokio::task::spawn_blocking(move || rt.create_sandbox(&p, &volumes, dns))
+                            .await
+                            .unwrap_or_else(|e| Err(format!("creating the sandbox panicked: {e}")));
                     match made {
                         Ok(_) => {
                             self.sandbox_failures = 0;
@@ -1033,6 +1035,21 @@ impl Worker {
             }
         }
         Ok(out)
+    }
+
+    /// The cluster DNS's address as the `kube-dns` Service (kube-system) has it, once the
+    /// kubelet has read the Services (None: the cluster has no DNS service).
+    async fn kube_dns(&self) -> Option<String> {
+        let store = &self.k.services;
+        let _ = tokio::time::timeout(Duration::from_secs(5), store.wait_until_ready()).await;
+        let key = kube::runtime::reflector::ObjectRef::new("kube-dns").within("kube-system");
+        store
+            .get(&key)?
+            .spec
+            .as_ref()?
+            .cluster_ip
+            .clone()
+            .filter(|ip| !ip.is_empty() && ip != "None")
     }
 
     /// The Services' variables for a container of `pod`, once the kubelet has read the

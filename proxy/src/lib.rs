@@ -2,6 +2,7 @@
 //! mode makes them — rendered whole by a pure function and applied with one
 //! `iptables-restore --noflush` per sync.
 
+pub mod dns;
 pub mod iptables;
 pub mod model;
 pub mod proxier;

@@ -49,6 +49,19 @@ struct Cli {
     /// them syncs rewrite only the chains that changed).
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     sync_period: Duration,
+    /// The port the cluster DNS listens on, on the node's address (UDP and TCP); 0: no DNS
+    /// here. Pods reach it as the `kube-dns` Service.
+    #[arg(long, default_value_t = 53)]
+    dns_port: u16,
+    /// The cluster domain the DNS serves.
+    #[arg(long, default_value = "cluster.local")]
+    cluster_domain: String,
+    /// The TTL of the cluster DNS's records, in seconds.
+    #[arg(long, default_value_t = 5)]
+    dns_ttl: u32,
+    /// The resolv.conf whose nameservers answer names outside the cluster.
+    #[arg(long, default_value = "/etc/resolv.conf")]
+    resolv_conf: PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -79,10 +92,20 @@ async fn run(cli: Cli, ipt: Iptables) -> anyhow::Result<()> {
         Some(ip) => ip,
         None => node_address(&client, &node_name).await,
     };
+    let clients = tinykube_machinery::cidr::Cidr::parse(&cli.cluster_cidr)
+        .map_err(|e| anyhow::anyhow!("--cluster-cidr: {e}"))?;
+    let dns = (cli.dns_port != 0).then(|| tinykube_proxy::dns::Settings {
+        bind: std::net::SocketAddr::new(node_ip, cli.dns_port),
+        domain: cli.cluster_domain.clone(),
+        ttl: cli.dns_ttl,
+        resolv_conf: cli.resolv_conf.clone(),
+        clients: vec![clients],
+    });
     proxier::run(
         client,
         ipt,
         Settings {
+            dns,
             node_name,
             state_dir: cli.state_dir.clone(),
             node_ip,

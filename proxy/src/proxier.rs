@@ -29,10 +29,12 @@ pub struct Settings {
     pub config: Config,
     pub min_sync_period: Duration,
     pub resync_period: Duration,
+    /// The cluster DNS, if this proxy serves it.
+    pub dns: Option<crate::dns::Settings>,
 }
 
-/// Watches `api` into a store, waking `changed` on every event; `ready` once listed.
-fn informer<K>(api: Api<K>, changed: Arc<Notify>) -> (Store<K>, tokio::task::JoinHandle<()>)
+/// Watches `api` into a store, waking each of `changed` on every event; `ready` once listed.
+fn informer<K>(api: Api<K>, changed: Vec<Arc<Notify>>) -> (Store<K>, tokio::task::JoinHandle<()>)
 where
     K: kube::Resource<DynamicType = ()>
         + Clone
@@ -48,7 +50,7 @@ where
         let mut stream = stream.boxed();
         while let Some(ev) = stream.next().await {
             match ev {
-                Ok(_) => changed.notify_one(),
+                Ok(_) => changed.iter().for_each(|c| c.notify_one()),
                 Err(e) => {
                     tracing::warn!(error = %e, "watch failed; retrying");
                     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -151,12 +153,27 @@ pub fn restore_sysctls(record: &std::path::Path) -> Result<(), String> {
 pub async fn run(client: Client, ipt: Iptables, s: Settings) -> anyhow::Result<()> {
     set_sysctls(&s.state_dir.join("sysctls.json"));
     let changed = Arc::new(Notify::new());
-    let (services, _t1) = informer(Api::<Service>::all(client.clone()), changed.clone());
-    let (slices, _t2) = informer(Api::<EndpointSlice>::all(client.clone()), changed.clone());
+    let dns_changed = Arc::new(Notify::new());
+    let wake = vec![changed.clone(), dns_changed.clone()];
+    let (services, _t1) = informer(Api::<Service>::all(client.clone()), wake.clone());
+    let (slices, _t2) = informer(Api::<EndpointSlice>::all(client.clone()), wake);
     // Until both are listed the rules in place (a previous run's) stay as they are: a restart
     // never opens a window without rules.
     services.wait_until_ready().await?;
     slices.wait_until_ready().await?;
+    // The DNS starts once the stores are listed (it answers nothing from empty ones). One
+    // waiter per store: kube's ready signal is waited on here only.
+    let _dns = s.dns.clone().map(|settings| {
+        let (client, services, slices) = (client.clone(), services.clone(), slices.clone());
+        // Aborted with the proxy; a DNS that cannot start (its port taken) ends the proxy
+        // so that the failure is seen.
+        tokio::spawn(async move {
+            if let Err(e) = crate::dns::run(client, services, slices, dns_changed, settings).await {
+                tracing::error!(error = %e, "the cluster DNS stopped");
+                std::process::exit(1);
+            }
+        })
+    });
     tracing::info!(backend = %ipt.restore, "informers synced; programming rules");
 
     // Chains of ours already there (a previous run's): adopted, and deleted if unwanted.

@@ -236,6 +236,7 @@ impl Node {
             format!("--pod-netns-prefix={}", self.name),
             format!("--registry-mirror=docker.io={reg}"),
             format!("--registry-mirror=gcr.io={reg}"),
+            format!("--resolv-conf={}", self.resolv_conf().display()),
         ]
     }
 
@@ -301,14 +302,33 @@ impl Node {
         })
     }
 
-    /// Starts (or restarts) tinykube-proxy.
+    /// Starts (or restarts) tinykube-proxy (and so the cluster DNS, whose upstream is
+    /// [`Node::resolv_conf`]).
     pub fn start_proxy(&self) {
-        let child = self.spawn_daemon("proxy", &[self.proxy_state_flag()]);
+        let resolv = format!("--resolv-conf={}", self.resolv_conf().display());
+        let child = self.spawn_daemon("proxy", &[self.proxy_state_flag(), resolv]);
         *self.proxy.lock().unwrap() = Some(child);
+    }
+
+    /// The node's resolv.conf (for the DNS's upstream and pods with dnsPolicy Default): a
+    /// resolver on the node's loopback (127.0.0.1:53), which a test may start; the host's
+    /// resolvers are not the node's.
+    pub fn resolv_conf(&self) -> PathBuf {
+        let path = self.root.path().join("resolv.conf");
+        if !path.exists() {
+            std::fs::write(&path, "nameserver 127.0.0.1\n")
+                .expect("writing the node's resolv.conf");
+        }
+        path
     }
 
     fn proxy_state_flag(&self) -> String {
         format!("--state-dir={}", self.root.path().join("proxy").display())
+    }
+
+    /// The proxy's process id, while it runs.
+    pub fn proxy_pid(&self) -> Option<u32> {
+        self.proxy.lock().unwrap().as_ref().map(|c| c.id())
     }
 
     /// `kill -9` of the proxy.

@@ -54,11 +54,39 @@ impl Cidr {
             _ => false,
         }
     }
+
+    /// Whether `ip` is in the block (either family).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip) {
+            (IpAddr::V4(_), IpAddr::V4(v4)) => self.contains_v4(v4),
+            (IpAddr::V6(net), IpAddr::V6(v6)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(v6) & mask
+            }
+            _ => false,
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn blocks_of_either_family_contain_their_addresses() {
+        let v4 = Cidr::parse("10.244.0.0/24").unwrap();
+        assert!(v4.contains("10.244.0.9".parse().unwrap()));
+        assert!(!v4.contains("10.244.1.9".parse().unwrap()));
+        assert!(!v4.contains("fd00::1".parse().unwrap()));
+        let v6 = Cidr::parse("fd00::/64").unwrap();
+        assert!(v6.contains("fd00::1".parse().unwrap()));
+        assert!(!v6.contains("fd01::1".parse().unwrap()));
+        assert!(Cidr::parse("::/0")
+            .unwrap()
+            .contains("fd01::1".parse().unwrap()));
+    }
 
     #[test]
     fn go_takes_these_and_refuses_those() {

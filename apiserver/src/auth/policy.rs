@@ -8,7 +8,7 @@
 //! The node's identities: nodes are authorized by the node authorizer (auth/authz.rs), not by
 //! a role, as in Kubernetes. The proxy (`system:kube-proxy`) is bound to `system:node-proxier`,
 //! which here also lets it write `services/status` (tinykube's proxy reports load-balancer
-//! addresses; kube-proxy does not).
+//! addresses; kube-proxy does not) and the `kube-dns` endpoints (it serves the cluster DNS).
 
 use std::collections::BTreeMap;
 
@@ -338,6 +338,20 @@ pub fn cluster_roles() -> Vec<ClusterRole> {
                     &["endpointslices"],
                 ),
                 rule(&["get", "patch", "update"], &[""], &["services/status"]),
+                // tinykube's proxy serves the cluster DNS and names itself kube-dns's
+                // endpoint (kube-proxy does neither).
+                PolicyRule {
+                    resource_names: Some(strings(&["kube-dns"])),
+                    ..rule(&["get", "patch", "update"], &[""], &["endpoints"])
+                },
+                PolicyRule {
+                    resource_names: Some(strings(&["kube-dns"])),
+                    ..rule(
+                        &["get", "patch", "update"],
+                        &["discovery.k8s.io"],
+                        &["endpointslices"],
+                    )
+                },
             ],
         ),
     ]

@@ -1,5 +1,7 @@
-//! What every cluster has from its first start: the system namespaces, and the `kubernetes`
-//! service in `default` (10.96.0.1) with the apiserver's address as its endpoint.
+//! What every cluster has from its first start: the system namespaces, the `kubernetes`
+//! service in `default` (10.96.0.1) with the apiserver's address as its endpoint, and the
+//! `kube-dns` service in `kube-system` (10.96.0.10), whose endpoint the cluster DNS (served by
+//! tinykube-proxy) writes when it starts.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -91,6 +93,7 @@ pub async fn run(c: &Catalog, advertise: Option<IpAddr>, port: u16) -> Result<()
                 .map_err(|e| anyhow!("updating the kubernetes service: {e}"))?;
         }
     }
+    kube_dns(c).await?;
     let Some(ip) = advertise else {
         tracing::warn!("no advertise address: the kubernetes service has no endpoints");
         return Ok(());
@@ -146,4 +149,90 @@ pub async fn run(c: &Catalog, advertise: Option<IpAddr>, port: u16) -> Result<()
         .await
         .map_err(|e| anyhow!("writing the kubernetes endpoint slice: {e}"))?;
     Ok(())
+}
+
+/// The `kube-dns` Service as kubeadm installs it (the 10th address of the service range,
+/// ports 53/UDP, 53/TCP and 9153/TCP, CoreDNS's labels), without a selector: its Endpoints and
+/// EndpointSlice are made empty here and filled by the DNS server itself. Left alone if there.
+async fn kube_dns(c: &Catalog) -> Result<()> {
+    let opts = WriteOptions::default();
+    let labels = [
+        ("k8s-app", "kube-dns"),
+        ("kubernetes.io/cluster-service", "true"),
+        ("kubernetes.io/name", "CoreDNS"),
+    ];
+    let port = |name: &str, protocol: &str, port: i32| ServicePort {
+        name: Some(name.into()),
+        port,
+        protocol: Some(protocol.into()),
+        target_port: Some(IntOrString::Int(port)),
+        ..Default::default()
+    };
+    let svc = Service {
+        metadata: meta("kube-dns", Some("kube-system"), &labels),
+        spec: Some(ServiceSpec {
+            cluster_ip: Some(c.ips.nth(10).to_string()),
+            ports: Some(vec![
+                port("dns", "UDP", 53),
+                port("dns-tcp", "TCP", 53),
+                port("metrics", "TCP", 9153),
+            ]),
+            session_affinity: Some("None".into()),
+            type_: Some("ClusterIP".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    match c.services.create(Some("kube-system"), svc, &opts).await {
+        Ok(_) => tracing::info!("created the kube-dns service"),
+        Err(e) if e.code == 409 => {}
+        // The address may be a user's already: kube-dns then gets another one.
+        Err(e) if e.code == 422 => {
+            tracing::warn!(error = %e, "the kube-dns service cannot have its usual address")
+        }
+        Err(e) => return Err(anyhow!("creating the kube-dns service: {e}")),
+    }
+    let endpoints = Endpoints {
+        metadata: meta(
+            "kube-dns",
+            Some("kube-system"),
+            &[
+                ("k8s-app", "kube-dns"),
+                ("endpointslice.kubernetes.io/skip-mirror", "true"),
+            ],
+        ),
+        subsets: None,
+    };
+    match c
+        .endpoints
+        .create(Some("kube-system"), endpoints, &opts)
+        .await
+    {
+        Ok(_) => {}
+        Err(e) if e.code == 409 => {}
+        Err(e) => return Err(anyhow!("creating the kube-dns endpoints: {e}")),
+    }
+    let slice = EndpointSlice {
+        metadata: meta(
+            "kube-dns",
+            Some("kube-system"),
+            &[
+                ("k8s-app", "kube-dns"),
+                ("kubernetes.io/service-name", "kube-dns"),
+                ("endpointslice.kubernetes.io/managed-by", "tinykube-proxy"),
+            ],
+        ),
+        address_type: "IPv4".into(),
+        endpoints: vec![],
+        ports: None,
+    };
+    match c
+        .endpointslices
+        .create(Some("kube-system"), slice, &opts)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.code == 409 => Ok(()),
+        Err(e) => Err(anyhow!("creating the kube-dns endpoint slice: {e}")),
+    }
 }

@@ -555,7 +555,14 @@ impl PodRuntime {
     /// Makes the pod's sandbox: network namespace wired by CNI, UTS/IPC namespaces, /etc
     /// files and volumes. Whatever an earlier attempt left is torn down first. Returns the
     /// pod's IP.
-    pub fn create_sandbox(&self, pod: &Pod, volumes: &Desired) -> Result<String, String> {
+    /// `cluster_dns`: the cluster DNS's address when the kubelet's flags name none (the
+    /// kube-dns Service's).
+    pub fn create_sandbox(
+        &self,
+        pod: &Pod,
+        volumes: &Desired,
+        cluster_dns: Option<String>,
+    ) -> Result<String, String> {
         let uid = pod.metadata.uid.as_deref().ok_or("pod has no uid")?;
         let dir = self.pod_dir(uid);
         fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
@@ -590,8 +597,12 @@ impl PodRuntime {
                 })?;
             cni::pod_ip(&result).ok_or("the CNI result has no IP address")?
         };
+        let mut dns = self.cfg.dns.clone();
+        if dns.cluster_dns.is_none() {
+            dns.cluster_dns = cluster_dns;
+        }
         self.sandbox(uid)
-            .create(pod, &pod_ip, &self.cfg.dns)
+            .create(pod, &pod_ip, &dns)
             .map_err(|e| format!("creating the pod's namespaces and files: {e}"))?;
         if share_process_namespace(pod) {
             self.sandbox(uid)

@@ -199,6 +199,34 @@ fn host_aliases(pod: &Pod) -> String {
     out
 }
 
+/// systemd-resolved's list of the real upstreams (its stub at 127.0.0.53 is the node's).
+const RESOLVED_UPSTREAMS: &str = "/run/systemd/resolve/resolv.conf";
+
+/// The resolv.conf pods with dnsPolicy Default get: the node's `path`, unless every nameserver
+/// in it is on loopback (a local stub, unreachable from a pod's network namespace), then
+/// systemd-resolved's upstream list when there is one, as kubeadm points the kubelet at it.
+pub fn host_resolv_conf(path: &std::path::Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    if only_loopback(&text) {
+        if let Ok(upstream) = std::fs::read_to_string(RESOLVED_UPSTREAMS) {
+            if !only_loopback(&upstream) {
+                return upstream;
+            }
+        }
+        tracing::warn!(path = %path.display(), "the node's resolv.conf names only loopback resolvers, which pods cannot reach");
+    }
+    text
+}
+
+fn only_loopback(resolv_conf: &str) -> bool {
+    let servers: Vec<std::net::IpAddr> = resolv_conf
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .filter_map(|ip| ip.trim().parse().ok())
+        .collect();
+    !servers.is_empty() && servers.iter().all(|ip| ip.is_loopback())
+}
+
 /// `/etc/resolv.conf` by dnsPolicy: ClusterFirst (the default) points at the cluster DNS with
 /// Kubernetes' search path and `ndots:5` — or falls back to the node's file when the cluster
 /// has no DNS, as the kubelet does; Default uses the node's file; None uses only dnsConfig.
@@ -304,6 +332,17 @@ mod tests {
             h.ends_with("# Entries added by HostAliases.\n10.0.0.9\tfoo\tbar\n"),
             "{h}"
         );
+    }
+
+    #[test]
+    fn a_loopback_stub_is_not_for_pods() {
+        assert!(only_loopback(
+            "nameserver 127.0.0.53\noptions edns0 trust-ad\n"
+        ));
+        assert!(!only_loopback(
+            "nameserver 127.0.0.53\nnameserver 192.168.1.1\n"
+        ));
+        assert!(!only_loopback("search lan\n"));
     }
 
     #[test]
