@@ -63,6 +63,9 @@ pub struct Kubelet {
     /// Every Service (for the containers' service variables), fed by a watch from `run`.
     services: kube::runtime::reflector::Store<Service>,
     services_writer: Mutex<Option<kube::runtime::reflector::store::Writer<Service>>>,
+    /// True once the Services have been listed. (kube's `Store::wait_until_ready` wakes only
+    /// the last of several concurrent waiters, so the workers wait on this instead.)
+    services_ready: tokio::sync::watch::Sender<bool>,
 }
 
 impl Kubelet {
@@ -91,6 +94,7 @@ impl Kubelet {
             recorder: std::sync::OnceLock::new(),
             services,
             services_writer: Mutex::new(Some(services_writer)),
+            services_ready: tokio::sync::watch::Sender::new(false),
         })
     }
 
@@ -111,7 +115,8 @@ impl Kubelet {
         tracing::info!(node = %self.node.name, "node registered");
         tokio::spawn(self.clone().heartbeat());
         if let Some(writer) = self.services_writer.lock().unwrap().take() {
-            tokio::spawn(watch_services(self.client.clone(), writer));
+            let ready = self.services_ready.clone();
+            tokio::spawn(watch_services(self.client.clone(), writer, ready));
         }
         self.adopt();
         self.watch_pods().await
@@ -429,16 +434,27 @@ async fn record_events(client: Client, mut rx: tokio::sync::mpsc::UnboundedRecei
     }
 }
 
-/// Keeps the Services' store current (the kubelet's service lister).
-async fn watch_services(client: Client, writer: kube::runtime::reflector::store::Writer<Service>) {
+/// Keeps the Services' store current (the kubelet's service lister); `ready` turns true
+/// once the first list is in.
+async fn watch_services(
+    client: Client,
+    writer: kube::runtime::reflector::store::Writer<Service>,
+    ready: tokio::sync::watch::Sender<bool>,
+) {
     let api: Api<Service> = Api::all(client);
     let stream =
         kube::runtime::reflector(writer, watcher::watcher(api, watcher::Config::default()));
     let mut stream = stream.boxed();
     while let Some(ev) = stream.next().await {
-        if let Err(e) = ev {
-            tracing::warn!(error = %e, "watching services");
-            tokio::time::sleep(Duration::from_secs(1)).await;
+        match ev {
+            Ok(watcher::Event::InitDone) => {
+                ready.send_replace(true);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "watching services");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
         }
     }
 }
@@ -628,7 +644,16 @@ impl Worker {
                     };
                     let rt = self.k.rt.clone();
                     let p = pod.clone();
-                    let dns = self.kube_dns().await;
+                    // The pod's resolv.conf needs the cluster DNS's address: not before the
+                    // Services are known.
+                    let dns = match self.kube_dns().await {
+                        Ok(dns) => dns,
+                        Err(e) => {
+                            tracing::info!(pod = %names(pod).0, reason = %e, "sandbox postponed");
+                            wait = wait.min(RETRY);
+                            continue;
+                        }
+                    };
                     let made =
                         tokio::task::spawn_blocking(move || rt.create_sandbox(&p, &volumes, dns))
                             .await
@@ -1037,29 +1062,35 @@ impl Worker {
         Ok(out)
     }
 
-    /// The cluster DNS's address as the `kube-dns` Service (kube-system) has it, once the
-    /// kubelet has read the Services (None: the cluster has no DNS service).
-    async fn kube_dns(&self) -> Option<String> {
-        let store = &self.k.services;
-        let _ = tokio::time::timeout(Duration::from_secs(5), store.wait_until_ready()).await;
+    /// Whether the Services have been listed, waiting up to 5 s for it.
+    async fn services_read(&self) -> bool {
+        let mut ready = self.k.services_ready.subscribe();
+        tokio::time::timeout(Duration::from_secs(5), ready.wait_for(|r| *r))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// The cluster DNS's address as the `kube-dns` Service (kube-system) has it (None: the
+    /// cluster has no DNS service); Err until the kubelet has read the Services.
+    async fn kube_dns(&self) -> Result<Option<String>, String> {
+        if !self.services_read().await {
+            return Err("services have not yet been read at least once".into());
+        }
         let key = kube::runtime::reflector::ObjectRef::new("kube-dns").within("kube-system");
-        store
-            .get(&key)?
-            .spec
-            .as_ref()?
-            .cluster_ip
-            .clone()
-            .filter(|ip| !ip.is_empty() && ip != "None")
+        Ok(self.k.services.get(&key).and_then(|s| {
+            s.spec
+                .as_ref()?
+                .cluster_ip
+                .clone()
+                .filter(|ip| !ip.is_empty() && ip != "None")
+        }))
     }
 
     /// The Services' variables for a container of `pod`, once the kubelet has read the
     /// Services (Kubernetes' kubelet refuses to guess them before).
     async fn service_env(&self, pod: &Pod) -> Result<Vec<(String, String)>, String> {
         let store = &self.k.services;
-        if tokio::time::timeout(Duration::from_secs(5), store.wait_until_ready())
-            .await
-            .is_err()
-        {
+        if !self.services_read().await {
             return Err(
                 "services have not yet been read at least once, cannot construct envvars".into(),
             );

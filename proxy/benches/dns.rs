@@ -46,21 +46,31 @@ fn fqdn(i: usize) -> String {
     format!("svc-{i}.{NS}.svc.cluster.local")
 }
 
-/// One A question for `name` to `server`: the answer's code and how long it took.
+/// One A question for `name` to `server`: the answer's code, its number of answers and how
+/// long it took.
 fn ask(sock: &UdpSocket, server: &str, name: &str, id: u16) -> (ResponseCode, usize, Duration) {
+    try_ask(sock, server, name, id).expect("an answer within the timeout")
+}
+
+fn try_ask(
+    sock: &UdpSocket,
+    server: &str,
+    name: &str,
+    id: u16,
+) -> std::io::Result<(ResponseCode, usize, Duration)> {
     let mut m = Message::query();
     m.metadata.id = id;
     m.metadata.recursion_desired = true;
     m.add_query(Query::query(Name::from_ascii(name).unwrap(), RecordType::A));
     let wire = m.to_vec().unwrap();
     let t = Instant::now();
-    sock.send_to(&wire, (server, 53)).unwrap();
+    sock.send_to(&wire, (server, 53))?;
     let mut buf = [0u8; 1500];
     loop {
-        let n = sock.recv(&mut buf).expect("an answer within the timeout");
+        let n = sock.recv(&mut buf)?;
         let a = Message::from_vec(&buf[..n]).unwrap();
         if a.metadata.id == id {
-            return (a.metadata.response_code, a.answers.len(), t.elapsed());
+            return Ok((a.metadata.response_code, a.answers.len(), t.elapsed()));
         }
     }
 }
@@ -177,7 +187,7 @@ fn main() {
             .stderr(Stdio::null())
             .spawn()
             .expect("dnsmasq (hack/bench/dns.sh installs dnsmasq-base)");
-        while std::panic::catch_unwind(|| ask(&client(), DNSMASQ, &fqdn(0), 1)).is_err() {
+        while try_ask(&client(), DNSMASQ, &fqdn(0), 1).is_err() {
             std::thread::sleep(Duration::from_millis(20));
         }
         // Both servers on core 0, dnsperf on core 1.

@@ -8,8 +8,12 @@
 //! with its TTLs counted down.
 //!
 //! Loops: an upstream that is this server itself (its own address, the cluster DNS address) is
-//! left out, and a probe question sent upstream at start that comes back to this server marks
-//! the upstream as looping; forwarding then answers SERVFAIL rather than spin (CoreDNS' `loop`).
+//! left out, and a probe question is sent upstream at start; one that comes back is forwarded
+//! again (so a loop keeps returning it), and the third time it is seen the upstream is marked
+//! looping: forwarding then answers SERVFAIL rather than circle (CoreDNS' `loop`).
+//!
+//! At most [`MAX_IN_FLIGHT`] questions wait for upstreams at once; more are REFUSED (CoreDNS'
+//! `max_concurrent`), so a pod asking random names cannot exhaust the proxy's descriptors.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -26,6 +30,10 @@ const TRY_TIMEOUT: Duration = Duration::from_secs(2);
 /// The longest a forwarded answer is cached (CoreDNS' `cache 30`).
 const MAX_CACHE_TTL: u32 = 30;
 const MAX_CACHE_ENTRIES: usize = 10_000;
+/// Forwarded questions waiting for an upstream at once, at most.
+pub const MAX_IN_FLIGHT: usize = 1000;
+/// How often the loop probe may come back before forwarding is declared a loop.
+const PROBE_RETURNS: u32 = 3;
 
 /// The nameservers of a resolv.conf, as the node's resolver reads them.
 pub fn nameservers(resolv_conf: &str) -> Vec<IpAddr> {
@@ -49,9 +57,24 @@ struct Cached {
     ttl: u32,
 }
 
+/// The cache's key: the question, and whether DNSSEC records were asked for (DO).
+type Key = (Name, RecordType, bool);
+
+/// Why a question gets no upstream answer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// No upstream answered (or forwarding loops): SERVFAIL.
+    NoAnswer,
+    /// Too many questions wait for upstreams already: REFUSED.
+    Busy,
+}
+
 pub struct Forwarder {
     upstreams: Vec<SocketAddr>,
-    cache: Mutex<HashMap<(Name, RecordType), Cached>>,
+    /// The cluster DNS address (kube-dns's): never an upstream.
+    excluded: std::sync::RwLock<Option<IpAddr>>,
+    in_flight: std::sync::Arc<tokio::sync::Semaphore>,
+    cache: Mutex<HashMap<Key, Cached>>,
     /// The loop probe's name, and how often it came back.
     probe: Name,
     probe_seen: AtomicU32,
@@ -72,6 +95,8 @@ impl Forwarder {
                 .filter(|ip| !own.contains(ip))
                 .map(|ip| SocketAddr::new(*ip, 53))
                 .collect(),
+            excluded: std::sync::RwLock::new(None),
+            in_flight: std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
             cache: Mutex::new(HashMap::new()),
             probe: Name::from_ascii(probe).expect("a name"),
             probe_seen: AtomicU32::new(0),
@@ -83,19 +108,24 @@ impl Forwarder {
         &self.upstreams
     }
 
+    /// Leaves `ip` (the cluster DNS's own service address) out of the upstreams.
+    pub fn exclude(&self, ip: Option<IpAddr>) {
+        *self.excluded.write().unwrap() = ip;
+    }
+
     /// Sends the loop probe upstream (its answer does not matter: only whether it comes back).
     pub async fn send_probe(&self) {
         let q = Query::query(self.probe.clone(), RecordType::HINFO);
-        let _ = self.exchange(&q, false).await;
+        let _ = self.exchange(&q, false, false).await;
     }
 
-    /// Whether `q` is the loop probe come back (then it is answered NXDOMAIN at once, and the
-    /// upstream marked looping after the second time).
-    pub fn is_probe(&self, q: &Query) -> bool {
-        if q.name.to_lowercase() != self.probe {
-            return false;
+    /// Counts the loop probe when `q` is it come back (it is forwarded again like any
+    /// question, so a loop brings it back again); the third time marks forwarding looping.
+    pub fn count_probe(&self, q: &Query) {
+        if q.name != self.probe {
+            return;
         }
-        if self.probe_seen.fetch_add(1, Ordering::Relaxed) >= 1
+        if self.probe_seen.fetch_add(1, Ordering::Relaxed) + 1 >= PROBE_RETURNS
             && !self.looping.swap(true, Ordering::Relaxed)
         {
             tracing::error!(
@@ -105,24 +135,45 @@ impl Forwarder {
                  node's resolv.conf or pass --resolv-conf)"
             );
         }
-        true
     }
 
-    /// The answer to `q` (from the cache or an upstream), or None (SERVFAIL).
-    pub async fn resolve(&self, q: &Query, dnssec_ok: bool) -> Option<Message> {
-        if self.looping.load(Ordering::Relaxed) || self.upstreams.is_empty() {
-            return None;
-        }
-        let key = (q.name.to_lowercase(), q.query_type);
-        if let Some(hit) = self.cached(&key) {
-            return Some(hit);
-        }
-        let answer = self.exchange(q, dnssec_ok).await?;
-        self.store(key, &answer);
-        Some(answer)
+    /// Whether forwarding can answer at all (upstreams known, no loop).
+    pub fn available(&self) -> bool {
+        !self.looping.load(Ordering::Relaxed) && !self.upstreams.is_empty()
     }
 
-    fn cached(&self, key: &(Name, RecordType)) -> Option<Message> {
+    /// The answer to `q` (from the cache or an upstream). `dnssec_ok` and `checking_disabled`
+    /// are the client's DO and CD bits, passed on.
+    pub async fn resolve(
+        &self,
+        q: &Query,
+        dnssec_ok: bool,
+        checking_disabled: bool,
+    ) -> Result<Message, Failure> {
+        if !self.available() {
+            return Err(Failure::NoAnswer);
+        }
+        if let Some(hit) = self.cached(q, dnssec_ok) {
+            return Ok(hit);
+        }
+        let Ok(_permit) = self.in_flight.clone().try_acquire_owned() else {
+            return Err(Failure::Busy);
+        };
+        let answer = self
+            .exchange(q, dnssec_ok, checking_disabled)
+            .await
+            .ok_or(Failure::NoAnswer)?;
+        if !checking_disabled {
+            self.store((q.name.clone(), q.query_type, dnssec_ok), &answer);
+        }
+        Ok(answer)
+    }
+
+    /// A cached answer to `q`, its TTLs counted down and at most the time it has left in the
+    /// cache (names compare without regard to case).
+    pub fn cached(&self, q: &Query, dnssec_ok: bool) -> Option<Message> {
+        let key = (q.name.clone(), q.query_type, dnssec_ok);
+        let key = &key;
         let mut cache = self.cache.lock().unwrap();
         let hit = cache.get(key)?;
         let age = hit.stored.elapsed().as_secs() as u32;
@@ -130,6 +181,7 @@ impl Forwarder {
             cache.remove(key);
             return None;
         }
+        let left = hit.ttl - age;
         let mut m = hit.message.clone();
         for r in m
             .answers
@@ -137,12 +189,12 @@ impl Forwarder {
             .chain(m.authorities.iter_mut())
             .chain(m.additionals.iter_mut())
         {
-            r.ttl = r.ttl.saturating_sub(age);
+            r.ttl = r.ttl.saturating_sub(age).min(left);
         }
         Some(m)
     }
 
-    fn store(&self, key: (Name, RecordType), m: &Message) {
+    fn store(&self, key: Key, m: &Message) {
         let rcode = m.metadata.response_code;
         if !matches!(rcode, ResponseCode::NoError | ResponseCode::NXDomain) || m.metadata.truncation
         {
@@ -182,10 +234,20 @@ impl Forwarder {
     }
 
     /// Asks each upstream in turn.
-    async fn exchange(&self, q: &Query, dnssec_ok: bool) -> Option<Message> {
+    async fn exchange(
+        &self,
+        q: &Query,
+        dnssec_ok: bool,
+        checking_disabled: bool,
+    ) -> Option<Message> {
+        let excluded = *self.excluded.read().unwrap();
         for upstream in &self.upstreams {
+            if Some(upstream.ip()) == excluded {
+                continue;
+            }
             let mut m = Message::new(rand::random(), MessageType::Query, OpCode::Query);
             m.metadata.recursion_desired = true;
+            m.metadata.checking_disabled = checking_disabled;
             m.add_query(q.clone());
             let mut edns = Edns::new();
             edns.set_max_payload(1232);
@@ -194,11 +256,13 @@ impl Forwarder {
             let Ok(wire) = m.to_vec() else { return None };
             match tokio::time::timeout(TRY_TIMEOUT, udp(*upstream, &wire, m.metadata.id, q)).await {
                 Ok(Ok(answer)) if answer.metadata.truncation => {
-                    if let Ok(Ok(a)) =
-                        tokio::time::timeout(TRY_TIMEOUT, tcp(*upstream, &wire, m.metadata.id, q))
-                            .await
+                    // The whole answer over TCP; failing that, the truncated one (the client
+                    // may retry over TCP itself).
+                    match tokio::time::timeout(TRY_TIMEOUT, tcp(*upstream, &wire, m.metadata.id, q))
+                        .await
                     {
-                        return Some(a);
+                        Ok(Ok(a)) => return Some(a),
+                        _ => return Some(answer),
                     }
                 }
                 Ok(Ok(answer)) => return Some(answer),
@@ -282,10 +346,11 @@ mod tests {
         );
         assert_eq!(f.upstreams(), &["192.0.2.1:53".parse().unwrap()]);
         let probe = Query::query(f.probe.clone(), RecordType::HINFO);
-        assert!(f.is_probe(&probe));
-        assert!(!f.looping.load(Ordering::Relaxed), "once may be a fluke");
-        assert!(f.is_probe(&probe));
-        assert!(f.looping.load(Ordering::Relaxed));
+        f.count_probe(&probe);
+        f.count_probe(&probe);
+        assert!(f.available(), "twice may be a fluke");
+        f.count_probe(&probe);
+        assert!(!f.available(), "the third time is a loop");
     }
 
     #[test]
@@ -299,15 +364,22 @@ mod tests {
             300,
             RData::A("192.0.2.7".parse().unwrap()),
         ));
-        let key = (q.name.clone(), RecordType::A);
+        let key = (q.name.clone(), RecordType::A, false);
         f.store(key.clone(), &m);
-        let hit = f.cached(&key).unwrap();
-        assert_eq!(hit.answers[0].ttl, 300, "served as stored");
+        let hit = f.cached(&q, false).unwrap();
+        assert_eq!(
+            hit.answers[0].ttl, MAX_CACHE_TTL,
+            "no longer than it stays cached"
+        );
         assert_eq!(f.cache.lock().unwrap()[&key].ttl, MAX_CACHE_TTL);
+        assert!(
+            f.cached(&q, true).is_none(),
+            "DNSSEC answers are cached apart"
+        );
         let mut servfail = m.clone();
         servfail.metadata.response_code = ResponseCode::ServFail;
-        let other = (Name::from_ascii("x.example.com.").unwrap(), RecordType::A);
-        f.store(other.clone(), &servfail);
-        assert!(f.cached(&other).is_none(), "failures are not cached");
+        let other = Query::query(Name::from_ascii("x.example.com.").unwrap(), RecordType::A);
+        f.store((other.name.clone(), RecordType::A, false), &servfail);
+        assert!(f.cached(&other, false).is_none(), "failures are not cached");
     }
 }

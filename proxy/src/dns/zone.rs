@@ -19,7 +19,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use hickory_proto::op::{Query, ResponseCode};
-use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, PTR, SOA, SRV};
+use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, PTR, SOA, SRV, TXT};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -48,6 +48,12 @@ pub struct Answer {
 #[derive(Clone, Debug)]
 pub struct Zone {
     domain: Name,
+    /// `ns.dns.<domain>`, `pod.<domain>`, and the reverse zones (made once, not per question).
+    ns: Name,
+    mail: Name,
+    pods: Name,
+    in_addr: Name,
+    ip6: Name,
     ttl: u32,
     serial: u32,
     /// The DNS service's own address (the NS record's glue).
@@ -113,8 +119,14 @@ fn reverse(name: &Name) -> Option<IpAddr> {
 
 impl Zone {
     pub fn empty(domain: &str, ttl: u32) -> Zone {
+        let domain = lower(domain).unwrap_or_else(|| lower("cluster.local").expect("a name"));
         Zone {
-            domain: lower(domain).unwrap_or_else(|| lower("cluster.local").expect("a name")),
+            ns: child("ns.dns", &domain).expect("ns.dns.<domain>"),
+            mail: child("hostmaster", &domain).expect("hostmaster.<domain>"),
+            pods: child("pod", &domain).expect("pod.<domain>"),
+            in_addr: lower("in-addr.arpa").expect("a name"),
+            ip6: lower("ip6.arpa").expect("a name"),
+            domain,
             ttl,
             serial: 0,
             dns_ip: None,
@@ -249,8 +261,12 @@ impl Zone {
                 }
             }
         }
-        if let Some(pod) = child("pod", &zone.domain) {
-            zone.parents.insert(pod);
+        // Always there, with or without names below them.
+        zone.parents.insert(zone.pods.clone());
+        zone.parents.insert(svc_domain);
+        zone.parents.insert(zone.ns.base_name());
+        for names in zone.ptrs.values_mut() {
+            names.dedup();
         }
         zone
     }
@@ -273,13 +289,22 @@ impl Zone {
         &self.domain
     }
 
+    /// The cluster DNS's own service address (kube-dns's), once known.
+    pub fn dns_ip(&self) -> Option<IpAddr> {
+        self.dns_ip
+    }
+
+    fn is_reverse(&self, name: &Name) -> bool {
+        self.in_addr.zone_of(name) || self.ip6.zone_of(name)
+    }
+
     /// Whether the zone answers `q` itself (rather than the upstream).
     pub fn owns(&self, name: &Name) -> bool {
         if self.domain.zone_of(name) {
             return true;
         }
         // Reverse names: only those of addresses the zone knows.
-        reverse(name).is_some_and(|ip| self.ptrs.contains_key(&ip))
+        self.is_reverse(name) && reverse(name).is_some_and(|ip| self.ptrs.contains_key(&ip))
     }
 
     fn record(&self, name: &Name, data: RData) -> Record {
@@ -287,9 +312,16 @@ impl Zone {
     }
 
     fn soa(&self) -> Record {
-        let ns = child("ns.dns", &self.domain).expect("ns.dns.<domain>");
-        let mail = child("hostmaster", &self.domain).expect("hostmaster.<domain>");
-        let soa = SOA::new(ns, mail, self.serial, 7200, 1800, 86400, self.ttl);
+        let mail = self.mail.clone();
+        let soa = SOA::new(
+            self.ns.clone(),
+            mail,
+            self.serial,
+            7200,
+            1800,
+            86400,
+            self.ttl,
+        );
         self.record(&self.domain, RData::SOA(soa))
     }
 
@@ -309,7 +341,8 @@ impl Zone {
     /// The zone's answer to `q` (a name it [owns](Zone::owns)).
     pub fn answer(&self, q: &Query) -> Answer {
         let owner = q.name.clone();
-        let name = owner.to_lowercase();
+        // Names compare and hash without regard to case.
+        let name = &q.name;
         let qtype = q.query_type;
         let mut out = Answer {
             rcode: ResponseCode::NoError,
@@ -318,20 +351,30 @@ impl Zone {
             additionals: Vec::new(),
             chase: None,
         };
-        if let Some(ip) = reverse(&name) {
+        if let Some(ip) = self.is_reverse(name).then(|| reverse(name)).flatten() {
             if matches!(qtype, RecordType::PTR | RecordType::ANY) {
                 for target in self.ptrs.get(&ip).into_iter().flatten() {
                     let ptr = RData::PTR(PTR(target.clone()));
                     out.answers.push(self.record(&owner, ptr));
                 }
             }
+            if out.answers.is_empty() {
+                out.authorities.push(self.soa());
+            }
             return out;
         }
-        if name == self.domain {
+        if *name == self.domain {
+            let mut soa = self.soa();
+            soa.name = owner.clone();
             match qtype {
-                RecordType::SOA => out.answers.push(self.soa()),
+                RecordType::SOA => out.answers.push(soa),
+                RecordType::ANY => {
+                    out.answers.push(soa);
+                    let ns = RData::NS(NS(self.ns.clone()));
+                    out.answers.push(self.record(&owner, ns));
+                }
                 RecordType::NS => {
-                    let ns = child("ns.dns", &self.domain).expect("ns.dns.<domain>");
+                    let ns = self.ns.clone();
                     out.answers
                         .push(self.record(&owner, RData::NS(NS(ns.clone()))));
                     if let Some(ip) = self.dns_ip {
@@ -349,7 +392,17 @@ impl Zone {
             }
             return out;
         }
-        if child("ns.dns", &self.domain).as_ref() == Some(&name) {
+        // The version of Kubernetes' DNS specification served (its §2.2).
+        if child("dns-version", &self.domain).as_ref() == Some(name) {
+            if matches!(qtype, RecordType::TXT | RecordType::ANY) {
+                let txt = RData::TXT(TXT::new(vec!["1.1.0".into()]));
+                out.answers.push(self.record(&owner, txt));
+            } else {
+                out.authorities.push(self.soa());
+            }
+            return out;
+        }
+        if *name == self.ns {
             if let Some(ip) = self.dns_ip {
                 let e = Entry {
                     addrs: vec![ip],
@@ -363,15 +416,18 @@ impl Zone {
             return out;
         }
         let pod_entry;
-        let entry = match self.names.get(&name) {
+        let entry = match self.names.get(name) {
             Some(e) => Some(e),
             None => {
-                pod_entry = self.pod(&name);
+                pod_entry = self.pod(name);
                 pod_entry.as_ref()
             }
         };
         let Some(entry) = entry else {
-            if !self.parents.contains(&name) {
+            // `<ns>.pod.<domain>` has names below it (the pods'): it exists.
+            let pod_namespace =
+                name.num_labels() == self.pods.num_labels() + 1 && self.pods.zone_of(name);
+            if !self.parents.contains(name) && !pod_namespace {
                 out.rcode = ResponseCode::NXDomain;
             }
             out.authorities.push(self.soa());
@@ -383,13 +439,32 @@ impl Zone {
             if qtype == RecordType::CNAME {
                 return out;
             }
-            if self.domain.zone_of(target) {
-                // In the cluster: chased here (one level, as a CNAME to a CNAME is not made).
-                if let Some(e) = self.names.get(target) {
-                    out.answers.extend(self.addresses(target, e, qtype));
+            // Chased: in the cluster here (ExternalName to ExternalName too, at most 8 links,
+            // as CoreDNS), outside it by the caller.
+            let mut target = target.clone();
+            for _ in 0..8 {
+                if !self.domain.zone_of(&target) {
+                    out.chase = Some(target);
+                    return out;
                 }
-            } else {
-                out.chase = Some(target.clone());
+                let Some(e) = self.names.get(&target) else {
+                    // RFC 6604: the rcode is the last name's.
+                    out.rcode = ResponseCode::NXDomain;
+                    out.authorities.push(self.soa());
+                    return out;
+                };
+                if let Some(next) = &e.cname {
+                    let cname = RData::CNAME(CNAME(next.clone()));
+                    out.answers.push(self.record(&target, cname));
+                    target = next.clone();
+                    continue;
+                }
+                let found = self.addresses(&target, e, qtype);
+                if found.is_empty() {
+                    out.authorities.push(self.soa());
+                }
+                out.answers.extend(found);
+                return out;
             }
             return out;
         }
@@ -425,7 +500,7 @@ impl Zone {
 
     /// `<a-b-c-d>.<ns>.pod.<domain>`.
     fn pod(&self, name: &Name) -> Option<Entry> {
-        let pods = child("pod", &self.domain)?;
+        let pods = &self.pods;
         if name.num_labels() != pods.num_labels() + 2 || !pods.zone_of(name) {
             return None;
         }
@@ -474,6 +549,14 @@ mod tests {
             svc(
                 json!({"metadata": {"name": "alias", "namespace": "default"},
                 "spec": {"type": "ExternalName", "externalName": "hello.default.svc.cluster.local"}}),
+            ),
+            svc(
+                json!({"metadata": {"name": "alias2", "namespace": "default"},
+                "spec": {"type": "ExternalName", "externalName": "alias.default.svc.cluster.local"}}),
+            ),
+            svc(
+                json!({"metadata": {"name": "dangling", "namespace": "default"},
+                "spec": {"type": "ExternalName", "externalName": "gone.default.svc.cluster.local"}}),
             ),
         ];
         let slices = vec![slice(json!({
@@ -593,6 +676,19 @@ mod tests {
         let a = ask(&z, "alias.default.svc.cluster.local.", RecordType::A);
         assert_eq!(data(&a), ["hello.default.svc.cluster.local.", "10.96.0.20"]);
         assert!(a.chase.is_none());
+        let a = ask(&z, "alias2.default.svc.cluster.local.", RecordType::A);
+        assert_eq!(
+            data(&a),
+            [
+                "alias.default.svc.cluster.local.",
+                "hello.default.svc.cluster.local.",
+                "10.96.0.20"
+            ]
+        );
+        let a = ask(&z, "dangling.default.svc.cluster.local.", RecordType::A);
+        assert_eq!(a.rcode, ResponseCode::NXDomain, "the target's rcode");
+        assert_eq!(data(&a), ["gone.default.svc.cluster.local."]);
+        assert_eq!(a.authorities[0].record_type(), RecordType::SOA);
     }
 
     #[test]
