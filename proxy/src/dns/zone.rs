@@ -62,6 +62,8 @@ pub struct Zone {
     /// Names that exist only as parents of others (`<ns>.svc.<domain>`, …).
     parents: HashSet<Name>,
     ptrs: HashMap<IpAddr, Vec<Name>>,
+    /// The A/AAAA answers in wire form, for the hot path.
+    fast: super::fast::Answers,
 }
 
 fn lower(n: &str) -> Option<Name> {
@@ -133,6 +135,7 @@ impl Zone {
             names: HashMap::new(),
             parents: HashSet::new(),
             ptrs: HashMap::new(),
+            fast: Default::default(),
         }
     }
 
@@ -268,6 +271,13 @@ impl Zone {
         for names in zone.ptrs.values_mut() {
             names.dedup();
         }
+        let mut fast = super::fast::Answers::default();
+        for (name, e) in &zone.names {
+            if e.cname.is_none() && !e.addrs.is_empty() {
+                fast.add(&name.to_ascii(), &e.addrs, zone.ttl);
+            }
+        }
+        zone.fast = fast;
         zone
     }
 
@@ -287,6 +297,11 @@ impl Zone {
 
     pub fn domain(&self) -> &Name {
         &self.domain
+    }
+
+    /// The hot path's answers.
+    pub fn fast(&self) -> &super::fast::Answers {
+        &self.fast
     }
 
     /// The cluster DNS's own service address (kube-dns's), once known.
