@@ -59,6 +59,9 @@ struct Cli {
     /// The TTL of the cluster DNS's records, in seconds.
     #[arg(long, default_value_t = 5)]
     dns_ttl: u32,
+    /// The port of the DNS's Prometheus metrics (on the node's address); 0: none.
+    #[arg(long, default_value_t = 9153)]
+    dns_metrics_port: u16,
     /// The resolv.conf whose nameservers answer names outside the cluster.
     #[arg(long, default_value = "/etc/resolv.conf")]
     resolv_conf: PathBuf,
@@ -100,6 +103,7 @@ async fn run(cli: Cli, ipt: Iptables) -> anyhow::Result<()> {
         ttl: cli.dns_ttl,
         resolv_conf: cli.resolv_conf.clone(),
         clients: vec![clients],
+        metrics_port: cli.dns_metrics_port,
     });
     proxier::run(
         client,

@@ -321,6 +321,28 @@ fn dns(node: &Node) {
         addresses(&lookup(node, &flip, None).1) == flip_ip
     });
 
+    // The DNS's metrics, through kube-dns's `metrics` port.
+    let (good, out) = in_client(
+        node,
+        "timeout 10 wget -qO- http://kube-dns.kube-system.svc.cluster.local:9153/metrics",
+    );
+    assert!(good, "{out}");
+    let counted = |name: &str| -> u64 {
+        out.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    assert!(
+        counted("tinykube_dns_requests_total{proto=\"udp\"}") > 10,
+        "{out}"
+    );
+    assert!(
+        counted("tinykube_dns_responses_total{rcode=\"NXDOMAIN\"}") > 0,
+        "{out}"
+    );
+    assert!(counted("tinykube_dns_forward_requests_total") > 0, "{out}");
+
     // A reverse lookup of the service's address names it.
     let (_, out) = lookup(node, &cluster_ip, None);
     assert!(out.contains(&fqdn), "{out}");

@@ -14,6 +14,7 @@
 
 pub mod fast;
 pub mod forward;
+pub mod metrics;
 pub mod zone;
 
 use std::net::{IpAddr, SocketAddr};
@@ -33,6 +34,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Notify;
 
 use forward::Forwarder;
+use metrics::Metrics;
 use zone::Zone;
 
 /// The largest UDP answer this server sends to an EDNS client (the DNS flag day's 1232).
@@ -54,6 +56,8 @@ pub struct Settings {
     pub resolv_conf: PathBuf,
     /// Who is answered, besides loopback and the node itself: the pod network.
     pub clients: Vec<Cidr>,
+    /// The port of the Prometheus metrics (kube-dns's `metrics`, 9153); 0: none.
+    pub metrics_port: u16,
 }
 
 /// The server's state: the zone in force and the forwarder.
@@ -62,6 +66,7 @@ pub struct Dns {
     forwarder: Forwarder,
     clients: Vec<Cidr>,
     own: IpAddr,
+    pub metrics: metrics::Metrics,
 }
 
 impl Dns {
@@ -72,6 +77,7 @@ impl Dns {
             forwarder: Forwarder::new(upstreams, &[own]),
             clients: settings.clients.clone(),
             own,
+            metrics: Default::default(),
         }
     }
 
@@ -104,6 +110,7 @@ impl Dns {
         // Anyone else gets nothing at all (no error either: a spoofed source must not make
         // the node a reflector).
         if !self.allowed(peer) {
+            Metrics::count(&self.metrics.dropped);
             return Ok(None);
         }
         let zone = self.zone.read().unwrap().clone();
@@ -113,6 +120,7 @@ impl Dns {
             u16::MAX as usize
         };
         if let Some(out) = zone.fast().answer(wire, self.forwarder.available(), limit) {
+            Metrics::count(&self.metrics.hot_path);
             return Ok(Some(out));
         }
         self.answer_general(wire, udp, &zone)
@@ -202,6 +210,7 @@ impl Dns {
             return Ok(encode(resp, limit));
         }
         if let Some(m) = self.forwarder.cached(q, dnssec_ok).filter(|_| !cd) {
+            Metrics::count(&self.metrics.cache_hits);
             relay(&mut resp, m, ad);
             return Ok(encode(resp, limit));
         }
@@ -227,7 +236,12 @@ impl Dns {
             ad,
             limit,
         } = p;
-        match self.forwarder.resolve(&question, dnssec_ok, cd).await {
+        Metrics::count(&self.metrics.forwarded);
+        let answer = self.forwarder.resolve(&question, dnssec_ok, cd).await;
+        if answer.is_err() {
+            Metrics::count(&self.metrics.forward_failures);
+        }
+        match answer {
             Ok(m) if chase => {
                 resp.metadata.response_code = m.metadata.response_code;
                 resp.answers.extend(m.answers);
@@ -298,15 +312,18 @@ fn serve_udp(dns: Arc<Dns>, sock: std::net::UdpSocket, rt: tokio::runtime::Handl
                 continue;
             }
         };
+        Metrics::count(&dns.metrics.udp);
         match dns.answer_now(&buf[..n], peer.ip(), true) {
             Ok(Some(out)) => {
+                dns.metrics.answered(&out);
                 let _ = sock.send_to(&out, peer);
             }
-            Ok(None) => {}
+            Ok(None) => Metrics::count(&dns.metrics.dropped),
             Err(pending) => {
                 let (dns, sock) = (dns.clone(), sock.clone());
                 rt.spawn(async move {
                     if let Some(out) = dns.answer_later(*pending).await {
+                        dns.metrics.answered(&out);
                         let _ = sock.send_to(&out, peer);
                     }
                 });
@@ -360,9 +377,12 @@ async fn serve_tcp(dns: Arc<Dns>, listener: tokio::net::TcpListener) {
                     Ok(Ok(_)) => {}
                     _ => return,
                 }
+                Metrics::count(&dns.metrics.tcp);
                 let Some(out) = dns.handle(&wire, peer.ip(), false).await else {
+                    Metrics::count(&dns.metrics.dropped);
                     return;
                 };
+                dns.metrics.answered(&out);
                 let mut framed = (out.len() as u16).to_be_bytes().to_vec();
                 framed.extend_from_slice(&out);
                 match tokio::time::timeout(TCP_IDLE, conn.write_all(&framed)).await {
@@ -426,13 +446,33 @@ pub async fn run(
     }
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(serve_tcp(dns.clone(), tcp));
+    let metrics_port = if settings.metrics_port == 0 {
+        None
+    } else {
+        let addr = SocketAddr::new(settings.bind.ip(), settings.metrics_port);
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => {
+                let (d1, d2) = (dns.clone(), dns.clone());
+                tasks.spawn(metrics::serve(
+                    l,
+                    Arc::new(move || d1.metrics.render(d1.zone.read().unwrap().len())),
+                    Arc::new(move |ip| d2.allowed(ip)),
+                ));
+                Some(settings.metrics_port)
+            }
+            Err(e) => {
+                tracing::warn!(%addr, error = %e, "cannot serve the DNS's metrics");
+                None
+            }
+        }
+    };
     tracing::info!(bind = %settings.bind, upstreams = ?dns.forwarder.upstreams(), domain = %settings.domain, "cluster DNS serving");
     {
         let dns = dns.clone();
         tasks.spawn(async move { dns.forwarder.send_probe().await });
         // (The tasks live as long as this function, which serves until the proxy ends.)
     }
-    register(&client, settings.bind).await;
+    register(&client, settings.bind, metrics_port).await;
     loop {
         changed.notified().await;
         rebuild(&dns);
@@ -441,25 +481,23 @@ pub async fn run(
 
 /// Writes the DNS's address as the endpoint of `kube-dns` (kube-system), retrying until the
 /// apiserver takes it.
-async fn register(client: &Client, bind: SocketAddr) {
+async fn register(client: &Client, bind: SocketAddr, metrics_port: Option<u16>) {
     let ip = bind.ip().to_string();
     let port = bind.port() as i32;
+    let mut ports = vec![
+        json!({"name": "dns", "port": port, "protocol": "UDP"}),
+        json!({"name": "dns-tcp", "port": port, "protocol": "TCP"}),
+    ];
+    if let Some(m) = metrics_port {
+        ports.push(json!({"name": "metrics", "port": m, "protocol": "TCP"}));
+    }
     let endpoints = json!({
-        "subsets": [{
-            "addresses": [{"ip": ip}],
-            "ports": [
-                {"name": "dns", "port": port, "protocol": "UDP"},
-                {"name": "dns-tcp", "port": port, "protocol": "TCP"}
-            ]
-        }]
+        "subsets": [{"addresses": [{"ip": ip}], "ports": ports}]
     });
     let slice = json!({
         "addressType": if bind.is_ipv4() { "IPv4" } else { "IPv6" },
         "endpoints": [{"addresses": [ip], "conditions": {"ready": true, "serving": true, "terminating": false}}],
-        "ports": [
-            {"name": "dns", "port": port, "protocol": "UDP"},
-            {"name": "dns-tcp", "port": port, "protocol": "TCP"}
-        ]
+        "ports": ports
     });
     let eps: Api<Endpoints> = Api::namespaced(client.clone(), "kube-system");
     let sls: Api<EndpointSlice> = Api::namespaced(client.clone(), "kube-system");
@@ -500,6 +538,7 @@ mod tests {
             ttl: 5,
             resolv_conf: PathBuf::new(),
             clients: vec![],
+            metrics_port: 0,
         };
         let dns = Dns::new(&settings, &[]);
         let services: Vec<Arc<Service>> = (0..1000)
@@ -570,6 +609,7 @@ mod tests {
             ttl: 5,
             resolv_conf: PathBuf::new(),
             clients: vec![],
+            metrics_port: 0,
         };
         let dns = Dns::new(&settings, &[]);
         let services = vec![Arc::new(

@@ -299,6 +299,15 @@ impl Zone {
         &self.domain
     }
 
+    /// How many names the zone holds.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
     /// The hot path's answers.
     pub fn fast(&self) -> &super::fast::Answers {
         &self.fast
