@@ -177,6 +177,27 @@ impl<K: Kind> Registry<K> {
     }
 
     /// New objects may only go into namespaces that exist and are not being deleted.
+    /// Forbidden unless `m`'s object exists (looked up `m.attempts` times, 100–200 ms apart).
+    async fn check_exists(&self, m: &super::MustExist, name: &str) -> ApiResult<()> {
+        let key = m.info.key(Some(&m.namespace), &m.name);
+        for attempt in 0..m.attempts.max(1) {
+            if attempt > 0 {
+                let pause = 100 + rand::random::<u64>() % 100;
+                tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+            }
+            if self
+                .store
+                .get(&key)
+                .await
+                .map_err(|e| self.err(name, e))?
+                .is_some()
+            {
+                return Ok(());
+            }
+        }
+        Err(ApiError::forbidden(&self.info().target(name), &m.why))
+    }
+
     async fn check_namespace(&self, ns: &str) -> ApiResult<()> {
         let key = super::kinds::namespace::INFO.key(None, ns);
         let kv = self
@@ -415,6 +436,11 @@ impl<K: Kind> Registry<K> {
             }
             self.kind.admit(&obj, None, opts.user.as_deref())?;
             let name = obj.metadata().name.clone().unwrap_or_default();
+            if attempt == 0 {
+                if let Some(m) = self.kind.must_exist(&obj) {
+                    self.check_exists(&m, &name).await?;
+                }
+            }
             let key = self.key(ns, &name);
             // Said before reserving, so a duplicate is "already exists", not "address taken".
             if !generated

@@ -150,6 +150,17 @@ pub enum Part {
     Ephemeral,
 }
 
+/// What [`Kind::must_exist`] names: the object (by its kind's info, namespace and name), how
+/// many times to look (with a short pause between, for one a controller makes at once), and
+/// why the create is forbidden if it is not there.
+pub struct MustExist {
+    pub info: &'static ResourceInfo,
+    pub namespace: String,
+    pub name: String,
+    pub attempts: u32,
+    pub why: String,
+}
+
 /// Per-kind behaviour, Kubernetes' "strategy".
 pub trait Kind: Send + Sync + 'static {
     type Obj: k8s_openapi::Resource
@@ -179,6 +190,11 @@ pub trait Kind: Send + Sync + 'static {
         _user: Option<&crate::auth::authn::User>,
     ) -> ApiResult<()> {
         Ok(())
+    }
+    /// An object that must exist for `obj` to be created (admission that reads the store, as
+    /// the ServiceAccount admission plugin checks a pod's service account).
+    fn must_exist(&self, _obj: &Self::Obj) -> Option<MustExist> {
+        None
     }
     /// Main-resource update: keep what only the status subresource may change.
     fn prepare_for_update(&self, _new: &mut Self::Obj, _old: &Self::Obj) {}

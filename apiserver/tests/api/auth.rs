@@ -383,6 +383,26 @@ async fn tokens_bound_to_a_pod_end_with_it_and_nodes_get_only_their_pods() {
     let s = Server::start_with(&["--node-name", "node-1"]).await;
     let admin = s.client().await;
     let sas: Api<ServiceAccount> = Api::namespaced(admin.clone(), "default");
+    // A pod whose service account does not exist is refused (the ServiceAccount admission).
+    let ghost: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "haunted"},
+        "spec": {"serviceAccountName": "robot", "containers": [{"name": "c", "image": "busybox"}]}
+    }))
+    .unwrap();
+    let refused = Api::<Pod>::namespaced(admin.clone(), "default")
+        .create(&PostParams::default(), &ghost)
+        .await
+        .unwrap_err();
+    match refused {
+        kube::Error::Api(e) => {
+            assert_eq!((e.code, e.reason.as_str()), (403, "Forbidden"));
+            assert_eq!(
+                e.message,
+                "pods \"haunted\" is forbidden: error looking up service account default/robot: serviceaccount \"robot\" not found"
+            );
+        }
+        e => panic!("{e}"),
+    }
     sas.create(
         &PostParams::default(),
         &serde_json::from_value(json!({"metadata": {"name": "robot"}})).unwrap(),

@@ -864,6 +864,30 @@ impl Kind for PodKind {
         });
     }
 
+    /// The ServiceAccount admission plugin: a pod's service account must exist (the
+    /// `default` one is waited for a little, as its controller makes it with the namespace).
+    fn must_exist(&self, pod: &Pod) -> Option<crate::registry::MustExist> {
+        let mirror = pod
+            .metadata
+            .annotations
+            .as_ref()
+            .is_some_and(|a| a.contains_key("kubernetes.io/config.mirror"));
+        if mirror {
+            return None;
+        }
+        let ns = pod.metadata.namespace.clone()?;
+        let sa = pod.spec.as_ref()?.service_account_name.clone()?;
+        Some(crate::registry::MustExist {
+            info: &super::serviceaccount::INFO,
+            attempts: if sa == "default" { 10 } else { 1 },
+            why: format!(
+                "error looking up service account {ns}/{sa}: serviceaccount \"{sa}\" not found"
+            ),
+            namespace: ns,
+            name: sa,
+        })
+    }
+
     fn apply_defaults(&self, pod: &mut Pod) {
         let spec = pod.spec.get_or_insert_with(Default::default);
         default_pod_spec(spec);
