@@ -165,12 +165,11 @@ pub async fn run(client: Client, ipt: Iptables, s: Settings) -> anyhow::Result<(
     // waiter per store: kube's ready signal is waited on here only.
     let _dns = s.dns.clone().map(|settings| {
         let (client, services, slices) = (client.clone(), services.clone(), slices.clone());
-        // Aborted with the proxy; a DNS that cannot start (its port taken) ends the proxy
-        // so that the failure is seen.
+        // A DNS that cannot start (its port taken) is reported and the Services' rules go
+        // on: pods lose names, not their connections.
         tokio::spawn(async move {
             if let Err(e) = crate::dns::run(client, services, slices, dns_changed, settings).await {
-                tracing::error!(error = %e, "the cluster DNS stopped");
-                std::process::exit(1);
+                tracing::error!(error = %e, "the cluster DNS is not running; pods cannot resolve names (start the proxy with --dns-port 0 to run without it)");
             }
         })
     });
