@@ -125,8 +125,17 @@ pub fn delete(name: &str) -> io::Result<()> {
 /// shared, and a copy propagated into another mount namespace (a sandboxed systemd service's)
 /// can be busy there, which made a plain unmount fail with EBUSY and leave it behind.
 pub fn release_dir() {
-    let empty = fs::read_dir(NETNS_DIR).is_ok_and(|mut d| d.next().is_none());
-    if empty && umount2(NETNS_DIR, MntFlags::MNT_DETACH).is_ok() {
+    // Several binds may be stacked there (each unmount takes the top one off): all go, as
+    // long as the directory stays empty.
+    let mut unmounted = false;
+    for _ in 0..8 {
+        let empty = fs::read_dir(NETNS_DIR).is_ok_and(|mut d| d.next().is_none());
+        if !empty || umount2(NETNS_DIR, MntFlags::MNT_DETACH).is_err() {
+            break;
+        }
+        unmounted = true;
+    }
+    if unmounted {
         let _ = fs::remove_dir(NETNS_DIR);
     }
 }
