@@ -278,7 +278,8 @@ fn matches(answer: &Message, id: u16, q: &Query) -> bool {
     answer.metadata.id == id
         && answer.metadata.message_type == MessageType::Response
         && answer.queries.len() == 1
-        && answer.queries[0].name.to_lowercase() == q.name.to_lowercase()
+        // Names compare without regard to case.
+        && answer.queries[0].name == q.name
         && answer.queries[0].query_type == q.query_type
 }
 

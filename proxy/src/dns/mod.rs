@@ -531,16 +531,19 @@ mod tests {
     use hickory_proto::op::Query;
     use hickory_proto::rr::{Name, RecordType};
 
-    fn dns() -> Dns {
-        let settings = Settings {
+    fn settings() -> Settings {
+        Settings {
             bind: "127.0.0.1:53".parse().unwrap(),
             domain: "cluster.local".into(),
             ttl: 5,
             resolv_conf: PathBuf::new(),
             clients: vec![],
             metrics_port: 0,
-        };
-        let dns = Dns::new(&settings, &[]);
+        }
+    }
+
+    fn dns() -> Dns {
+        let dns = Dns::new(&settings(), &[]);
         let services: Vec<Arc<Service>> = (0..1000)
             .map(|i| {
                 Arc::new(
@@ -603,15 +606,7 @@ mod tests {
 
     #[test]
     fn long_answers_are_truncated_for_udp_only() {
-        let settings = Settings {
-            bind: "127.0.0.1:53".parse().unwrap(),
-            domain: "cluster.local".into(),
-            ttl: 5,
-            resolv_conf: PathBuf::new(),
-            clients: vec![],
-            metrics_port: 0,
-        };
-        let dns = Dns::new(&settings, &[]);
+        let dns = Dns::new(&settings(), &[]);
         let services = vec![Arc::new(
             serde_json::from_value(json!({
                 "metadata": {"name": "big", "namespace": "default"},
