@@ -27,9 +27,11 @@ const RESYNC: Duration = Duration::from_secs(5);
 /// How soon a failed action is tried again (image pulls have their own back-off).
 const RETRY: Duration = Duration::from_secs(2);
 /// How often the written volumes (configMap, secret, downwardAPI, projected) are compared with
-/// what they should hold. Kubernetes' kubelet takes up to its sync period (1 min) plus its
-/// cache's TTL.
-const VOLUME_RESYNC: Duration = Duration::from_secs(2);
+/// what they should hold when nothing told of a change: for service account tokens coming up
+/// for renewal. Changes of the ConfigMaps and Secrets they hold come from their watches
+/// (objects.rs) and are written at once; Kubernetes' kubelet writes them at its next pod sync
+/// (its sync period, 1 min).
+const VOLUME_RESYNC: Duration = Duration::from_secs(60);
 /// How often the node's status and Lease are renewed.
 const HEARTBEAT: Duration = Duration::from_secs(10);
 
@@ -66,6 +68,8 @@ pub struct Kubelet {
     /// True once the Services have been listed. (kube's `Store::wait_until_ready` wakes only
     /// the last of several concurrent waiters, so the workers wait on this instead.)
     services_ready: tokio::sync::watch::Sender<bool>,
+    /// The ConfigMaps and Secrets the pods' volumes hold, each followed by a watch.
+    objects: crate::objects::Objects,
 }
 
 impl Kubelet {
@@ -82,6 +86,7 @@ impl Kubelet {
             state_root: rt.state_root(),
         };
         Arc::new(Self {
+            objects: crate::objects::Objects::new(client.clone()),
             client,
             node,
             facts,
@@ -258,12 +263,17 @@ impl Kubelet {
                 k: me.clone(),
                 uid: uid.clone(),
                 rx,
+                sub: crate::objects::Subscriber {
+                    stale: Default::default(),
+                    wake: wake.clone(),
+                },
                 wake,
                 waiting: BTreeMap::new(),
                 written: None,
                 announced: HashSet::new(),
                 tokens: Default::default(),
                 volumes_synced: None,
+                volumes_meta: None,
                 mount_failure: None,
                 sandbox_failures: 0,
                 last_sandbox_failure: None,
@@ -275,6 +285,7 @@ impl Kubelet {
             .await;
             me.workers.lock().expect("workers").remove(&uid);
             me.wakes.lock().expect("wakes").remove(&uid);
+            me.objects.release(&uid);
             me.images.forget_pod(&uid);
         });
     }
@@ -499,6 +510,22 @@ fn watch_child(mut child: std::process::Child, wake: Arc<Notify>) {
         });
 }
 
+/// What of a pod (besides its spec) its downward API volumes write.
+#[derive(PartialEq)]
+struct VolumeMeta {
+    labels: Option<BTreeMap<String, String>>,
+    annotations: Option<BTreeMap<String, String>>,
+}
+
+impl VolumeMeta {
+    fn of(pod: &Pod) -> Self {
+        VolumeMeta {
+            labels: pod.metadata.labels.clone(),
+            annotations: pod.metadata.annotations.clone(),
+        }
+    }
+}
+
 struct Worker {
     k: Arc<Kubelet>,
     uid: String,
@@ -512,8 +539,12 @@ struct Worker {
     announced: HashSet<(String, u32)>,
     /// Service account tokens held for the pod's projected volumes.
     tokens: crate::volumes::Tokens,
-    /// When the written volumes were last brought up to date.
+    /// Told when a ConfigMap or Secret the pod's volumes hold changes.
+    sub: crate::objects::Subscriber,
+    /// When the written volumes were last brought up to date (or tried to be).
     volumes_synced: Option<Instant>,
+    /// The pod's labels and annotations when they were (the downward API writes them).
+    volumes_meta: Option<VolumeMeta>,
     /// The last FailedMount message announced (so a failure repeats no event).
     mount_failure: Option<String>,
     /// Failed sandbox creations in a row, and when the last one failed.
@@ -611,9 +642,9 @@ impl Worker {
             self.probes.stop();
         }
         let unhealthy: Vec<_> = std::mem::take(&mut *self.probes.unhealthy.lock().unwrap());
-        for (container, message) in unhealthy {
+        for n in unhealthy {
             self.k
-                .event(pod, Some(&container), "Warning", "Unhealthy", message);
+                .event(pod, Some(&n.container), "Warning", n.reason, n.message);
         }
         let health = self.health(pod, &state);
         let mut observed = state.observed(jiff::Timestamp::now());
@@ -749,8 +780,7 @@ impl Worker {
         }
         // The written volumes follow their ConfigMaps, Secrets and tokens while the pod runs.
         if !gone && !terminal && !again && state.sandbox_ready && has_written_volumes(pod) {
-            self.refresh_volumes(pod).await;
-            wait = wait.min(VOLUME_RESYNC);
+            wait = wait.min(self.refresh_volumes(pod).await);
         }
         // Nothing was made or stopped: the state read above is still what runs.
         if !gone && !terminal && !again {
@@ -768,10 +798,16 @@ impl Worker {
     /// made (Kubernetes' FailedMount), retried on the next sync.
     async fn volumes(&mut self, pod: &Pod) -> Option<crate::volumes::Desired> {
         let alloc = crate::volumes::Allocatable::of(&self.k.facts);
-        match crate::volumes::desired(&self.k.client, pod, &mut self.tokens, &alloc).await {
+        let reads = crate::volumes::Reads {
+            client: &self.k.client,
+            objects: &self.k.objects,
+            uid: &self.uid,
+            sub: &self.sub,
+        };
+        self.volumes_synced = Some(Instant::now());
+        match crate::volumes::desired(&reads, pod, &mut self.tokens, &alloc).await {
             Ok(v) => {
                 self.mount_failure = None;
-                self.volumes_synced = Some(Instant::now());
                 Some(v)
             }
             Err(message) => {
@@ -785,16 +821,29 @@ impl Worker {
         }
     }
 
-    /// Brings the written volumes up to date, at most once per [`VOLUME_RESYNC`].
-    async fn refresh_volumes(&mut self, pod: &Pod) {
-        if self
-            .volumes_synced
-            .is_some_and(|at| at.elapsed() < VOLUME_RESYNC)
-        {
-            return;
+    /// Brings the written volumes up to date when what they hold may have changed: a watched
+    /// ConfigMap or Secret did, or the pod's labels or annotations (the downward API's), or
+    /// the last attempt failed ([`RETRY`] ago), or [`VOLUME_RESYNC`] passed (token renewal).
+    /// Returns how soon the next periodic check is due.
+    async fn refresh_volumes(&mut self, pod: &Pod) -> Duration {
+        let meta = VolumeMeta::of(pod);
+        let period = if self.mount_failure.is_some() {
+            RETRY
+        } else {
+            VOLUME_RESYNC
+        };
+        let since = self.volumes_synced.map_or(Duration::MAX, |at| at.elapsed());
+        // Cleared before reading, so a change during the read is written next time.
+        let stale = self
+            .sub
+            .stale
+            .swap(false, std::sync::atomic::Ordering::AcqRel);
+        if !stale && since < period && self.volumes_meta.as_ref() == Some(&meta) {
+            return period - since;
         }
+        self.volumes_meta = Some(meta);
         let Some(volumes) = self.volumes(pod).await else {
-            return;
+            return RETRY;
         };
         let rt = self.k.rt.clone();
         let uid = self.uid.clone();
@@ -803,6 +852,7 @@ impl Worker {
             Ok(Err(e)) => tracing::warn!(uid = %self.uid, error = %e, "updating volumes"),
             Err(e) => tracing::error!(uid = %self.uid, error = %e, "updating volumes panicked"),
         }
+        VOLUME_RESYNC
     }
 
     /// Removes everything of the pod from the node (its containers have stopped); false if

@@ -8,6 +8,7 @@ pub mod lifecycle;
 pub mod logs;
 pub mod network;
 pub mod node;
+pub mod objects;
 pub mod prober;
 pub mod runtime;
 pub mod server;

@@ -190,6 +190,9 @@ pub type Outcome = Result<Verdict, String>;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verdict {
     Success,
+    /// Succeeded with a warning (an httpGet answered with a redirect that was not followed):
+    /// Kubernetes' words for it, recorded as a `ProbeWarning` event.
+    Warning(String),
     /// Failed, with Kubernetes' words for why.
     Failure(String),
 }
@@ -258,11 +261,29 @@ const USER_AGENT: &str = "kube-probe/1.32";
 
 async fn http(get: &HttpGet, timeout: Duration) -> Verdict {
     match http_get(get, timeout, USER_AGENT).await {
-        Ok(code) if (200..400).contains(&code) => Verdict::Success,
-        Ok(code) => Verdict::Failure(format!("HTTP probe failed with statuscode: {code}")),
+        // A redirect that was not followed (to another host, or without a Location) is a
+        // success with a warning, as in Kubernetes.
+        Ok(a) if (300..400).contains(&a.code) => Verdict::Warning(format!(
+            "Probe terminated redirects, Response body: {}",
+            a.body
+        )),
+        Ok(a) if (200..300).contains(&a.code) => Verdict::Success,
+        Ok(a) => Verdict::Failure(format!("HTTP probe failed with statuscode: {}", a.code)),
         Err(e) => Verdict::Failure(e),
     }
 }
+
+/// The final answer to a GET.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Answer {
+    pub code: u16,
+    /// The body of a redirect that was not followed (at most [`MAX_BODY`] bytes, lossily
+    /// UTF-8), for the probe's warning; empty for other answers (never read).
+    pub body: String,
+}
+
+/// How much of a body a probe reads, as Kubernetes' (10 KiB).
+const MAX_BODY: usize = 10 << 10;
 
 /// Redirects a probe follows before it gives up, as Go's client (`stopped after 10 redirects`).
 const MAX_REDIRECTS: usize = 10;
@@ -271,23 +292,27 @@ const MAX_REDIRECTS: usize = 10;
 /// code, or Go's words for why there is none (`Get "url": …`). Redirects to the same host are
 /// followed (at most 10, all within `timeout`); one to another host is not, and its 3xx is the
 /// answer, as Kubernetes' probes do it (`followNonLocalRedirects` off).
-pub async fn http_get(get: &HttpGet, timeout: Duration, user_agent: &str) -> Result<u16, String> {
+pub async fn http_get(
+    get: &HttpGet,
+    timeout: Duration,
+    user_agent: &str,
+) -> Result<Answer, String> {
     let mut at = get.clone();
     let mut url = at.url();
     let chain = async {
         let mut hops = 0;
         loop {
-            let code = one_get(&at, timeout, user_agent)
+            let reply = one_get(&at, timeout, user_agent)
                 .await
                 .map_err(|e| (url.clone(), e))?;
-            let Some(location) = code.1.filter(|_| (300..400).contains(&code.0)) else {
-                return Ok(code.0);
+            let Some(location) = reply.location.filter(|_| (300..400).contains(&reply.code)) else {
+                return Ok(reply.answer);
             };
             let Some(next) = at.redirected(&location) else {
-                return Ok(code.0);
+                return Ok(reply.answer);
             };
             if next.host != get.host {
-                return Ok(code.0);
+                return Ok(reply.answer);
             }
             hops += 1;
             if hops >= MAX_REDIRECTS {
@@ -298,7 +323,7 @@ pub async fn http_get(get: &HttpGet, timeout: Duration, user_agent: &str) -> Res
         }
     };
     match tokio::time::timeout(timeout, chain).await {
-        Ok(Ok(code)) => Ok(code),
+        Ok(Ok(answer)) => Ok(answer),
         Ok(Err((url, e))) => Err(format!("Get \"{url}\": {e}")),
         Err(_) => Err(format!(
             "Get \"{url}\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)",
@@ -345,12 +370,15 @@ impl HttpGet {
     }
 }
 
-/// One request: the status code and the `Location` header, if any.
-async fn one_get(
-    get: &HttpGet,
-    timeout: Duration,
-    user_agent: &str,
-) -> Result<(u16, Option<String>), String> {
+/// One request's answer and its `Location` header, if any.
+struct Reply {
+    answer: Answer,
+    code: u16,
+    location: Option<String>,
+}
+
+/// One request.
+async fn one_get(get: &HttpGet, timeout: Duration, user_agent: &str) -> Result<Reply, String> {
     let HttpGet {
         https,
         host,
@@ -391,7 +419,7 @@ async fn one_get(
 async fn send<S>(
     io: S,
     req: http::Request<http_body_util::Empty<bytes::Bytes>>,
-) -> Result<(u16, Option<String>), String>
+) -> Result<Reply, String>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -400,15 +428,44 @@ where
             .await
             .map_err(|e| e.to_string())?;
     let conn = tokio::spawn(conn);
-    let resp = sender.send_request(req).await.map_err(|e| e.to_string());
+    let reply = async {
+        let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+        let code = resp.status().as_u16();
+        let location = resp
+            .headers()
+            .get(http::header::LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .map(str::to_string);
+        // Only a redirect's body is wanted (for the warning); others are never read.
+        let mut body = Vec::new();
+        if (300..400).contains(&code) {
+            use http_body_util::BodyExt;
+            let mut incoming = resp.into_body();
+            while body.len() < MAX_BODY {
+                match incoming.frame().await {
+                    Some(Ok(f)) => {
+                        if let Some(d) = f.data_ref() {
+                            body.extend_from_slice(d);
+                        }
+                    }
+                    // A body cut short still gives the warning what came.
+                    Some(Err(_)) | None => break,
+                }
+            }
+            body.truncate(MAX_BODY);
+        }
+        Ok(Reply {
+            answer: Answer {
+                code,
+                body: String::from_utf8_lossy(&body).into_owned(),
+            },
+            code,
+            location,
+        })
+    }
+    .await;
     conn.abort();
-    let resp = resp?;
-    let location = resp
-        .headers()
-        .get(http::header::LOCATION)
-        .and_then(|l| l.to_str().ok())
-        .map(str::to_string);
-    Ok((resp.status().as_u16(), location))
+    reply
 }
 
 /// HTTPS probes skip verification, as Kubernetes' do.
@@ -646,9 +703,17 @@ struct Results {
     settled: HashMap<(String, Kind), bool>,
 }
 
-/// Events the probes want recorded: (container, message). The worker records them (it owns
-/// the pod object).
-pub type Unhealthy = Arc<Mutex<Vec<(String, String)>>>;
+/// An event a probe wants recorded (a Warning about a container).
+#[derive(Debug)]
+pub struct Noted {
+    pub container: String,
+    /// `Unhealthy` or `ProbeWarning`.
+    pub reason: &'static str,
+    pub message: String,
+}
+
+/// Events the probes want recorded. The worker records them (it owns the pod object).
+pub type Unhealthy = Arc<Mutex<Vec<Noted>>>;
 
 /// One pod's probes.
 #[derive(Default)]
@@ -810,6 +875,21 @@ impl Default for Health {
     }
 }
 
+/// Probe ticks fall on a common grid of this step, so that the checks of many containers
+/// share their wake-ups: with 100 pods probed every second the kubelet wakes 10 times a second
+/// for them, not 100 (each wake-up of the runtime's threads costs more than a check's own
+/// work). A first check comes at most this much later than Kubernetes would run it.
+const GRID: Duration = Duration::from_millis(100);
+
+/// The first instant on the probe grid at or after `at`.
+fn on_grid(at: tokio::time::Instant) -> tokio::time::Instant {
+    static ORIGIN: std::sync::OnceLock<tokio::time::Instant> = std::sync::OnceLock::new();
+    let origin = *ORIGIN.get_or_init(tokio::time::Instant::now);
+    let since = at.saturating_duration_since(origin).as_nanos();
+    let step = GRID.as_nanos();
+    origin + Duration::from_nanos((since.div_ceil(step) * step) as u64)
+}
+
 /// Runs one probe of one instance until it is aborted (or, for a startup probe, settled).
 async fn prober(
     r: Reporter,
@@ -831,8 +911,8 @@ async fn prober(
     let ran = started_at
         .and_then(|t| std::time::Duration::try_from(jiff::Timestamp::now().duration_since(t)).ok())
         .unwrap_or_default();
-    tokio::time::sleep(timing.initial_delay.saturating_sub(ran)).await;
-    let mut ticks = tokio::time::interval(timing.period);
+    let first = on_grid(tokio::time::Instant::now() + timing.initial_delay.saturating_sub(ran));
+    let mut ticks = tokio::time::interval_at(first, timing.period);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let (mut successes, mut failures) = (0u32, 0u32);
     loop {
@@ -848,8 +928,15 @@ async fn prober(
                 continue;
             }
         };
+        if let Verdict::Warning(why) = &verdict {
+            r.unhealthy.lock().unwrap().push(Noted {
+                container: r.container.clone(),
+                reason: "ProbeWarning",
+                message: format!("{} probe warning: {why}", r.kind.title()),
+            });
+        }
         match verdict {
-            Verdict::Success => {
+            Verdict::Success | Verdict::Warning(_) => {
                 successes += 1;
                 failures = 0;
                 // Liveness and startup settle on one success.
@@ -868,10 +955,11 @@ async fn prober(
             Verdict::Failure(why) => {
                 failures += 1;
                 successes = 0;
-                r.unhealthy.lock().unwrap().push((
-                    r.container.clone(),
-                    format!("{} probe failed: {why}", r.kind.title()),
-                ));
+                r.unhealthy.lock().unwrap().push(Noted {
+                    container: r.container.clone(),
+                    reason: "Unhealthy",
+                    message: format!("{} probe failed: {why}", r.kind.title()),
+                });
                 // Recorded at the worker's next sync (a settled change wakes it at once).
                 if failures >= timing.failure_threshold {
                     r.settle(false);
@@ -967,6 +1055,19 @@ mod tests {
         assert_eq!((h.started, h.ready, h.failed), (false, false, None));
     }
 
+    #[tokio::test]
+    async fn probe_ticks_share_a_grid() {
+        let now = tokio::time::Instant::now();
+        let a = on_grid(now);
+        let b = on_grid(now + Duration::from_millis(30));
+        let c = on_grid(now + GRID + Duration::from_millis(1));
+        assert!(a >= now && a - now < GRID);
+        assert!(b >= now + Duration::from_millis(30));
+        assert_eq!(on_grid(a), a, "a point on the grid stays");
+        assert_eq!(c - on_grid(now + GRID), GRID);
+        assert_eq!(((b - a).as_nanos() % GRID.as_nanos()), 0);
+    }
+
     #[test]
     fn grpc_health_responses_decode() {
         assert_eq!(serving_status(&[0x08, 0x01]), 1);
@@ -992,7 +1093,7 @@ mod tests {
                 let resp = if let Some(to) = path.strip_prefix("/to") {
                     format!("HTTP/1.1 302 Found\r\nlocation: {to}\r\ncontent-length: 0\r\n\r\n")
                 } else if path == "/away" {
-                    "HTTP/1.1 301 Moved\r\nlocation: http://example.invalid/\r\ncontent-length: 0\r\n\r\n".into()
+                    "HTTP/1.1 301 Moved\r\nlocation: http://example.invalid/\r\ncontent-length: 5\r\n\r\nthere".into()
                 } else if path.starts_with("/loop") {
                     "HTTP/1.1 307 Again\r\nlocation: loop\r\ncontent-length: 0\r\n\r\n".into()
                 } else if path == "/bad" {
@@ -1017,8 +1118,14 @@ mod tests {
             headers: vec![],
         };
         let t = Duration::from_secs(2);
-        assert_eq!(http_get(&get("/to/ok"), t, USER_AGENT).await, Ok(200));
-        assert_eq!(http_get(&get("/to/bad"), t, USER_AGENT).await, Ok(500));
+        let code = |code| {
+            Ok(Answer {
+                code,
+                body: String::new(),
+            })
+        };
+        assert_eq!(http_get(&get("/to/ok"), t, USER_AGENT).await, code(200));
+        assert_eq!(http_get(&get("/to/bad"), t, USER_AGENT).await, code(500));
         assert_eq!(
             http_get(
                 &get(&format!("/tohttp://127.0.0.1:{port}/bad")),
@@ -1026,13 +1133,21 @@ mod tests {
                 USER_AGENT
             )
             .await,
-            Ok(500),
+            code(500),
             "an absolute URL on the same host is followed"
         );
         assert_eq!(
             http_get(&get("/away"), t, USER_AGENT).await,
-            Ok(301),
+            Ok(Answer {
+                code: 301,
+                body: "there".into()
+            }),
             "another host: the redirect itself is the answer"
+        );
+        assert_eq!(
+            http(&get("/away"), t).await,
+            Verdict::Warning("Probe terminated redirects, Response body: there".into()),
+            "a redirect not followed is a success with Kubernetes' warning"
         );
         assert_eq!(
             http_get(&get("/loop"), t, USER_AGENT).await,

@@ -2,13 +2,14 @@
 //! `projected` (configMap, secret, downwardAPI and serviceAccountToken sources), as the
 //! kubelet's volume plugins make them.
 //!
-//! [`desired`] reads what each volume should hold from the API (and asks for service account
-//! tokens, bound to the pod); [`write_atomic`] puts it in the volume's directory the way
+//! [`desired`] reads what each volume should hold from the watched objects (and asks the API
+//! for service account tokens, bound to the pod); [`write_atomic`] puts it in the volume's directory the way
 //! Kubernetes' AtomicWriter does: the files go to a fresh `..<timestamp>` directory, a
 //! `..data` symlink is swapped to it with one rename, and each top-level name is a symlink
 //! through `..data`. A reader sees the old set or the new one, never a mix. Secrets and
-//! projected volumes live on tmpfs (never on disk); the kubelet rewrites every volume when
-//! what it should hold changes (checked on every pod sync, every few seconds).
+//! projected volumes live on tmpfs (never on disk); the kubelet rewrites a volume when what it
+//! should hold changes: its ConfigMaps and Secrets come from watches (objects.rs) that wake
+//! the pod's worker on every change.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -19,13 +20,14 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Container, DownwardAPIVolumeFile, KeyToPath, Pod, ResourceFieldSelector, Secret,
-    ServiceAccount, Volume,
+    Container, DownwardAPIVolumeFile, KeyToPath, Pod, ResourceFieldSelector, ServiceAccount, Volume,
 };
 use kube::api::{Api, PostParams};
 use kube::Client;
 use serde_json::json;
 use tinykube_machinery::quantity::Quantity;
+
+use crate::objects::{Objects, Source, Subscriber};
 
 /// One file of a volume: its path inside the volume, contents and mode.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -119,59 +121,19 @@ fn key_files(
     Ok(out)
 }
 
-/// Where a volume's keys come from.
-#[derive(Clone, Copy)]
-enum Source {
-    ConfigMap,
-    Secret,
-}
-
-/// The keys of a ConfigMap (data and binaryData) or a Secret (data); None when it is missing.
-async fn read_keys(
-    client: &Client,
-    ns: &str,
-    volume: &str,
-    source: Source,
-    name: &str,
-) -> Result<Option<BTreeMap<String, Vec<u8>>>, String> {
-    Ok(match source {
-        Source::ConfigMap => {
-            let api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
-            let cm = api.get_opt(name).await.map_err(|e| failed(volume, e))?;
-            cm.map(|cm| {
-                let mut data: BTreeMap<String, Vec<u8>> = cm
-                    .data
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|(k, v)| (k, v.into_bytes()))
-                    .collect();
-                data.extend(
-                    cm.binary_data
-                        .unwrap_or_default()
-                        .into_iter()
-                        .map(|(k, v)| (k, v.0)),
-                );
-                data
-            })
-        }
-        Source::Secret => {
-            let api: Api<Secret> = Api::namespaced(client.clone(), ns);
-            let secret = api.get_opt(name).await.map_err(|e| failed(volume, e))?;
-            secret.map(|s| {
-                s.data
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|(k, v)| (k, v.0))
-                    .collect()
-            })
-        }
-    })
+/// Where [`desired`] reads from: the API (for tokens), the watched ConfigMaps and Secrets,
+/// and the pod asking (told of their changes).
+pub struct Reads<'a> {
+    pub client: &'a Client,
+    pub objects: &'a Objects,
+    pub uid: &'a str,
+    pub sub: &'a Subscriber,
 }
 
 /// The files a ConfigMap or Secret reference gives a volume.
 #[allow(clippy::too_many_arguments)]
 async fn keyed(
-    client: &Client,
+    reads: &Reads<'_>,
     ns: &str,
     volume: &str,
     source: Source,
@@ -181,14 +143,22 @@ async fn keyed(
     mode: i32,
 ) -> Result<Vec<File>, String> {
     let optional = optional == Some(true);
-    let (what, noun) = match source {
-        Source::ConfigMap => ("configMap", "configmap"),
-        Source::Secret => ("secret", "secret"),
+    let what = match source {
+        Source::ConfigMap => "configMap",
+        Source::Secret => "secret",
     };
-    match read_keys(client, ns, volume, source, name).await? {
+    let keys = reads
+        .objects
+        .get(source, ns, name, reads.uid, reads.sub)
+        .await
+        .map_err(|e| failed(volume, e))?;
+    match keys {
         Some(data) => key_files(volume, what, &data, items, optional, mode),
         None if optional => Ok(Vec::new()),
-        None => Err(failed(volume, format!("{noun} {name:?} not found"))),
+        None => Err(failed(
+            volume,
+            format!("{} {name:?} not found", source.noun()),
+        )),
     }
 }
 
@@ -392,7 +362,7 @@ impl Tokens {
 /// What each written volume of `pod` should hold now; Err is a FailedMount message (a missing
 /// ConfigMap or Secret that is not optional, a missing key, a token that cannot be had).
 pub async fn desired(
-    client: &Client,
+    reads: &Reads<'_>,
     pod: &Pod,
     tokens: &mut Tokens,
     alloc: &Allocatable,
@@ -404,7 +374,7 @@ pub async fn desired(
         let content = if let Some(s) = &v.config_map {
             let mode = s.default_mode.unwrap_or(DEFAULT_MODE);
             let files = keyed(
-                client,
+                reads,
                 &ns,
                 name,
                 Source::ConfigMap,
@@ -423,7 +393,7 @@ pub async fn desired(
             let mode = s.default_mode.unwrap_or(DEFAULT_MODE);
             let secret_name = s.secret_name.clone().unwrap_or_default();
             let files = keyed(
-                client,
+                reads,
                 &ns,
                 name,
                 Source::Secret,
@@ -459,7 +429,7 @@ pub async fn desired(
                 if let Some(s) = &source.config_map {
                     files.extend(
                         keyed(
-                            client,
+                            reads,
                             &ns,
                             name,
                             Source::ConfigMap,
@@ -474,7 +444,7 @@ pub async fn desired(
                 if let Some(s) = &source.secret {
                     files.extend(
                         keyed(
-                            client,
+                            reads,
                             &ns,
                             name,
                             Source::Secret,
@@ -498,7 +468,14 @@ pub async fn desired(
                 if let Some(t) = &source.service_account_token {
                     let seconds = t.expiration_seconds.unwrap_or(3600);
                     let token = tokens
-                        .get(client, pod, name, &t.path, t.audience.as_deref(), seconds)
+                        .get(
+                            reads.client,
+                            pod,
+                            name,
+                            &t.path,
+                            t.audience.as_deref(),
+                            seconds,
+                        )
                         .await?;
                     // Kubernetes writes the token readable by all in the volume's default
                     // mode; the volume itself is only in this pod.

@@ -198,7 +198,7 @@ fn main() {
             assert!(Instant::now() < deadline, "the DNS never learnt the services");
             std::thread::sleep(Duration::from_millis(20));
         }
-        let mut dnsmasq = Command::new("dnsmasq")
+        let dnsmasq = Command::new("dnsmasq")
             .args([
                 "--keep-in-foreground",
                 "--no-resolv",
@@ -215,6 +215,7 @@ fn main() {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
+            .map(tinykube_e2e::Killed)
             .expect("dnsmasq (hack/bench/dns.sh installs dnsmasq-base)");
         while try_ask(&client(), DNSMASQ, &fqdn(0), 1).is_err() {
             std::thread::sleep(Duration::from_millis(20));
@@ -287,8 +288,7 @@ fn main() {
             );
         }
         println!("  goal: p99 under 1 ms");
-        let _ = dnsmasq.kill();
-        let _ = dnsmasq.wait();
+        drop(dnsmasq);
         println!(
             "\nproxy (iptables + DNS) resident memory with {SERVICES} services: {:.1} MB; anchor: CoreDNS ≈ 54 MB + 1 MB per 1,000 pods and services",
             rss_kib(proxy) as f64 / 1024.0

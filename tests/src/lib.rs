@@ -184,3 +184,20 @@ pub async fn answer(addr: &str) -> String {
         }
     }
 }
+
+/// A child process killed and reaped when dropped, so a failed test or bench leaves nothing
+/// running.
+pub struct Killed(pub std::process::Child);
+
+impl Killed {
+    pub fn id(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -10,10 +10,11 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use common::{eventually, text};
 use tinykube_e2e::node::Node;
+use tinykube_e2e::Killed;
 
 const NS: &str = "dnstest";
 
@@ -146,16 +147,6 @@ spec:
     image: busybox
     command: ["sleep", "3600"]
 "#;
-
-/// A process killed when dropped (a failed test leaves nothing running).
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// dnsmasq on the node's loopback: the upstream resolver of the node (its resolv.conf names
 /// 127.0.0.1), knowing `outside.example` and its subdomains.

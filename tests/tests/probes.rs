@@ -3,7 +3,8 @@
 //! while a NodePort request loop never reaches it unready; a failing liveness probe restarts
 //! its container with Kubernetes' events (counted, not repeated); a startup probe holds the
 //! other two until the app is up. And a pod past its activeDeadlineSeconds fails; an exec
-//! probe past its timeout leaves nothing running.
+//! probe past its timeout leaves nothing running; a redirect to another host is a success
+//! with a ProbeWarning event.
 
 mod common;
 
@@ -74,6 +75,7 @@ spec:
     image: gcr.io/google-samples/kubernetes-bootcamp:v1
     readinessProbe:
       httpGet: {path: /, port: 8080}
+      initialDelaySeconds: 1
       periodSeconds: 1
 "#;
 
@@ -383,6 +385,53 @@ fn exec_timeout(node: &Node) {
     );
 }
 
+const REDIRECTED: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: redirected}
+spec:
+  containers:
+  - name: web
+    image: busybox
+    command: [sh, -c, 'while true; do printf "HTTP/1.1 302 Found\r\nLocation: http://example.invalid/login\r\nContent-Length: 5\r\n\r\nmoved" | nc -l -p 8080; done']
+    readinessProbe:
+      httpGet: {path: /, port: 8080}
+      initialDelaySeconds: 1
+      periodSeconds: 1
+"#;
+
+/// A readiness probe answered with a redirect to another host is not followed: the pod is
+/// Ready, with Kubernetes' ProbeWarning event carrying the answer's body.
+fn redirect_warning(node: &Node) {
+    apply(node, REDIRECTED);
+    ok(
+        node,
+        &[
+            "wait",
+            "--for=condition=Ready",
+            "pod/redirected",
+            "--timeout=60s",
+        ],
+    );
+    eventually("a ProbeWarning event", 30, || {
+        !events(node, "redirected", "ProbeWarning", "{.items[*].message}").is_empty()
+    });
+    assert_eq!(
+        events(
+            node,
+            "redirected",
+            "ProbeWarning",
+            "{.items[0].type} {.items[0].message}"
+        ),
+        "Warning Readiness probe warning: Probe terminated redirects, Response body: moved"
+    );
+    assert_eq!(
+        events(node, "redirected", "Unhealthy", "{.items[*].message}"),
+        "",
+        "a redirect is no failure"
+    );
+}
+
 #[test]
 fn readiness_liveness_and_startup_probes() {
     let node = Node::start();
@@ -395,6 +444,7 @@ fn readiness_liveness_and_startup_probes() {
         startup(&node);
         deadline(&node);
         exec_timeout(&node);
+        redirect_warning(&node);
         common::ok(
             &node,
             "kubectl",
