@@ -29,6 +29,10 @@ export TINYKUBE_PYTHON="$venv/bin/python"
 
 command -v kubectl >/dev/null || { echo "kubectl is not installed (the tests drive the real kubectl)" >&2; exit 1; }
 
+# Debian's etcd, for the gRPC probe example's image (unpacked, not installed).
+TINYKUBE_ETCD_BIN="$(etcd_binary)"
+export TINYKUBE_ETCD_BIN
+
 cargo fmt --all -- --check
 # The bootcamp stand-in, static, for the sample images the tests build.
 TINYKUBE_BOOTCAMP_BIN="$(build_bootcamp)"

@@ -46,6 +46,23 @@ build_bootcamp() {
     echo "$target/$triple/release/bootcamp"
 }
 
+# Debian's etcd (package etcd-server), unpacked into the target dir rather than installed
+# (installing it would start an etcd service on the machine). Prints the binary's path.
+etcd_binary() {
+    local dir="${CARGO_TARGET_DIR:-$PWD/target}/etcd-server"
+    if [ ! -x "$dir/usr/bin/etcd" ]; then
+        local tmp
+        tmp="$(mktemp -d)"
+        (cd "$tmp" && { apt-get download -qq etcd-server >/dev/null 2>&1 ||
+            { apt-get update -qq && apt-get download -qq etcd-server >/dev/null; }; })
+        rm -rf "$dir"
+        mkdir -p "$dir"
+        dpkg-deb -x "$tmp"/etcd-server_*.deb "$dir"
+        rm -rf "$tmp"
+    fi
+    echo "$dir/usr/bin/etcd"
+}
+
 # What a whole node in a network namespace needs (end-to-end benchmarks): the Debian packages,
 # the static bootcamp (TINYKUBE_BOOTCAMP_BIN) and the release binaries.
 prepare_node() {

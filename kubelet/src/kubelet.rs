@@ -669,7 +669,8 @@ impl Worker {
         for action in actions {
             match action {
                 Action::CreateSandbox => {
-                    let Some(volumes) = self.volumes(pod).await else {
+                    let Some(volumes) = self.volumes(pod, crate::objects::SYNC_TIMEOUT).await
+                    else {
                         wait = wait.min(RETRY);
                         continue;
                     };
@@ -795,14 +796,18 @@ impl Worker {
     }
 
     /// What the pod's written volumes should hold; None after announcing why they cannot be
-    /// made (Kubernetes' FailedMount), retried on the next sync.
-    async fn volumes(&mut self, pod: &Pod) -> Option<crate::volumes::Desired> {
+    /// made (Kubernetes' FailedMount), retried on the next sync. A first read of a ConfigMap
+    /// or Secret waits up to `wait` for its watch's list: long before a sandbox is made,
+    /// briefly for a running pod (whose worker has more to do than wait for an unreachable
+    /// API, e.g. after a kubelet restart while the apiserver is down).
+    async fn volumes(&mut self, pod: &Pod, wait: Duration) -> Option<crate::volumes::Desired> {
         let alloc = crate::volumes::Allocatable::of(&self.k.facts);
         let reads = crate::volumes::Reads {
             client: &self.k.client,
             objects: &self.k.objects,
             uid: &self.uid,
             sub: &self.sub,
+            wait,
         };
         self.volumes_synced = Some(Instant::now());
         match crate::volumes::desired(&reads, pod, &mut self.tokens, &alloc).await {
@@ -842,7 +847,7 @@ impl Worker {
             return period - since;
         }
         self.volumes_meta = Some(meta);
-        let Some(volumes) = self.volumes(pod).await else {
+        let Some(volumes) = self.volumes(pod, Duration::from_secs(1)).await else {
             return RETRY;
         };
         let rt = self.k.rt.clone();

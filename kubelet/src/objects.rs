@@ -18,9 +18,9 @@ use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 use tokio::sync::{watch, Notify};
 
-/// How long the first read of an object waits for its watch's initial list (Kubernetes'
-/// `failed to sync configmap cache` comes after its own wait).
-const SYNC_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a pod's first read of an object waits for its watch's initial list before its
+/// sandbox is made (Kubernetes' `failed to sync configmap cache` comes after its own wait).
+pub const SYNC_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The kind of a referenced object.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -99,7 +99,7 @@ impl Objects {
 
     /// The keys of object `ns/name` (None: it does not exist), and from now on pod `uid` is
     /// told of its changes through `sub`. The first read of an object waits for its watch's
-    /// initial list; Err is Kubernetes' cache-sync failure.
+    /// initial list, at most `wait`; Err is Kubernetes' cache-sync failure.
     pub async fn get(
         &self,
         source: Source,
@@ -107,6 +107,7 @@ impl Objects {
         name: &str,
         uid: &str,
         sub: &Subscriber,
+        wait: Duration,
     ) -> Result<Option<Keys>, String> {
         let mut seen = {
             let mut entries = self.entries.lock().expect("objects");
@@ -121,11 +122,10 @@ impl Objects {
                 .insert(uid.to_string(), sub.clone());
             entry.seen.subscribe()
         };
-        let known =
-            tokio::time::timeout(SYNC_TIMEOUT, seen.wait_for(|s| !matches!(s, Seen::Unknown)))
-                .await
-                .ok()
-                .and_then(|r| r.ok().map(|s| s.clone()));
+        let known = tokio::time::timeout(wait, seen.wait_for(|s| !matches!(s, Seen::Unknown)))
+            .await
+            .ok()
+            .and_then(|r| r.ok().map(|s| s.clone()));
         match known {
             Some(Seen::Present { keys, .. }) => Ok(Some(keys)),
             Some(_) => Ok(None),

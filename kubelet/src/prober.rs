@@ -488,23 +488,49 @@ fn insecure_tls() -> Arc<rustls::ClientConfig> {
         .clone()
 }
 
+/// A whole number of seconds as Go prints a `time.Duration` (`1s`, `1m30s`, `1h0m0s`).
+fn go_seconds(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{}s", s / 60, s % 60),
+        _ => format!("{}h{}m{}s", s / 3600, s % 3600 / 60, s % 60),
+    }
+}
+
 /// The gRPC health protocol (grpc.health.v1.Health/Check) over HTTP/2 without TLS, as
-/// Kubernetes' grpc probe speaks it; SERVING (1) is success.
+/// Kubernetes' grpc probe speaks it; SERVING (1) is success. Outcomes are worded as
+/// Kubernetes' gRPC prober words them. Its client dials with `WithBlock`, retrying until the timeout, so any failure to
+/// connect reads as the timeout.
 async fn grpc(host: &str, port: u16, service: &str, timeout: Duration) -> Verdict {
     let target = addr(host, port);
-    let attempt = async {
-        let tcp = connect(&target, timeout).await.map_err(|e| {
-            format!(
-                "failed to connect service \"{target}\" within {}s: {e}",
-                timeout.as_secs()
-            )
-        })?;
-        let (mut sender, conn) = hyper::client::conn::http2::handshake(
+    let deadline = tokio::time::Instant::now() + timeout;
+    let dial = async {
+        let tcp = connect(&target, timeout).await?;
+        hyper::client::conn::http2::handshake(
             hyper_util::rt::TokioExecutor::new(),
             hyper_util::rt::TokioIo::new(tcp),
         )
         .await
-        .map_err(|e| format!("failed to connect service \"{target}\": {e}"))?;
+        .map_err(|e| e.to_string())
+    };
+    let (mut sender, conn) = match tokio::time::timeout_at(deadline, dial).await {
+        Ok(Ok(dialed)) => dialed,
+        Ok(Err(e)) => {
+            tracing::debug!(%target, error = %e, "gRPC probe: no connection");
+            return Verdict::Failure(format!(
+                "timeout: failed to connect service {target:?} within {}: context deadline exceeded",
+                go_seconds(timeout)
+            ));
+        }
+        Err(_) => {
+            return Verdict::Failure(format!(
+            "timeout: failed to connect service {target:?} within {}: context deadline exceeded",
+            go_seconds(timeout)
+        ))
+        }
+    };
+    let attempt = async {
         let conn = tokio::spawn(conn);
         // HealthCheckRequest { string service = 1; } in a gRPC message frame.
         let mut msg = Vec::new();
@@ -522,7 +548,9 @@ async fn grpc(host: &str, port: u16, service: &str, timeout: Duration) -> Verdic
             .header(http::header::USER_AGENT, USER_AGENT)
             .body(http_body_util::Full::new(bytes::Bytes::from(body)))
             .map_err(|e| e.to_string())?;
-        let resp = sender.send_request(req).await.map_err(|e| e.to_string());
+        let resp = sender.send_request(req).await.map_err(|e| {
+            format!("error: health rpc probe failed: rpc error: code = Unavailable desc = {e}")
+        });
         let resp = match resp {
             Ok(r) => r,
             Err(e) => {
@@ -534,22 +562,33 @@ async fn grpc(host: &str, port: u16, service: &str, timeout: Duration) -> Verdic
         let head_message = header_str(resp.headers(), "grpc-message");
         let collected = http_body_util::BodyExt::collect(resp.into_body()).await;
         conn.abort();
-        let collected = collected.map_err(|e| e.to_string())?;
+        let collected = collected.map_err(|e| {
+            format!("error: health rpc probe failed: rpc error: code = Unavailable desc = {e}")
+        })?;
         let trailers = collected.trailers().cloned().unwrap_or_default();
         let code = header_str(&trailers, "grpc-status").or(head_status);
         let message = header_str(&trailers, "grpc-message")
             .or(head_message)
             .unwrap_or_default();
         if let Some(code) = code.filter(|c| c != "0") {
-            return Err(format!(
-                "health rpc probe failed: rpc error: code = {} desc = {message}",
-                grpc_code(&code)
-            ));
+            return Err(match code.as_str() {
+                "12" => format!(
+                    "error: this server does not implement the grpc health protocol (grpc.health.v1.Health): {message}"
+                ),
+                "4" => format!(
+                    "timeout: health rpc did not complete within {}",
+                    go_seconds(timeout)
+                ),
+                _ => format!(
+                    "error: health rpc probe failed: rpc error: code = {} desc = {message}",
+                    grpc_code(&code)
+                ),
+            });
         }
         let data = collected.to_bytes();
         Ok(serving_status(data.get(5..).unwrap_or_default()))
     };
-    match tokio::time::timeout(timeout, attempt).await {
+    match tokio::time::timeout_at(deadline, attempt).await {
         Ok(Ok(1)) => Verdict::Success,
         Ok(Ok(s)) => Verdict::Failure(format!(
             "service unhealthy (responded with \"{}\")",
@@ -561,8 +600,8 @@ async fn grpc(host: &str, port: u16, service: &str, timeout: Duration) -> Verdic
         )),
         Ok(Err(e)) => Verdict::Failure(e),
         Err(_) => Verdict::Failure(format!(
-            "timeout: health rpc did not complete within {}s",
-            timeout.as_secs()
+            "timeout: health rpc did not complete within {}",
+            go_seconds(timeout)
         )),
     }
 }
@@ -1066,6 +1105,13 @@ mod tests {
         assert_eq!(on_grid(a), a, "a point on the grid stays");
         assert_eq!(c - on_grid(now + GRID), GRID);
         assert_eq!(((b - a).as_nanos() % GRID.as_nanos()), 0);
+    }
+
+    #[test]
+    fn durations_as_go_prints_them() {
+        assert_eq!(go_seconds(Duration::from_secs(1)), "1s");
+        assert_eq!(go_seconds(Duration::from_secs(90)), "1m30s");
+        assert_eq!(go_seconds(Duration::from_secs(3600)), "1h0m0s");
     }
 
     #[test]

@@ -128,6 +128,8 @@ pub struct Reads<'a> {
     pub objects: &'a Objects,
     pub uid: &'a str,
     pub sub: &'a Subscriber,
+    /// How long a first read of an object may wait for its watch's list.
+    pub wait: Duration,
 }
 
 /// The files a ConfigMap or Secret reference gives a volume.
@@ -149,7 +151,7 @@ async fn keyed(
     };
     let keys = reads
         .objects
-        .get(source, ns, name, reads.uid, reads.sub)
+        .get(source, ns, name, reads.uid, reads.sub, reads.wait)
         .await
         .map_err(|e| failed(volume, e))?;
     match keys {

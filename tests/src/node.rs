@@ -157,6 +157,22 @@ pub fn bootcamp() -> PathBuf {
     p
 }
 
+/// Debian's etcd binary, unpacked from its package (hack/test.sh fetches it and sets
+/// TINYKUBE_ETCD_BIN; installing the package would start a service).
+pub fn etcd() -> PathBuf {
+    let p = std::env::var_os("TINYKUBE_ETCD_BIN")
+        .map(PathBuf::from)
+        .expect(
+            "TINYKUBE_ETCD_BIN is not set: hack/test.sh unpacks Debian's etcd-server and sets it",
+        );
+    assert!(
+        p.exists(),
+        "{} is missing: hack/test.sh unpacks Debian's etcd-server",
+        p.display()
+    );
+    p
+}
+
 /// Kills (SIGKILL) and reaps the process in `slot`, if any.
 fn kill(slot: &std::sync::Mutex<Option<Child>>) {
     if let Some(mut c) = slot.lock().unwrap().take() {
@@ -236,6 +252,7 @@ impl Node {
             format!("--pod-netns-prefix={}", self.name),
             format!("--registry-mirror=docker.io={reg}"),
             format!("--registry-mirror=gcr.io={reg}"),
+            format!("--registry-mirror=registry.k8s.io={reg}"),
             format!("--resolv-conf={}", self.resolv_conf().display()),
         ]
     }
@@ -266,6 +283,16 @@ impl Node {
                 .spawn()
                 .unwrap_or_else(|e| panic!("starting the {component}: {e}"))
         })
+    }
+
+    /// Pushes `image` as `repo:tag` to the node's registry (which mirrors docker.io, gcr.io
+    /// and registry.k8s.io).
+    pub fn push(&self, repo: &str, tag: &str, image: &tinykube_images::Image) {
+        self.net.block_on(async {
+            tinykube_images::push(self.registry.addr(), repo, tag, image)
+                .await
+                .expect("pushing an image")
+        });
     }
 
     /// Starts (or restarts) the kubelet.

@@ -4,7 +4,7 @@
 //! its container with Kubernetes' events (counted, not repeated); a startup probe holds the
 //! other two until the app is up. And a pod past its activeDeadlineSeconds fails; an exec
 //! probe past its timeout leaves nothing running; a redirect to another host is a success
-//! with a ProbeWarning event.
+//! with a ProbeWarning event; gRPC probes against etcd, as the docs' example.
 
 mod common;
 
@@ -432,6 +432,102 @@ fn redirect_warning(node: &Node) {
     );
 }
 
+/// The Kubernetes docs' gRPC liveness example (etcd serves the gRPC health protocol on its
+/// client port), with a readiness probe of the same kind so that Ready shows the check
+/// passing; and the same etcd asked for a service it does not know, which fails its liveness
+/// probe with Kubernetes' words and is restarted.
+const ETCD: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: etcd-with-grpc
+spec:
+  containers:
+  - name: etcd
+    image: registry.k8s.io/etcd:3.4
+    command: [ "/usr/local/bin/etcd", "--data-dir",  "/var/lib/etcd", "--listen-client-urls", "http://0.0.0.0:2379", "--advertise-client-urls", "http://127.0.0.1:2379", "--log-level", "debug"]
+    ports:
+    - containerPort: 2379
+    livenessProbe:
+      grpc:
+        port: 2379
+      initialDelaySeconds: 10
+    readinessProbe:
+      grpc:
+        port: 2379
+      periodSeconds: 1
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: etcd-unknown-service
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: etcd
+    image: registry.k8s.io/etcd:3.4
+    command: [ "/usr/local/bin/etcd", "--data-dir",  "/var/lib/etcd", "--listen-client-urls", "http://0.0.0.0:2379", "--advertise-client-urls", "http://127.0.0.1:2379"]
+    livenessProbe:
+      grpc:
+        port: 2379
+        service: nope
+      periodSeconds: 1
+      failureThreshold: 2
+"#;
+
+fn grpc(node: &Node) {
+    let base = tinykube_images::busybox_layer(&tinykube_e2e::node::busybox()).unwrap();
+    let image = tinykube_images::etcd_image(&base, &tinykube_e2e::node::etcd()).unwrap();
+    node.push("etcd", "3.4", &image);
+    apply(node, ETCD);
+    ok(
+        node,
+        &[
+            "wait",
+            "--for=condition=Ready",
+            "pod/etcd-with-grpc",
+            "--timeout=90s",
+        ],
+    );
+    eventually("the unknown service's pod restarted", 90, || {
+        jsonpath(
+            node,
+            "pod/etcd-unknown-service",
+            "{.status.containerStatuses[0].restartCount}",
+        )
+        .parse::<u32>()
+        .is_ok_and(|n| n >= 1)
+    });
+    assert_eq!(
+        events(
+            node,
+            "etcd-unknown-service",
+            "Unhealthy",
+            "{.items[0].message}"
+        ),
+        "Liveness probe failed: error: health rpc probe failed: rpc error: code = NotFound desc = unknown service"
+    );
+    assert_eq!(
+        jsonpath(
+            node,
+            "pod/etcd-with-grpc",
+            "{.status.containerStatuses[0].ready} {.status.containerStatuses[0].restartCount}"
+        ),
+        "true 0",
+        "the served health check keeps its pod ready and running"
+    );
+    ok(
+        node,
+        &[
+            "delete",
+            "pod",
+            "etcd-with-grpc",
+            "etcd-unknown-service",
+            "--timeout=60s",
+        ],
+    );
+}
+
 #[test]
 fn readiness_liveness_and_startup_probes() {
     let node = Node::start();
@@ -445,6 +541,7 @@ fn readiness_liveness_and_startup_probes() {
         deadline(&node);
         exec_timeout(&node);
         redirect_warning(&node);
+        grpc(&node);
         common::ok(
             &node,
             "kubectl",

@@ -36,8 +36,8 @@ pub use layout::{
 };
 pub use registry::{push, push_index, Registry};
 pub use samples::{
-    bootcamp_image, bootcamp_layer, busybox_image, busybox_layer, many_layer_image, sample_images,
-    BOOTCAMP_REPO, BUSYBOX_REPO, PATH_ENV,
+    bootcamp_image, bootcamp_layer, busybox_image, busybox_layer, etcd_image, many_layer_image,
+    sample_images, BOOTCAMP_REPO, BUSYBOX_REPO, PATH_ENV,
 };
 /// The tar crate, for [`Entry::raw`] headers.
 pub use tar;

@@ -1,6 +1,7 @@
 //! tinykube's sample images: `library/busybox:latest` and
 //! `google-samples/kubernetes-bootcamp:v1`/`:v2`, built from Debian's static busybox and the
-//! static `bootcamp` binary of this workspace; and synthetic many-layer images for benchmarks.
+//! static `bootcamp` binary of this workspace; `etcd` from Debian's etcd for the gRPC probe
+//! example; and synthetic many-layer images for benchmarks.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -137,6 +138,55 @@ pub fn bootcamp_image(base: &Layer, app: &Layer, version: u32) -> Image {
         "tinykube's stand-in for gcr.io/google-samples/kubernetes-bootcamp".into(),
     );
     image
+}
+
+/// `etcd:<tag>` laid out as `registry.k8s.io/etcd`, which the Kubernetes docs' gRPC probe
+/// example runs: the busybox layer and `/usr/local/bin/etcd`. The etcd is Debian's (a
+/// dynamically linked Go binary), so its layer also holds the loader and libraries `ldd`
+/// names, at their paths.
+pub fn etcd_image(base: &Layer, etcd: &Path) -> Result<Image> {
+    let out = Command::new("ldd")
+        .arg(etcd)
+        .output()
+        .context("running ldd (libc-bin)")?;
+    ensure!(
+        out.status.success(),
+        "ldd {}: {}",
+        etcd.display(),
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    let read = |p: &Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
+    let mut files = vec![("usr/local/bin/etcd".to_string(), read(etcd)?)];
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        // `libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x…)` or `/lib64/ld-linux-x86-64.so.2 (0x…)`.
+        let lib = line.rsplit("=>").next().unwrap_or_default().trim();
+        let lib = lib.split_whitespace().next().unwrap_or_default();
+        if let Some(rel) = lib.strip_prefix('/') {
+            files.push((rel.to_string(), read(Path::new(lib))?));
+        }
+    }
+    let mut dirs = BTreeSet::new();
+    for (path, _) in &files {
+        let mut dir = Path::new(path).parent();
+        while let Some(d) = dir.filter(|d| !d.as_os_str().is_empty()) {
+            dirs.insert(format!("{}/", d.display()));
+            dir = d.parent();
+        }
+    }
+    let mut entries: Vec<Entry> = dirs.into_iter().map(|d| Entry::dir(d, 0o755)).collect();
+    entries.extend(
+        files
+            .into_iter()
+            .map(|(path, data)| Entry::file(path, 0o755, data)),
+    );
+    entries.sort_by(|a, b| a.path.cmp(&b.path));
+    let layer = Layer::with_compression(entries, Compression::Gzip(1));
+    let mut image = Image::new(vec![base.clone(), layer]);
+    let c = &mut image.config;
+    c.env = vec![PATH_ENV.into()];
+    c.cmd = Some(vec!["/usr/local/bin/etcd".into()]);
+    c.exposed_ports = vec!["2379/tcp".into(), "2380/tcp".into()];
+    Ok(image)
 }
 
 /// An image of `layers` layers holding `total_bytes` of pseudo-random (incompressible) data
