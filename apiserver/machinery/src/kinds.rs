@@ -165,6 +165,16 @@ pub const REPLICA_SET: Kind = kind(
     &["all"],
     true,
 );
+pub const JOB: Kind = kind(
+    "batch",
+    "jobs",
+    "job",
+    "Job",
+    "JobList",
+    &[],
+    &["all"],
+    true,
+);
 pub const LEASE: Kind = kind(
     "coordination.k8s.io",
     "leases",
@@ -294,6 +304,7 @@ pub const ALL: &[&Kind] = &[
     &NAMESPACE,
     &DEPLOYMENT,
     &REPLICA_SET,
+    &JOB,
     &LEASE,
     &ENDPOINT_SLICE,
     &ROLE,

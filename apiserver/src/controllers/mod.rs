@@ -1,5 +1,5 @@
 //! Control loops that run inside the apiserver process, as k3s runs them: deployments,
-//! replicasets, the scheduler, endpoints and endpoint slices, garbage collection, node lifecycle,
+//! replicasets, jobs, the scheduler, endpoints and endpoint slices, garbage collection, node lifecycle,
 //! namespace lifecycle, history compaction and event expiry.
 //!
 //! Each controller is level-triggered: shared informers (one list-and-watch per kind, decoded
@@ -12,6 +12,7 @@ pub mod endpoints;
 pub mod events;
 pub mod gc;
 pub mod informer;
+pub mod job;
 pub mod namespace;
 pub mod nodelifecycle;
 pub mod podutil;
@@ -34,6 +35,7 @@ pub async fn start(c: Arc<Catalog>, node: nodelifecycle::Config) {
     let pods = Informer::new(c.pods.clone());
     let replicasets = Informer::new(c.replicasets.clone());
     let deployments = Informer::new(c.deployments.clone());
+    let jobs = Informer::new(c.jobs.clone());
     let nodes = Informer::new(c.nodes.clone());
     let leases = Informer::new(c.leases.clone());
     let services = Informer::new(c.services.clone());
@@ -64,6 +66,7 @@ pub async fn start(c: Arc<Catalog>, node: nodelifecycle::Config) {
         pods.clone(),
         recorder.clone(),
     );
+    let job = job::Controller::new(jobs.clone(), pods.clone(), recorder.clone());
     let sched = scheduler::Scheduler::new(pods.clone(), nodes.clone(), recorder.clone());
     let eps = endpoints::Controller::new(
         services.clone(),
@@ -75,6 +78,7 @@ pub async fn start(c: Arc<Catalog>, node: nodelifecycle::Config) {
         pods.clone(),
         replicasets.clone(),
         deployments.clone(),
+        jobs.clone(),
         services.clone(),
         endpoints.clone(),
         slices.clone(),
@@ -88,6 +92,7 @@ pub async fn start(c: Arc<Catalog>, node: nodelifecycle::Config) {
     tokio::spawn(pods.clone().run());
     tokio::spawn(replicasets.clone().run());
     tokio::spawn(deployments.clone().run());
+    tokio::spawn(jobs.clone().run());
     tokio::spawn(nodes.clone().run());
     tokio::spawn(leases.clone().run());
     tokio::spawn(services.clone().run());
@@ -99,6 +104,7 @@ pub async fn start(c: Arc<Catalog>, node: nodelifecycle::Config) {
     pods.wait_synced().await;
     replicasets.wait_synced().await;
     deployments.wait_synced().await;
+    jobs.wait_synced().await;
     nodes.wait_synced().await;
     leases.wait_synced().await;
     services.wait_synced().await;
@@ -110,6 +116,7 @@ pub async fn start(c: Arc<Catalog>, node: nodelifecycle::Config) {
 
     rs.run();
     deploy.run();
+    job.run();
     sched.run();
     eps.run();
     gc::Collector::start(sources);

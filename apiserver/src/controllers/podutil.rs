@@ -166,6 +166,79 @@ pub fn requests(pod: &Pod) -> BTreeMap<String, i128> {
     sum
 }
 
+/// Records Kubernetes' `SuccessfulCreate` or `FailedCreate` event on `owner` for each result
+/// of creating pods: the newest revision written and the last error.
+pub fn record_creates(
+    results: Vec<crate::error::ApiResult<Pod>>,
+    recorder: &super::events::Recorder,
+    owner: &k8s_openapi::api::core::v1::ObjectReference,
+) -> (i64, Option<crate::error::ApiError>) {
+    let (mut newest, mut failure) = (0, None);
+    for r in results {
+        match r {
+            Ok(pod) => {
+                newest = newest.max(super::informer::revision(&pod.metadata));
+                recorder.normal(
+                    owner.clone(),
+                    "SuccessfulCreate",
+                    format!("Created pod: {}", pod.metadata.name.unwrap_or_default()),
+                );
+            }
+            Err(e) => {
+                recorder.warning(
+                    owner.clone(),
+                    "FailedCreate",
+                    format!("Error creating: {}", e.message),
+                );
+                failure = Some(e);
+            }
+        }
+    }
+    (newest, failure)
+}
+
+/// Deletes the pods `names` of namespace `ns` (each only if it is still the pod the cache
+/// holds, by UID), recording Kubernetes' `SuccessfulDelete` event on `owner` for each: the
+/// newest revision written and the last error (pods already gone are no error).
+pub async fn delete_pods(
+    pods: &super::informer::Informer<crate::registry::kinds::pod::PodKind>,
+    ns: Option<&str>,
+    names: &[String],
+    recorder: &super::events::Recorder,
+    owner: k8s_openapi::api::core::v1::ObjectReference,
+) -> (i64, Option<crate::error::ApiError>) {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{DeleteOptions, Preconditions};
+    let registry = &pods.registry;
+    let results = futures::future::join_all(names.iter().map(|name| {
+        let pod = pods.get(&format!("{}/{name}", ns.unwrap_or_default()));
+        let del = DeleteOptions {
+            preconditions: Some(Preconditions {
+                uid: pod.and_then(|p| p.metadata.uid.clone()),
+                resource_version: None,
+            }),
+            ..Default::default()
+        };
+        async move { (name, registry.delete(ns, name, &del, false).await) }
+    }))
+    .await;
+    let (mut newest, mut failure) = (0, None);
+    for (name, r) in results {
+        match r {
+            Ok(outcome) => {
+                newest = newest.max(super::informer::revision(&outcome.object().metadata));
+                recorder.normal(
+                    owner.clone(),
+                    "SuccessfulDelete",
+                    format!("Deleted pod: {name}"),
+                );
+            }
+            Err(e) if e.code == 404 => {}
+            Err(e) => failure = Some(e),
+        }
+    }
+    (newest, failure)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures::future::join_all;
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetCondition, ReplicaSetStatus};
 use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{DeleteOptions, ObjectMeta, Preconditions};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::events::{reference, Recorder};
 use super::informer::{revision as rev, split_key, Informer};
@@ -257,57 +257,25 @@ impl Controller {
                 let n = batch.min(left);
                 let results =
                     join_all((0..n).map(|_| registry.create(ns, template.clone(), &opts))).await;
-                for r in results {
-                    match r {
-                        Ok(pod) => {
-                            newest = newest.max(rev(&pod.metadata));
-                            self.recorder.normal(
-                                reference(rs.as_ref()),
-                                "SuccessfulCreate",
-                                format!("Created pod: {}", pod.metadata.name.unwrap_or_default()),
-                            );
-                        }
-                        Err(e) => {
-                            self.recorder.warning(
-                                reference(rs.as_ref()),
-                                "FailedCreate",
-                                format!("Error creating: {}", e.message),
-                            );
-                            failure = Some(e);
-                        }
-                    }
-                }
+                let (written, failed) =
+                    podutil::record_creates(results, &self.recorder, &reference(rs.as_ref()));
+                newest = newest.max(written);
+                failure = failed.or(failure);
                 left -= n;
                 batch *= 2;
             }
         }
         if !p.delete.is_empty() {
-            let results = join_all(p.delete.iter().map(|name| {
-                let pod = self.pods.get(&format!("{}/{name}", ns.unwrap_or_default()));
-                let del = DeleteOptions {
-                    preconditions: Some(Preconditions {
-                        uid: pod.and_then(|p| p.metadata.uid.clone()),
-                        resource_version: None,
-                    }),
-                    ..Default::default()
-                };
-                async move { (name, registry.delete(ns, name, &del, false).await) }
-            }))
+            let (written, failed) = podutil::delete_pods(
+                &self.pods,
+                ns,
+                &p.delete,
+                &self.recorder,
+                reference(rs.as_ref()),
+            )
             .await;
-            for (name, r) in results {
-                match r {
-                    Ok(outcome) => {
-                        newest = newest.max(rev(&outcome.object().metadata));
-                        self.recorder.normal(
-                            reference(rs.as_ref()),
-                            "SuccessfulDelete",
-                            format!("Deleted pod: {name}"),
-                        );
-                    }
-                    Err(e) if e.code == 404 => {}
-                    Err(e) => failure = Some(e),
-                }
-            }
+            newest = newest.max(written);
+            failure = failed.or(failure);
         }
         let mut status = p.status.clone();
         if newest > 0 {

@@ -249,6 +249,7 @@ fn typed_both(kind: &str, json: &Value) -> (Value, Vec<u8>) {
         "Namespace" => via::<core::v1::Namespace>(json),
         "Deployment" => via::<apps::v1::Deployment>(json),
         "ReplicaSet" => via::<apps::v1::ReplicaSet>(json),
+        "Job" => via::<k8s_openapi::api::batch::v1::Job>(json),
         "Lease" => via::<coordination::v1::Lease>(json),
         "EndpointSlice" => via::<discovery::v1::EndpointSlice>(json),
         "Role" => via::<rbac::v1::Role>(json),

@@ -494,7 +494,6 @@ fn resource_field_selector(
     }
 }
 
-/// ValidatePodSpec, for pods and pod templates. `restart_policies` are the allowed ones.
 /// The file modes of a configMap, secret, downwardAPI or projected volume: 0 to 0777, as
 /// Kubernetes allows (no setuid, setgid or sticky bits).
 fn file_modes(v: &k8s_openapi::api::core::v1::Volume, vp: &str, errs: &mut FieldErrors) {
@@ -547,6 +546,7 @@ fn file_modes(v: &k8s_openapi::api::core::v1::Volume, vp: &str, errs: &mut Field
     }
 }
 
+/// ValidatePodSpec, for pods and pod templates. `restart_policies` are the allowed ones.
 pub fn validate_pod_spec(
     spec: &PodSpec,
     path: &str,
@@ -754,6 +754,17 @@ pub fn validate_pod_spec(
 
 /// Pod templates of workloads: metadata labels plus a spec whose pods restart `Always`.
 pub fn validate_template(t: &PodTemplateSpec, path: &str, errs: &mut FieldErrors) {
+    validate_template_with(t, path, &["Always"], errs)
+}
+
+/// A pod template whose pods may restart only as `restart_policies` allow (Jobs: OnFailure,
+/// Never).
+pub fn validate_template_with(
+    t: &PodTemplateSpec,
+    path: &str,
+    restart_policies: &[&str],
+    errs: &mut FieldErrors,
+) {
     if let Some(meta) = &t.metadata {
         validation::labels(
             &format!("{path}.metadata.labels"),
@@ -767,7 +778,7 @@ pub fn validate_template(t: &PodTemplateSpec, path: &str, errs: &mut FieldErrors
         );
     }
     match &t.spec {
-        Some(spec) => validate_pod_spec(spec, &format!("{path}.spec"), &["Always"], errs),
+        Some(spec) => validate_pod_spec(spec, &format!("{path}.spec"), restart_policies, errs),
         None => errs.push(FieldError::required(format!("{path}.spec"), "")),
     }
 }

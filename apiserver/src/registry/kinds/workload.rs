@@ -17,6 +17,16 @@ pub fn validate_selector_and_template(
     template: Option<&PodTemplateSpec>,
     errs: &mut FieldErrors,
 ) {
+    validate_selector_and_template_with(selector, template, &["Always"], errs)
+}
+
+/// As [`validate_selector_and_template`], for pods that restart as `restart_policies` allow.
+pub fn validate_selector_and_template_with(
+    selector: &LabelSelector,
+    template: Option<&PodTemplateSpec>,
+    restart_policies: &[&str],
+    errs: &mut FieldErrors,
+) {
     let empty = selector.match_labels.as_ref().is_none_or(|m| m.is_empty())
         && selector
             .match_expressions
@@ -67,7 +77,7 @@ pub fn validate_selector_and_template(
                     ));
                 }
             }
-            pod::validate_template(t, "spec.template", errs);
+            pod::validate_template_with(t, "spec.template", restart_policies, errs);
         }
     }
 }
