@@ -511,7 +511,6 @@ fn watch_child(mut child: std::process::Child, wake: Arc<Notify>) {
 }
 
 /// What of a pod (besides its spec) its downward API volumes write.
-#[derive(PartialEq)]
 struct VolumeMeta {
     labels: Option<BTreeMap<String, String>>,
     annotations: Option<BTreeMap<String, String>>,
@@ -523,6 +522,10 @@ impl VolumeMeta {
             labels: pod.metadata.labels.clone(),
             annotations: pod.metadata.annotations.clone(),
         }
+    }
+
+    fn is_of(&self, pod: &Pod) -> bool {
+        self.labels == pod.metadata.labels && self.annotations == pod.metadata.annotations
     }
 }
 
@@ -831,7 +834,6 @@ impl Worker {
     /// the last attempt failed ([`RETRY`] ago), or [`VOLUME_RESYNC`] passed (token renewal).
     /// Returns how soon the next periodic check is due.
     async fn refresh_volumes(&mut self, pod: &Pod) -> Duration {
-        let meta = VolumeMeta::of(pod);
         let period = if self.mount_failure.is_some() {
             RETRY
         } else {
@@ -843,10 +845,10 @@ impl Worker {
             .sub
             .stale
             .swap(false, std::sync::atomic::Ordering::AcqRel);
-        if !stale && since < period && self.volumes_meta.as_ref() == Some(&meta) {
+        if !stale && since < period && self.volumes_meta.as_ref().is_some_and(|m| m.is_of(pod)) {
             return period - since;
         }
-        self.volumes_meta = Some(meta);
+        self.volumes_meta = Some(VolumeMeta::of(pod));
         let Some(volumes) = self.volumes(pod, Duration::from_secs(1)).await else {
             return RETRY;
         };

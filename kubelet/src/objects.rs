@@ -149,11 +149,6 @@ impl Objects {
         });
     }
 
-    /// How many objects are watched (for tests and metrics).
-    pub fn watched(&self) -> usize {
-        self.entries.lock().expect("objects").len()
-    }
-
     fn start(&self, source: Source, ns: &str, name: &str) -> Entry {
         let (seen, _) = watch::channel(Seen::Unknown);
         let pods: Subscribers = Default::default();

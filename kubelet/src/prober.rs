@@ -305,7 +305,8 @@ pub async fn http_get(
             let reply = one_get(&at, timeout, user_agent)
                 .await
                 .map_err(|e| (url.clone(), e))?;
-            let Some(location) = reply.location.filter(|_| (300..400).contains(&reply.code)) else {
+            let code = reply.answer.code;
+            let Some(location) = reply.location.filter(|_| (300..400).contains(&code)) else {
                 return Ok(reply.answer);
             };
             let Some(next) = at.redirected(&location) else {
@@ -373,7 +374,6 @@ impl HttpGet {
 /// One request's answer and its `Location` header, if any.
 struct Reply {
     answer: Answer,
-    code: u16,
     location: Option<String>,
 }
 
@@ -459,7 +459,6 @@ where
                 code,
                 body: String::from_utf8_lossy(&body).into_owned(),
             },
-            code,
             location,
         })
     }
@@ -500,8 +499,8 @@ fn go_seconds(d: Duration) -> String {
 
 /// The gRPC health protocol (grpc.health.v1.Health/Check) over HTTP/2 without TLS, as
 /// Kubernetes' grpc probe speaks it; SERVING (1) is success. Outcomes are worded as
-/// Kubernetes' gRPC prober words them. Its client dials with `WithBlock`, retrying until the timeout, so any failure to
-/// connect reads as the timeout.
+/// Kubernetes' gRPC prober words them. Its client dials with `WithBlock`, retrying until the
+/// timeout, so any failure to connect reads as the timeout.
 async fn grpc(host: &str, port: u16, service: &str, timeout: Duration) -> Verdict {
     let target = addr(host, port);
     let deadline = tokio::time::Instant::now() + timeout;
@@ -514,21 +513,15 @@ async fn grpc(host: &str, port: u16, service: &str, timeout: Duration) -> Verdic
         .await
         .map_err(|e| e.to_string())
     };
-    let (mut sender, conn) = match tokio::time::timeout_at(deadline, dial).await {
-        Ok(Ok(dialed)) => dialed,
-        Ok(Err(e)) => {
+    let dialed = tokio::time::timeout_at(deadline, dial).await;
+    let Ok(Ok((mut sender, conn))) = dialed else {
+        if let Ok(Err(e)) = &dialed {
             tracing::debug!(%target, error = %e, "gRPC probe: no connection");
-            return Verdict::Failure(format!(
-                "timeout: failed to connect service {target:?} within {}: context deadline exceeded",
-                go_seconds(timeout)
-            ));
         }
-        Err(_) => {
-            return Verdict::Failure(format!(
+        return Verdict::Failure(format!(
             "timeout: failed to connect service {target:?} within {}: context deadline exceeded",
             go_seconds(timeout)
-        ))
-        }
+        ));
     };
     let attempt = async {
         let conn = tokio::spawn(conn);

@@ -189,9 +189,6 @@ impl<K: Kind> Source for Informer<K> {
         self.edit_meta(item, move |m| {
             if let Some(f) = m.finalizers.as_mut() {
                 f.retain(|x| x != finalizer);
-                if f.is_empty() {
-                    m.finalizers = None;
-                }
             }
         })
     }

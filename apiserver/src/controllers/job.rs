@@ -689,10 +689,6 @@ impl Controller {
                 if let Some(f) = pod.metadata.finalizers.as_mut() {
                     f.retain(|f| f != TRACKING_FINALIZER);
                 }
-                // Go's omitempty: no finalizers is no field.
-                if pod.metadata.finalizers.as_ref().is_some_and(Vec::is_empty) {
-                    pod.metadata.finalizers = None;
-                }
                 Ok(pod)
             })
             .await;
@@ -707,13 +703,14 @@ impl Controller {
     async fn release_orphans(
         &self,
         ns: Option<&str>,
+        pods: &[Arc<Pod>],
         name: &str,
         uid: Option<&str>,
     ) -> Result<(), ApiError> {
-        for pod in self.pods.list(ns) {
+        for pod in pods {
             let orphan = podutil::controller_of(&pod.metadata)
                 .is_some_and(|r| r.kind == "Job" && r.name == name && Some(r.uid.as_str()) != uid);
-            if orphan && has_finalizer(&pod) {
+            if orphan && has_finalizer(pod) {
                 self.remove_finalizer(ns, pod.metadata.name.as_deref().unwrap_or_default())
                     .await?;
             }
@@ -749,16 +746,16 @@ impl Controller {
 
     async fn sync(&self, key: &str) -> Result<Option<Duration>, ApiError> {
         let (ns, name) = split_key(key);
+        let pods = self.pods.list(ns);
         let Some(job) = self.jobs.get(key) else {
             self.backoffs.lock().unwrap().remove(key);
-            self.release_orphans(ns, name, None).await?;
+            self.release_orphans(ns, &pods, name, None).await?;
             return Ok(None);
         };
         let span = tracing::debug_span!("job", key);
         let _enter = span.enter();
-        self.release_orphans(ns, name, job.metadata.uid.as_deref())
+        self.release_orphans(ns, &pods, name, job.metadata.uid.as_deref())
             .await?;
-        let pods = self.pods.list(ns);
         let backoff = self
             .backoffs
             .lock()

@@ -17,6 +17,17 @@ use super::{now, validation, Kind, Part, ResourceInfo, WriteOptions};
 use crate::error::{ApiError, ApiResult, FieldError, FieldErrors};
 use crate::store::{EventKind, KeyValue, RangeRequest, Store, StoreError, WatchStream};
 
+/// Go's `omitempty` on metadata's lists: an empty list of finalizers or owner references is
+/// stored (and answered) as no field, as kube-apiserver does, whoever removed the last one.
+fn omit_empty(meta: &mut ObjectMeta) {
+    if meta.finalizers.as_ref().is_some_and(Vec::is_empty) {
+        meta.finalizers = None;
+    }
+    if meta.owner_references.as_ref().is_some_and(Vec::is_empty) {
+        meta.owner_references = None;
+    }
+}
+
 /// The finalizers that the garbage collector acts on.
 pub const ORPHAN_FINALIZER: &str = "orphan";
 pub const FOREGROUND_FINALIZER: &str = "foregroundDeletion";
@@ -422,6 +433,7 @@ impl<K: Kind> Registry<K> {
         }
         self.kind.prepare_for_create(&mut obj);
         self.kind.apply_defaults(&mut obj);
+        omit_empty(obj.metadata_mut());
         for attempt in 0.. {
             if generated {
                 let meta = obj.metadata_mut();
@@ -654,6 +666,7 @@ impl<K: Kind> Registry<K> {
             Part::Ephemeral => self.kind.prepare_for_ephemeral_update(&mut new, &old),
         }
         self.kind.apply_defaults(&mut new);
+        omit_empty(new.metadata_mut());
         let mut errs = Vec::new();
         self.validate_meta(&new, &mut errs);
         validation::object_meta_update(new.metadata(), old.metadata(), &mut errs);
